@@ -1,0 +1,103 @@
+//! A blocking client: connect, send requests, read response frames. No runtime, no threads, so
+//! a client process starts and finishes in well under a millisecond.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use interprocess::local_socket::{prelude::*, GenericFilePath, Stream};
+
+use crate::frame::{self, FrameBuffer, FrameError};
+use crate::{Envelope, Request, Response, MAX_RESPONSE_BYTES, VERSION};
+
+/// Why talking to the daemon failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The socket could not be reached.
+    Connect {
+        /// The socket path tried.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// Reading or writing the socket failed.
+    Io(io::Error),
+    /// The daemon sent something that is not a response frame.
+    Frame(FrameError),
+    /// The daemon closed the connection before answering.
+    Closed,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect { path, source } => write!(
+                f,
+                "cannot connect to asyncmdd at {}: {source} (is the daemon running? \
+                 set --socket or ASYNCMD_SOCKET to its socket)",
+                path.display()
+            ),
+            ClientError::Io(e) => write!(f, "connection to asyncmdd failed: {e}"),
+            ClientError::Frame(e) => write!(f, "bad answer from asyncmdd: {e}"),
+            ClientError::Closed => f.write_str("asyncmdd closed the connection without answering"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// A connection to the daemon.
+pub struct Client {
+    stream: Stream,
+    frames: FrameBuffer,
+    out: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to the socket at `path`.
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let connect_err = |source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        };
+        let name = path.to_fs_name::<GenericFilePath>().map_err(connect_err)?;
+        let stream = Stream::connect(name).map_err(connect_err)?;
+        Ok(Client {
+            stream,
+            frames: FrameBuffer::new(MAX_RESPONSE_BYTES),
+            out: Vec::with_capacity(256),
+        })
+    }
+
+    /// Sends one request.
+    pub fn send(&mut self, req: Request) -> Result<(), ClientError> {
+        self.out.clear();
+        frame::encode(&Envelope { v: VERSION, req }, &mut self.out).map_err(ClientError::Frame)?;
+        self.stream.write_all(&self.out).map_err(ClientError::Io)
+    }
+
+    /// Waits for the next response frame.
+    pub fn recv(&mut self) -> Result<Response, ClientError> {
+        loop {
+            if let Some(f) = self.frames.next_frame().map_err(ClientError::Frame)? {
+                return frame::decode(f).map_err(ClientError::Frame);
+            }
+            let n = self.stream.read(self.frames.spare()).map_err(ClientError::Io)?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.frames.filled(n);
+        }
+    }
+
+    /// Sends `req` and waits for its (first) response.
+    pub fn call(&mut self, req: Request) -> Result<Response, ClientError> {
+        self.send(req)?;
+        self.recv()
+    }
+
+    /// The underlying stream, to poll it beside other descriptors.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+}

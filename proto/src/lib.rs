@@ -1,0 +1,35 @@
+//! Wire protocol of asyncmd: the requests clients send to `asyncmdd`, the responses and journal
+//! entries it sends back, and the newline-delimited JSON framing with its hard size limits.
+//!
+//! This crate holds types and framing only: no sockets policy, no business logic. It builds
+//! `no_std` with `alloc` (disable the default `std` feature) so the embedded agent speaks the same
+//! types; with `std` it adds the shared text formats ([`text`]), the default socket path
+//! ([`endpoint`]) and a small blocking client ([`client`]).
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub mod frame;
+pub mod journal;
+pub mod request;
+pub mod unit;
+
+#[cfg(feature = "std")]
+pub mod client;
+#[cfg(feature = "std")]
+pub mod endpoint;
+#[cfg(feature = "std")]
+pub mod text;
+
+pub use journal::{Entry, JournalQuery, Level};
+pub use request::{ActionOutcome, ActionResult, Envelope, ErrorCode, Request, Response};
+pub use unit::{ExitResult, UnitState, UnitStatus, UnitType};
+
+/// Protocol version spoken by this build; requests carrying another one are refused.
+pub const VERSION: u32 = 1;
+
+/// Largest request frame the daemon accepts, newline included.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Largest response frame a client accepts, newline included.
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;

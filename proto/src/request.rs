@@ -1,0 +1,153 @@
+//! Requests, responses and their envelope.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::{Entry, JournalQuery};
+use crate::unit::{UnitStatus, UnitSummary};
+
+/// A request as framed on the wire: the protocol version beside the request itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Protocol version of the sender ([`crate::VERSION`]).
+    pub v: u32,
+    /// What is asked.
+    pub req: Request,
+}
+
+/// What a client asks the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Status of the units matching `patterns` (all when empty), each with up to `lines` of its
+    /// newest journal entries.
+    Status {
+        /// Unit names or globs; `hello` also matches `hello.service`.
+        #[serde(default)]
+        patterns: Vec<String>,
+        /// Journal lines to attach to each unit.
+        #[serde(default)]
+        lines: u32,
+    },
+    /// One summary row per unit matching `patterns` (all when empty).
+    List {
+        /// Unit names or globs.
+        #[serde(default)]
+        patterns: Vec<String>,
+    },
+    /// Start the matching units.
+    Start {
+        /// Unit names or globs.
+        units: Vec<String>,
+    },
+    /// Stop the matching units.
+    Stop {
+        /// Unit names or globs.
+        units: Vec<String>,
+    },
+    /// Stop then start the matching units.
+    Restart {
+        /// Unit names or globs.
+        units: Vec<String>,
+    },
+    /// Read (and possibly follow) the journal.
+    Journal(JournalQuery),
+}
+
+impl Request {
+    /// Whether the request changes the daemon's state (and so needs a privileged peer).
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. }
+        )
+    }
+}
+
+/// What the daemon answers; a journal query is answered by a stream of frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status {
+        /// The matching units, in name order.
+        units: Vec<UnitStatus>,
+    },
+    /// Answer to [`Request::List`].
+    List {
+        /// The matching units, in name order.
+        units: Vec<UnitSummary>,
+    },
+    /// Answer to start/stop/restart: one result per matched unit.
+    Actions {
+        /// Outcome per unit.
+        results: Vec<ActionResult>,
+    },
+    /// A batch of journal entries, oldest first.
+    Entries {
+        /// Host name the entries were logged on.
+        host: String,
+        /// The entries.
+        entries: Vec<Entry>,
+        /// Entries that matched nothing yet were lost because this reader fell behind the ring.
+        #[serde(default)]
+        missed: u64,
+    },
+    /// End of a journal answer that does not follow.
+    End {
+        /// Sequence number the next entry will carry: resume a later read from here.
+        next_seq: u64,
+    },
+    /// The request failed as a whole.
+    Error {
+        /// Machine-readable class of the failure.
+        code: ErrorCode,
+        /// What went wrong, for a person.
+        message: String,
+    },
+}
+
+/// Class of a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The frame was not a valid request.
+    BadRequest,
+    /// The frame was larger than [`crate::MAX_REQUEST_BYTES`].
+    TooLarge,
+    /// The request's protocol version is not spoken here.
+    Version,
+    /// A named unit does not exist.
+    NoSuchUnit,
+    /// The peer may read but not change.
+    PermissionDenied,
+    /// The daemon is at its client limit.
+    Busy,
+    /// The daemon failed to carry the request out.
+    Internal,
+}
+
+/// Outcome of an action on one unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionResult {
+    /// Unit name (or the pattern that matched nothing).
+    pub unit: String,
+    /// What happened.
+    pub outcome: ActionOutcome,
+    /// Details for a person, empty when there is nothing to add.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// What an action did to one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionOutcome {
+    /// Done as asked.
+    Ok,
+    /// No unit by that name or pattern.
+    NoSuchUnit,
+    /// The unit exists but the action failed (see the message).
+    Failed,
+}

@@ -1,0 +1,149 @@
+//! Text formats shared by the clients: times as asyncmd prints them and the journal line
+//! `2026-11-25 10:00:19 [host] [INFO] [hello.service] LED 3 toggled!`.
+
+use std::fmt::Write as _;
+
+use chrono::{Local, TimeZone};
+
+use crate::journal::{Entry, Level};
+
+/// ANSI styles used when colour is on.
+pub mod ansi {
+    /// Bold red, for failures.
+    pub const RED: &str = "\x1b[31;1m";
+    /// Bold green, for running units.
+    pub const GREEN: &str = "\x1b[32;1m";
+    /// Bright green, for the running dot.
+    pub const BRIGHT_GREEN: &str = "\x1b[92m";
+    /// Bold yellow, for stopped units and warnings.
+    pub const YELLOW: &str = "\x1b[33;1m";
+    /// Cyan, for scheduled units.
+    pub const CYAN: &str = "\x1b[36m";
+    /// Bold, for headers.
+    pub const BOLD: &str = "\x1b[1m";
+    /// Back to plain.
+    pub const RESET: &str = "\x1b[0m";
+}
+
+/// Current wall-clock time, µs since the Unix epoch.
+pub fn now_us() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_micros() as i64
+}
+
+/// `2026-11-25 10:00:19` in the local time zone.
+pub fn local_time(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    match Local.timestamp_opt(secs, 0).single() {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => String::from("????-??-?? ??:??:??"),
+    }
+}
+
+/// How long ago `then_us` was, as asyncmd says it: `4 s ago`, `00:02:31 ago`, `2 days, 03:00:00 ago`.
+pub fn ago(now_us: i64, then_us: i64) -> String {
+    let secs = (now_us - then_us).max(0) / 1_000_000;
+    format!("{} ago", duration(secs))
+}
+
+/// A span of whole seconds: `4 s`, `00:02:31`, `1 day, 00:00:05`.
+pub fn duration(secs: i64) -> String {
+    if secs < 60 {
+        return format!("{secs} s");
+    }
+    let (d, rem) = (secs / 86_400, secs % 86_400);
+    let hms = format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    match d {
+        0 => hms,
+        1 => format!("1 day, {hms}"),
+        _ => format!("{d} days, {hms}"),
+    }
+}
+
+/// Formats journal lines, caching the rendered time of the current second (entries come in
+/// bursts within one second, and rendering a local time is the costly part of a line).
+#[derive(Default)]
+pub struct EntryFormatter {
+    color: bool,
+    cached_sec: Option<i64>,
+    cached: String,
+}
+
+impl EntryFormatter {
+    /// A formatter; `color` turns on ANSI colour for warning and error levels.
+    pub fn new(color: bool) -> Self {
+        EntryFormatter {
+            color,
+            ..Default::default()
+        }
+    }
+
+    fn time(&mut self, us: i64) -> &str {
+        let sec = us.div_euclid(1_000_000);
+        if self.cached_sec != Some(sec) {
+            self.cached = local_time(us);
+            self.cached_sec = Some(sec);
+        }
+        &self.cached
+    }
+
+    /// Appends `entry` as a line (with its newline) to `out`.
+    pub fn short(&mut self, out: &mut String, host: &str, entry: &Entry) {
+        let color = self.color;
+        out.push_str(self.time(entry.time_us));
+        out.push_str(" [");
+        out.push_str(host);
+        out.push_str("] [");
+        let style = match entry.level {
+            Level::Error | Level::Critical if color => Some(ansi::RED),
+            Level::Warning if color => Some(ansi::YELLOW),
+            _ => None,
+        };
+        match style {
+            Some(s) => {
+                let _ = write!(out, "{s}{}{}", entry.level.as_str(), ansi::RESET);
+            }
+            None => out.push_str(entry.level.as_str()),
+        }
+        out.push_str("] [");
+        out.push_str(&entry.unit);
+        out.push_str("] ");
+        out.push_str(&entry.msg);
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_asyncmd() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(59), "59 s");
+        assert_eq!(duration(151), "00:02:31");
+        assert_eq!(duration(86_405), "1 day, 00:00:05");
+        assert_eq!(duration(3 * 86_400 + 3600), "3 days, 01:00:00");
+        assert_eq!(ago(10_000_000, 6_000_000), "4 s ago");
+        assert_eq!(ago(0, 5_000_000), "0 s ago");
+    }
+
+    #[test]
+    fn entry_line_has_the_contract_shape() {
+        let e = Entry {
+            seq: 1,
+            time_us: 1_764_064_819_000_000,
+            mono_us: 0,
+            level: Level::Info,
+            unit: "hello.service".into(),
+            msg: "LED 3 toggled!".into(),
+        };
+        let mut out = String::new();
+        EntryFormatter::new(false).short(&mut out, "box", &e);
+        let time = local_time(e.time_us);
+        assert_eq!(out, format!("{time} [box] [INFO] [hello.service] LED 3 toggled!\n"));
+        assert_eq!(time.len(), 19);
+    }
+}

@@ -1,0 +1,206 @@
+//! Unit status as it crosses the wire.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::journal::Entry;
+
+/// What kind of service a unit is, as declared by `type` in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitType {
+    /// Boots before every other unit.
+    Core,
+    /// A long-running service; ready once spawned.
+    #[default]
+    Runtime,
+    /// Runs on a schedule.
+    Schedule,
+    /// Runs to completion; ready once it exits 0.
+    Oneshot,
+    /// Signals readiness with `READY=1`.
+    Notify,
+}
+
+impl UnitType {
+    /// The name used in unit files and status (`runtime`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitType::Core => "core",
+            UnitType::Runtime => "runtime",
+            UnitType::Schedule => "schedule",
+            UnitType::Oneshot => "oneshot",
+            UnitType::Notify => "notify",
+        }
+    }
+}
+
+/// Lifecycle state of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitState {
+    /// Never started since boot (disabled, or not loaded).
+    Inactive,
+    /// Being spawned.
+    Starting,
+    /// Its process is alive.
+    Running,
+    /// Being stopped.
+    Stopping,
+    /// Ran to completion with exit status 0.
+    Done,
+    /// Failed to start, or exited with an error.
+    Failed,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl UnitState {
+    /// The word shown in status lines (`running`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitState::Inactive => "inactive",
+            UnitState::Starting => "starting",
+            UnitState::Running => "running",
+            UnitState::Stopping => "stopping",
+            UnitState::Done => "done",
+            UnitState::Failed => "failed",
+            UnitState::Stopped => "stopped",
+        }
+    }
+
+    /// systemctl's ACTIVE column: `active`, `activating`, `deactivating`, `failed` or `inactive`.
+    pub fn active_word(self) -> &'static str {
+        match self {
+            UnitState::Running => "active",
+            UnitState::Starting => "activating",
+            UnitState::Stopping => "deactivating",
+            UnitState::Failed => "failed",
+            UnitState::Inactive | UnitState::Done | UnitState::Stopped => "inactive",
+        }
+    }
+
+    /// Whether the unit counts as running for exit codes (systemctl's "active").
+    pub fn is_active(self) -> bool {
+        matches!(self, UnitState::Running | UnitState::Stopping)
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ExitResult {
+    /// It exited with this status.
+    Exited {
+        /// Exit status.
+        code: i32,
+    },
+    /// A signal ended it.
+    Killed {
+        /// Signal number.
+        signal: i32,
+        /// Signal name, such as `SIGTERM`.
+        name: String,
+        /// Whether it dumped core.
+        #[serde(default)]
+        core_dumped: bool,
+    },
+}
+
+impl ExitResult {
+    /// Whether this is a clean exit (status 0).
+    pub fn success(&self) -> bool {
+        matches!(self, ExitResult::Exited { code: 0 })
+    }
+}
+
+/// Everything status shows about one unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitStatus {
+    /// Unit name, `hello.service`.
+    pub name: String,
+    /// The file it was loaded from, as the daemon was told to find it.
+    pub source: String,
+    /// `description` from the unit file.
+    #[serde(default)]
+    pub description: String,
+    /// `version` from the unit file.
+    #[serde(default)]
+    pub version: String,
+    /// `docs` from the unit file.
+    #[serde(default)]
+    pub docs: String,
+    /// `type` from the unit file.
+    #[serde(rename = "type", default)]
+    pub kind: UnitType,
+    /// Whether `services.config` enables it.
+    pub enabled: bool,
+    /// Why the unit could not be loaded, when it could not.
+    #[serde(default)]
+    pub load_error: Option<String>,
+    /// Current state.
+    pub state: UnitState,
+    /// When the current state began (µs since the Unix epoch).
+    #[serde(default)]
+    pub since_us: Option<i64>,
+    /// When the last run started (µs since the Unix epoch).
+    #[serde(default)]
+    pub started_us: Option<i64>,
+    /// When the last run ended (µs since the Unix epoch).
+    #[serde(default)]
+    pub done_us: Option<i64>,
+    /// Main process ID while running.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// How the last run ended.
+    #[serde(default)]
+    pub result: Option<ExitResult>,
+    /// Why the last start failed, when it failed before the process ran.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The last stderr lines of the last run.
+    #[serde(default)]
+    pub traceback: Vec<String>,
+    /// Resident memory of the main process, in bytes.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// CPU time used by the main process, in µs.
+    #[serde(default)]
+    pub cpu_us: Option<u64>,
+    /// How many times it was started since the daemon booted.
+    #[serde(default)]
+    pub starts: u32,
+    /// The full command line, `exec` plus `args` from `services.config`.
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// `args` from `services.config`.
+    #[serde(default)]
+    pub args: Vec<Value>,
+    /// `kwargs` from `services.config`.
+    #[serde(default)]
+    pub kwargs: Map<String, Value>,
+    /// The newest journal entries of the unit, oldest first, when asked for.
+    #[serde(default)]
+    pub journal: Vec<Entry>,
+    /// Host the journal entries were logged on.
+    #[serde(default)]
+    pub host: String,
+}
+
+/// One row of `asyncmctl list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitSummary {
+    /// Unit name.
+    pub name: String,
+    /// Whether `services.config` enables it.
+    pub enabled: bool,
+    /// Whether the file loaded.
+    pub loaded: bool,
+    /// Current state.
+    pub state: UnitState,
+    /// `description` from the unit file.
+    #[serde(default)]
+    pub description: String,
+}
