@@ -82,7 +82,10 @@ impl Client {
             if let Some(f) = self.frames.next_frame().map_err(ClientError::Frame)? {
                 return frame::decode(f).map_err(ClientError::Frame);
             }
-            let n = self.stream.read(self.frames.spare()).map_err(ClientError::Io)?;
+            let n = self
+                .stream
+                .read(self.frames.spare())
+                .map_err(ClientError::Io)?;
             if n == 0 {
                 return Err(ClientError::Closed);
             }

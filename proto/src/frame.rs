@@ -105,7 +105,9 @@ impl FrameBuffer {
         }
         if self.end == self.buf.len() {
             // Grow up to one byte past the limit, enough to tell an oversized frame.
-            let new_len = (self.buf.len() * 2).min(self.limit + 1).max(self.buf.len() + 1);
+            let new_len = (self.buf.len() * 2)
+                .min(self.limit + 1)
+                .max(self.buf.len() + 1);
             self.buf.resize(new_len, 0);
         }
         &mut self.buf[self.end..]

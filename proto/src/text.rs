@@ -143,7 +143,10 @@ mod tests {
         let mut out = String::new();
         EntryFormatter::new(false).short(&mut out, "box", &e);
         let time = local_time(e.time_us);
-        assert_eq!(out, format!("{time} [box] [INFO] [hello.service] LED 3 toggled!\n"));
+        assert_eq!(
+            out,
+            format!("{time} [box] [INFO] [hello.service] LED 3 toggled!\n")
+        );
         assert_eq!(time.len(), 19);
     }
 }

@@ -1,0 +1,178 @@
+//! Capture of a process's output into the journal: bytes become lines, lines become entries.
+//!
+//! Partial lines wait for their end (up to [`MAX_MESSAGE`] bytes, then they are cut), binary
+//! output is stored as is and shown with replacement characters, and a syslog prefix such as
+//! `<4>` sets the level. Reads go into one fixed buffer, so a flood costs no memory.
+
+use std::sync::Arc;
+
+use asyncmd_proto::Level;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::journal::{Journal, Line, UnitId, MAX_MESSAGE};
+
+/// Bytes read from a pipe at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The level a line's `<N>` syslog prefix gives, and the line without it.
+pub fn syslog_level(line: &[u8], default: Level) -> (Level, &[u8]) {
+    match line {
+        [b'<', d @ b'0'..=b'7', b'>', rest @ ..] => (Level::from_syslog(d - b'0'), rest),
+        _ => (default, line),
+    }
+}
+
+/// Calls `f` with each complete line of `data` (without `\n` or a trailing `\r`), cutting
+/// lines longer than `max`; at `eof` the unterminated rest is a line too. Returns the bytes
+/// consumed: the rest is an incomplete line to keep for the next call.
+pub fn split_lines(data: &[u8], max: usize, eof: bool, mut f: impl FnMut(&[u8])) -> usize {
+    let mut start = 0;
+    while start < data.len() {
+        let window = &data[start..data.len().min(start + max + 1)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let line = &data[start..start + i];
+                f(line.strip_suffix(b"\r").unwrap_or(line));
+                start += i + 1;
+            }
+            None if data.len() - start >= max => {
+                f(&data[start..start + max]);
+                start += max;
+            }
+            None if eof => {
+                f(&data[start..]);
+                start = data.len();
+            }
+            None => break,
+        }
+    }
+    start
+}
+
+/// Reads `pipe` to its end, logging each line to `journal` as `unit` at `default` level (or the
+/// line's syslog level). `tap` sees each batch of lines too (for a traceback of stderr).
+pub async fn capture<R: AsyncRead + Unpin>(
+    mut pipe: R,
+    journal: Arc<Journal>,
+    unit: UnitId,
+    default: Level,
+    mut tap: impl FnMut(&[Line<'_>]),
+) {
+    let mut buf = vec![0u8; READ_CHUNK + MAX_MESSAGE];
+    let mut filled = 0;
+    let mut spans: Vec<(Level, usize, usize)> = Vec::new();
+    loop {
+        let n = match pipe.read(&mut buf[filled..]).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => 0,
+        };
+        let eof = n == 0;
+        filled += n;
+        spans.clear();
+        let base = buf.as_ptr() as usize;
+        let used = split_lines(&buf[..filled], MAX_MESSAGE, eof, |line| {
+            let (level, msg) = syslog_level(line, default);
+            let off = msg.as_ptr() as usize - base;
+            spans.push((level, off, off + msg.len()));
+        });
+        if !spans.is_empty() {
+            let lines: Vec<Line<'_>> = spans
+                .iter()
+                .map(|&(level, a, b)| Line {
+                    level,
+                    msg: &buf[a..b],
+                })
+                .collect();
+            journal.append(
+                unit,
+                lines.iter().map(|l| Line {
+                    level: l.level,
+                    msg: l.msg,
+                }),
+            );
+            tap(&lines);
+        }
+        buf.copy_within(used..filled, 0);
+        filled -= used;
+        if eof {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(data: &[u8], max: usize, eof: bool) -> (Vec<Vec<u8>>, usize) {
+        let mut out = Vec::new();
+        let used = split_lines(data, max, eof, |l| out.push(l.to_vec()));
+        (out, used)
+    }
+
+    #[test]
+    fn splits_and_keeps_the_partial_rest() {
+        let (l, used) = lines(b"a\nbb\r\ncc", 100, false);
+        assert_eq!(l, vec![b"a".to_vec(), b"bb".to_vec()]);
+        assert_eq!(used, 6);
+        let (l, used) = lines(b"cc", 100, true);
+        assert_eq!(l, vec![b"cc".to_vec()]);
+        assert_eq!(used, 2);
+        let (l, _) = lines(b"\n\n", 100, false);
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn cuts_overlong_lines() {
+        let (l, used) = lines(b"0123456789abc", 5, false);
+        assert_eq!(l, vec![b"01234".to_vec(), b"56789".to_vec()]);
+        assert_eq!(used, 10);
+        let (l, _) = lines(b"01234\n", 5, false);
+        assert_eq!(l, vec![b"01234".to_vec()]);
+    }
+
+    #[test]
+    fn syslog_prefix_sets_level() {
+        assert_eq!(
+            syslog_level(b"<4>careful", Level::Info),
+            (Level::Warning, &b"careful"[..])
+        );
+        assert_eq!(
+            syslog_level(b"<3>bad", Level::Info),
+            (Level::Error, &b"bad"[..])
+        );
+        assert_eq!(
+            syslog_level(b"<7>dbg", Level::Error),
+            (Level::Debug, &b"dbg"[..])
+        );
+        assert_eq!(
+            syslog_level(b"<9>x", Level::Info),
+            (Level::Info, &b"<9>x"[..])
+        );
+        assert_eq!(
+            syslog_level(b"plain", Level::Error),
+            (Level::Error, &b"plain"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn captures_binary_and_partial_output() {
+        let journal = Arc::new(Journal::new(1 << 16, "h"));
+        let id = journal.unit_id("t.service");
+        let data: &[u8] = b"one\n\xff\xfebin\n<4>warn\nno newline";
+        let mut tapped = 0;
+        capture(data, journal.clone(), id, Level::Info, |l| {
+            tapped += l.len()
+        })
+        .await;
+        assert_eq!(tapped, 4);
+        let mut out = Vec::new();
+        journal.with_ring(|r| r.read(&mut r.oldest(), &mut out, usize::MAX));
+        let recs: Vec<_> = crate::journal::records(&out).collect();
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[1].msg, b"\xff\xfebin");
+        assert_eq!(recs[2].level, Level::Warning);
+        assert_eq!(recs[3].msg, b"no newline");
+    }
+}

@@ -1,0 +1,9 @@
+//! The asyncmd runtime: unit files, boot order, the supervisor of service processes, the ring
+//! journal and the control server that `asyncmctl` and `asyncmjournal` talk to. The `asyncmdd`
+//! binary wires these together; a tokio application can use them as a library.
+
+pub mod capture;
+pub mod config;
+pub mod journal;
+pub mod pattern;
+pub mod unit;

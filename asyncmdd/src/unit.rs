@@ -1,0 +1,433 @@
+//! Unit files: `units/NAME.service` in TOML, parsed into a [`Unit`].
+//!
+//! Unknown keys, wrong types and bad values are errors that name the file, line and column, so
+//! a typo never silently changes what runs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use asyncmd_proto::UnitType;
+use serde::{Deserialize, Deserializer};
+
+/// Suffix every unit file name carries.
+pub const SUFFIX: &str = ".service";
+
+/// What a unit runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Run {
+    /// A process: program and arguments.
+    Exec(Vec<String>),
+    /// An in-process service of the runtime, by name.
+    Builtin(String),
+}
+
+/// When a unit is restarted after it ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Never.
+    #[default]
+    No,
+    /// When it fails.
+    OnFailure,
+    /// Whenever it ends.
+    Always,
+}
+
+/// A unit's `[schedule]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Schedule {
+    /// First run this long after boot.
+    pub start_in: Option<Duration>,
+    /// Repeat at this interval.
+    pub every: Option<Duration>,
+    /// Wall-clock time (`HH:MM[:SS]` daily, or an RFC 3339 instant).
+    pub at: Option<String>,
+}
+
+/// A parsed unit file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    /// `hello.service`.
+    pub name: String,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// `[unit] description`.
+    pub description: String,
+    /// `[unit] version`.
+    pub version: String,
+    /// `[unit] docs`.
+    pub docs: String,
+    /// `[unit] type`.
+    pub kind: UnitType,
+    /// Units that must be up first.
+    pub requires: Vec<String>,
+    /// Units to start after, when they are started at all.
+    pub after: Vec<String>,
+    /// Lower boots first among units ready together.
+    pub priority: i32,
+    /// What runs.
+    pub run: Run,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Working directory, resolved against the unit file's directory.
+    pub workdir: Option<PathBuf>,
+    /// Restart policy.
+    pub restart: Restart,
+    /// How long `stop` waits after SIGTERM before SIGKILL.
+    pub stop_timeout: Duration,
+    /// Watchdog interval for notify units.
+    pub watchdog: Option<Duration>,
+    /// The schedule, if any.
+    pub schedule: Option<Schedule>,
+}
+
+/// Default time a stopping service gets between SIGTERM and SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A unit file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitError {
+    /// The file, as given.
+    pub file: PathBuf,
+    /// 1-based line and column, where known.
+    pub at: Option<(usize, usize)>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for UnitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.at {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for UnitError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    unit: UnitSection,
+    service: ServiceSection,
+    schedule: Option<ScheduleSection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UnitSection {
+    #[serde(default)]
+    description: String,
+    #[serde(default, deserialize_with = "string_or_number")]
+    version: String,
+    #[serde(default)]
+    docs: String,
+    #[serde(rename = "type", default)]
+    kind: UnitType,
+    #[serde(default)]
+    requires: Vec<String>,
+    #[serde(default)]
+    after: Vec<String>,
+    #[serde(default)]
+    priority: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceSection {
+    exec: Option<Vec<String>>,
+    builtin: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    workdir: Option<PathBuf>,
+    #[serde(default)]
+    restart: Restart,
+    #[serde(default, deserialize_with = "duration")]
+    stop_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    watchdog: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleSection {
+    #[serde(default, deserialize_with = "duration")]
+    start_in: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    every: Option<Duration>,
+    at: Option<String>,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration '{s}': {e} (write e.g. \"5s\", \"100ms\", \"2m\")"
+        ))
+    })
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        S(String),
+        I(i64),
+        F(f64),
+    }
+    Ok(match V::deserialize(d)? {
+        V::S(s) => s,
+        V::I(i) => i.to_string(),
+        V::F(f) => f.to_string(),
+    })
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Whether `name` is a valid unit name: `NAME.service` with letters, digits and `_-.@:`.
+pub fn valid_name(name: &str) -> bool {
+    match name.strip_suffix(SUFFIX) {
+        Some(stem) => {
+            !stem.is_empty()
+                && stem
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.@:".contains(c))
+        }
+        None => false,
+    }
+}
+
+/// Parses the text of unit file `source` as unit `name`.
+pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
+    let err = |at, message: String| UnitError {
+        file: source.to_path_buf(),
+        at,
+        message,
+    };
+    if !valid_name(name) {
+        return Err(err(
+            None,
+            format!(
+                "'{name}' is not a valid unit name (NAME.service, with letters, digits and _-.@:)"
+            ),
+        ));
+    }
+    let file: File = toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|s| line_col(text, s.start));
+        err(at, e.message().trim().replace('\n', " "))
+    })?;
+    let key_at = |key: &str| {
+        text.find(&format!("{key} "))
+            .or_else(|| text.find(&format!("{key}=")))
+            .map(|o| line_col(text, o))
+    };
+    let s = file.service;
+    let run = match (s.exec, s.builtin) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                key_at("builtin"),
+                "[service] has both exec and builtin: keep one".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(err(
+                None,
+                "[service] needs exec = [\"program\", ...] or builtin = \"name\"".into(),
+            ))
+        }
+        (Some(argv), None) if argv.is_empty() || argv[0].is_empty() => {
+            return Err(err(
+                key_at("exec"),
+                "exec is empty: name the program to run".into(),
+            ))
+        }
+        (Some(argv), None) => Run::Exec(argv),
+        (None, Some(b)) => Run::Builtin(b),
+    };
+    for key in s.env.keys() {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return Err(err(
+                key_at("env"),
+                format!("env has an invalid variable name '{key}'"),
+            ));
+        }
+    }
+    for dep in file.unit.requires.iter().chain(&file.unit.after) {
+        if !valid_name(dep) {
+            return Err(err(
+                key_at(if file.unit.requires.contains(dep) {
+                    "requires"
+                } else {
+                    "after"
+                }),
+                format!("'{dep}' is not a unit name (NAME.service)"),
+            ));
+        }
+    }
+    let dir = source.parent().unwrap_or(Path::new("."));
+    Ok(Unit {
+        name: name.to_string(),
+        source: source.to_path_buf(),
+        description: file.unit.description,
+        version: file.unit.version,
+        docs: file.unit.docs,
+        kind: file.unit.kind,
+        requires: file.unit.requires,
+        after: file.unit.after,
+        priority: file.unit.priority,
+        run,
+        env: s.env,
+        workdir: s.workdir.map(|w| dir.join(w)),
+        restart: s.restart,
+        stop_timeout: s.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+        watchdog: s.watchdog,
+        schedule: file.schedule.map(|sc| Schedule {
+            start_in: sc.start_in,
+            every: sc.every,
+            at: sc.at,
+        }),
+    })
+}
+
+/// Reads and parses one unit file; its name is the file name.
+pub fn load(path: &Path) -> Result<Unit, UnitError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = std::fs::read_to_string(path).map_err(|e| UnitError {
+        file: path.to_path_buf(),
+        at: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&name, path, &text)
+}
+
+/// The unit files of `dir` (`*.service`), sorted by name.
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.to_string_lossy().ends_with(SUFFIX))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Unit, UnitError> {
+        parse("t.service", Path::new("units/t.service"), text)
+    }
+
+    #[test]
+    fn parses_every_contract_key() {
+        let u = p(r#"
+[unit]
+description = "Hello example runner"
+version = "1.0"
+docs = "https://example.org/hello"
+type = "runtime"
+requires = ["hello_core.service"]
+after = ["network.service"]
+priority = 10
+
+[service]
+exec = ["sh", "-c", "echo hi"]
+env = { LED = "3" }
+workdir = "."
+restart = "on-failure"
+stop_timeout = "5s"
+watchdog = "10s"
+
+[schedule]
+start_in = "20s"
+every = "60s"
+at = "07:30"
+"#)
+        .unwrap();
+        assert_eq!(u.description, "Hello example runner");
+        assert_eq!(u.kind, UnitType::Runtime);
+        assert_eq!(u.requires, vec!["hello_core.service"]);
+        assert_eq!(u.priority, 10);
+        assert_eq!(
+            u.run,
+            Run::Exec(vec!["sh".into(), "-c".into(), "echo hi".into()])
+        );
+        assert_eq!(u.env["LED"], "3");
+        assert_eq!(u.workdir, Some(PathBuf::from("units/.")));
+        assert_eq!(u.restart, Restart::OnFailure);
+        assert_eq!(u.stop_timeout, Duration::from_secs(5));
+        assert_eq!(u.watchdog, Some(Duration::from_secs(10)));
+        let s = u.schedule.unwrap();
+        assert_eq!(s.every, Some(Duration::from_secs(60)));
+        assert_eq!(s.at.as_deref(), Some("07:30"));
+    }
+
+    #[test]
+    fn minimal_unit_takes_defaults() {
+        let u = p("[service]\nbuiltin = \"hello\"\n").unwrap();
+        assert_eq!(u.run, Run::Builtin("hello".into()));
+        assert_eq!(u.kind, UnitType::Runtime);
+        assert_eq!(u.stop_timeout, DEFAULT_STOP_TIMEOUT);
+    }
+
+    #[test]
+    fn unknown_key_names_key_file_and_line() {
+        let e = p("[unit]\ndescription = \"x\"\n\n[service]\nexce = [\"true\"]\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("units/t.service:5:1: "), "{s}");
+        assert!(s.contains("unknown field `exce`"), "{s}");
+    }
+
+    #[test]
+    fn bad_values_are_located() {
+        let e = p("[service]\nexec = [\"true\"]\nstop_timeout = \"soon\"\n").unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(3), "{e}");
+        assert!(e.message.contains("invalid duration 'soon'"), "{e}");
+        let e = p("[unit]\ntype = \"daemon\"\n[service]\nexec = [\"true\"]\n").unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(2), "{e}");
+        assert!(e.message.contains("daemon"), "{e}");
+        let e = p("[service\nexec = 1").unwrap_err();
+        assert!(e.at.is_some(), "{e}");
+    }
+
+    #[test]
+    fn needs_exactly_one_of_exec_and_builtin() {
+        assert!(p("[service]\n").unwrap_err().message.contains("needs exec"));
+        assert!(p("[service]\nexec = [\"a\"]\nbuiltin = \"b\"\n")
+            .unwrap_err()
+            .message
+            .contains("both"));
+        assert!(p("[service]\nexec = []\n")
+            .unwrap_err()
+            .message
+            .contains("empty"));
+        assert!(p("[unit]\n[service]\nexec=[\"x\"]\n[extra]\n").is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(valid_name("hello.service"));
+        assert!(valid_name("blink@1.service"));
+        assert!(!valid_name("hello"));
+        assert!(!valid_name(".service"));
+        assert!(!valid_name("a b.service"));
+        let e = p("[unit]\nrequires = [\"core\"]\n[service]\nexec=[\"x\"]\n").unwrap_err();
+        assert!(e.message.contains("'core' is not a unit name"), "{e}");
+    }
+}
