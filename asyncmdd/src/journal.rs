@@ -24,6 +24,13 @@ pub const MIN_BUDGET: usize = 4 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UnitId(u32);
 
+impl UnitId {
+    /// Position in the name table (ids are handed out from 0 upwards).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// Where a reader is: the next sequence number it wants and the offset it should be at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {

@@ -2,8 +2,13 @@
 //! journal and the control server that `asyncmctl` and `asyncmjournal` talk to. The `asyncmdd`
 //! binary wires these together; a tokio application can use them as a library.
 
+pub mod boot;
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod journal;
 pub mod pattern;
+pub mod process;
+pub mod server;
+pub mod supervisor;
 pub mod unit;

@@ -1,1 +1,78 @@
-fn main() {}
+//! `asyncmdd`: the asyncmd daemon. Parses its command line and runs [`asyncmdd::daemon`].
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use asyncmd_proto::endpoint;
+use asyncmdd::daemon::{self, Options};
+use asyncmdd::journal::parse_size;
+use clap::Parser;
+
+/// Boots services from unit files, supervises them, keeps their logs in a RAM ring journal and
+/// answers asyncmctl and asyncmjournal on a local socket.
+#[derive(Parser)]
+#[command(name = "asyncmdd", version)]
+struct Cli {
+    /// Directory of unit files (NAME.service).
+    #[arg(long, default_value = "units", value_name = "DIR")]
+    units: PathBuf,
+    /// services.config to use [default: services.config in the units directory].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Control socket path [default: $ASYNCMD_SOCKET, else /run/asyncmd/asyncmdd.sock for root,
+    /// else $XDG_RUNTIME_DIR/asyncmd/asyncmdd.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Journal byte budget (K, M, G suffixes); the ring never grows past it.
+    #[arg(long, default_value = "1M", value_name = "SIZE", value_parser = parse_size)]
+    journal_size: usize,
+    /// Host name shown in journal lines [default: the system's].
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// Never colour the boot report.
+    #[arg(long)]
+    no_color: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASYNCMD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = Options {
+        socket: endpoint::socket_path(cli.socket.as_deref()),
+        hostname: cli.hostname.unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into())
+        }),
+        color: !cli.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stdout().is_terminal(),
+        units: cli.units,
+        config: cli.config,
+        journal_size: cli.journal_size,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("asyncmdd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("asyncmdd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

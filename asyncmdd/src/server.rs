@@ -1,0 +1,470 @@
+//! The control server: answers `asyncmctl` and `asyncmjournal` on the local socket.
+//!
+//! Every bound is explicit: request frames ([`MAX_REQUEST_BYTES`]), clients at once
+//! ([`MAX_CLIENTS`]), time to send a request ([`IDLE_TIMEOUT`]), and bytes per journal batch.
+//! A malformed frame gets an error reply; an oversized one gets an error reply and the
+//! connection closed. Changes are allowed only to root and the daemon's own user (SO_PEERCRED).
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use asyncmd_proto::frame::{self, FrameBuffer, FrameError};
+use asyncmd_proto::{
+    ActionOutcome, ActionResult, Envelope, ErrorCode, JournalQuery, Request, Response,
+    MAX_REQUEST_BYTES, VERSION,
+};
+use interprocess::local_socket::tokio::{prelude::*, Stream};
+use interprocess::local_socket::traits::Stream as SyncStream;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+use crate::journal::{records, Journal, Record, UnitId};
+use crate::pattern::Patterns;
+use crate::supervisor::Supervisor;
+
+pub use interprocess::local_socket::tokio::Listener;
+
+/// Clients served at once; more are told the daemon is busy.
+pub const MAX_CLIENTS: usize = 64;
+/// How long a connection may take to send a whole request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Message bytes per journal batch frame.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Most bytes read and dropped after an oversized frame, so the error reply is not lost to a
+/// connection reset.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Binds the control socket at `path` (mode 0660), creating its directory. A stale socket
+/// file is replaced; a live one means another daemon runs, which is an error.
+pub fn bind(path: &Path) -> io::Result<Listener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        let name = path.to_fs_name::<GenericFilePath>()?;
+        if <interprocess::local_socket::Stream as SyncStream>::connect(name).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "another asyncmdd is already listening on {}",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let name = path.to_fs_name::<GenericFilePath>()?;
+    ListenerOptions::new()
+        .name(name)
+        .mode(0o660)
+        .reclaim_name(true)
+        .create_tokio()
+}
+
+/// Serves requests about a supervisor and its journal.
+pub struct Server {
+    sup: Arc<Supervisor>,
+    journal: Arc<Journal>,
+    clients: Arc<Semaphore>,
+    owner: u32,
+}
+
+impl Server {
+    /// A server for `sup`.
+    pub fn new(sup: Arc<Supervisor>) -> Arc<Server> {
+        Arc::new(Server {
+            journal: sup.journal().clone(),
+            sup,
+            clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
+            owner: nix::unistd::geteuid().as_raw(),
+        })
+    }
+
+    /// Accepts connections on `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: Listener) {
+        loop {
+            let conn = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let server = self.clone();
+            tokio::spawn(async move {
+                match server.clients.clone().try_acquire_owned() {
+                    Ok(_permit) => server.connection(conn).await,
+                    Err(_) => {
+                        let tx = &conn;
+                        let msg = format!("asyncmdd is serving its limit of {MAX_CLIENTS} clients");
+                        let _ = send(tx, &mut Vec::new(), &error(ErrorCode::Busy, msg)).await;
+                    }
+                }
+            });
+        }
+    }
+
+    async fn connection(self: Arc<Self>, conn: Stream) {
+        let privileged = conn
+            .peer_creds()
+            .ok()
+            .and_then(|c| c.euid())
+            .is_some_and(|uid| uid == 0 || uid == self.owner);
+        let (mut rx, tx) = (&conn, &conn);
+        let mut frames = FrameBuffer::new(MAX_REQUEST_BYTES);
+        let mut out = Vec::with_capacity(4096);
+        loop {
+            let parsed = match frames.next_frame() {
+                Ok(Some(f)) => frame::decode::<Envelope>(f),
+                Ok(None) => {
+                    let read = tokio::time::timeout(IDLE_TIMEOUT, rx.read(frames.spare())).await;
+                    match read {
+                        Ok(Ok(n)) if n > 0 => frames.filled(n),
+                        _ => return,
+                    }
+                    continue;
+                }
+                Err(FrameError::TooLarge { limit }) => {
+                    let msg = format!("request larger than the limit of {limit} bytes");
+                    let _ = send(tx, &mut out, &error(ErrorCode::TooLarge, msg)).await;
+                    let _ = (&mut { tx }).shutdown().await;
+                    drain(rx).await;
+                    return;
+                }
+                Err(e) => Err(e),
+            };
+            let result = match parsed {
+                Err(e) => {
+                    let msg = format!(
+                        "malformed request: {}",
+                        e.to_string().trim_start_matches("malformed frame: ")
+                    );
+                    send(tx, &mut out, &error(ErrorCode::BadRequest, msg)).await
+                }
+                Ok(env) if env.v != VERSION => {
+                    let msg = format!(
+                        "protocol version {} is not supported; this asyncmdd speaks {VERSION}",
+                        env.v
+                    );
+                    send(tx, &mut out, &error(ErrorCode::Version, msg)).await
+                }
+                Ok(env) if env.req.mutates() && !privileged => {
+                    let msg =
+                        "permission denied: only root and the daemon's own user may change units"
+                            .into();
+                    send(tx, &mut out, &error(ErrorCode::PermissionDenied, msg)).await
+                }
+                Ok(Envelope {
+                    req: Request::Journal(q),
+                    ..
+                }) => self.journal_query(q, rx, tx, &mut out).await,
+                Ok(env) => {
+                    let resp = self.answer(env.req).await;
+                    send(tx, &mut out, &resp).await
+                }
+            };
+            if result.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn answer(&self, req: Request) -> Response {
+        match req {
+            Request::Status { patterns, lines } => match self.sup.select(&patterns) {
+                Ok((slots, missing)) if slots.is_empty() && !missing.is_empty() => {
+                    error(ErrorCode::NoSuchUnit, no_such(&missing))
+                }
+                Ok((slots, _)) => Response::Status {
+                    units: self.sup.status(&slots, lines.min(10_000) as usize),
+                },
+                Err(e) => error(ErrorCode::BadRequest, e),
+            },
+            Request::List { patterns } => match self.sup.select(&patterns) {
+                Ok((slots, _)) => Response::List {
+                    units: slots.iter().map(|s| s.summary()).collect(),
+                },
+                Err(e) => error(ErrorCode::BadRequest, e),
+            },
+            Request::Start { units } => self.act(Action::Start, &units).await,
+            Request::Stop { units } => self.act(Action::Stop, &units).await,
+            Request::Restart { units } => self.act(Action::Restart, &units).await,
+            Request::Journal(_) => unreachable!("journal queries stream"),
+        }
+    }
+
+    async fn act(&self, action: Action, units: &[String]) -> Response {
+        if units.is_empty() {
+            return error(ErrorCode::BadRequest, "name at least one unit".into());
+        }
+        let (slots, missing) = match self.sup.select(units) {
+            Ok(x) => x,
+            Err(e) => return error(ErrorCode::BadRequest, e),
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for slot in slots {
+            let sup = self.sup.clone();
+            set.spawn(async move {
+                let r = match action {
+                    Action::Start => sup.start(&slot).await,
+                    Action::Stop => sup.stop(&slot).await,
+                    Action::Restart => sup.restart(&slot).await,
+                };
+                let (outcome, message) = match r {
+                    Ok(()) => (ActionOutcome::Ok, String::new()),
+                    Err(m) => (ActionOutcome::Failed, m),
+                };
+                ActionResult {
+                    unit: slot.name.clone(),
+                    outcome,
+                    message,
+                }
+            });
+        }
+        let mut results: Vec<ActionResult> = missing
+            .into_iter()
+            .map(|m| ActionResult {
+                message: format!("Unit {m} not found."),
+                unit: m,
+                outcome: ActionOutcome::NoSuchUnit,
+            })
+            .collect();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(r) => results.push(r),
+                Err(e) => tracing::error!("unit action panicked: {e}"),
+            }
+        }
+        results.sort_by(|a, b| a.unit.cmp(&b.unit));
+        Response::Actions { results }
+    }
+
+    async fn journal_query(
+        &self,
+        q: JournalQuery,
+        mut rx: &Stream,
+        tx: &Stream,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let mut filter = match Filter::new(&q) {
+            Ok(f) => f,
+            Err(e) => return send(tx, out, &error(ErrorCode::BadRequest, e)).await,
+        };
+        let mut appended = self.journal.subscribe();
+        appended.borrow_and_update();
+        let mut copy = Vec::new();
+        let start = |r: &crate::journal::Ring| match q.after_seq {
+            Some(seq) => r.cursor_at(seq),
+            None => r.oldest(),
+        };
+        let mut cursor = match q.lines {
+            Some(n) => {
+                // The newest n matches: everything from the start must be looked at.
+                let (c, _) = self.journal.with_ring(|r| {
+                    let mut c = start(r);
+                    let o = r.read(&mut c, &mut copy, usize::MAX);
+                    (c, o)
+                });
+                let matched: Vec<Record<'_>> = records(&copy)
+                    .filter(|r| filter.matches(&self.journal, r))
+                    .collect();
+                let skip = matched.len().saturating_sub(n as usize);
+                self.send_records(&mut filter, matched[skip..].iter().copied(), 0, tx, out)
+                    .await?;
+                c
+            }
+            None => {
+                let mut c = self.journal.with_ring(start);
+                self.pump(&mut c, &mut filter, &mut copy, tx, out).await?;
+                c
+            }
+        };
+        if !q.follow {
+            return send(
+                tx,
+                out,
+                &Response::End {
+                    next_seq: cursor.seq(),
+                },
+            )
+            .await;
+        }
+        let mut scratch = [0u8; 512];
+        loop {
+            tokio::select! {
+                changed = appended.changed() => if changed.is_err() { return Ok(()) },
+                // The client never sends while following: any byte or EOF ends the follow.
+                _ = rx.read(&mut scratch) => return Ok(()),
+            }
+            self.pump(&mut cursor, &mut filter, &mut copy, tx, out)
+                .await?;
+        }
+    }
+
+    /// Sends every matching entry from `cursor` to the newest, in bounded batches.
+    async fn pump(
+        &self,
+        cursor: &mut crate::journal::Cursor,
+        filter: &mut Filter,
+        copy: &mut Vec<u8>,
+        tx: &Stream,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        loop {
+            copy.clear();
+            let got = self
+                .journal
+                .with_ring(|r| r.read(cursor, copy, BATCH_BYTES));
+            if got.copied == 0 && got.missed == 0 {
+                return Ok(());
+            }
+            let matched: Vec<Record<'_>> = records(copy)
+                .filter(|r| filter.matches(&self.journal, r))
+                .collect();
+            self.send_records(filter, matched.into_iter(), got.missed, tx, out)
+                .await?;
+        }
+    }
+
+    async fn send_records<'a>(
+        &self,
+        filter: &mut Filter,
+        recs: impl Iterator<Item = Record<'a>>,
+        mut missed: u64,
+        tx: &Stream,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let host = self.journal.host().to_string();
+        for r in recs {
+            bytes += r.msg.len() + 64;
+            entries.push(
+                self.journal
+                    .to_entry(&r, filter.name(&self.journal, r.unit)),
+            );
+            if bytes >= BATCH_BYTES {
+                let batch = std::mem::take(&mut entries);
+                let resp = Response::Entries {
+                    host: host.clone(),
+                    entries: batch,
+                    missed,
+                };
+                send(tx, out, &resp).await?;
+                missed = 0;
+                bytes = 0;
+            }
+        }
+        if !entries.is_empty() || missed > 0 {
+            send(
+                tx,
+                out,
+                &Response::Entries {
+                    host,
+                    entries,
+                    missed,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+fn error(code: ErrorCode, message: String) -> Response {
+    Response::Error { code, message }
+}
+
+fn no_such(missing: &[String]) -> String {
+    let names: Vec<String> = missing
+        .iter()
+        .map(|m| format!("Unit {m} could not be found."))
+        .collect();
+    names.join(" ")
+}
+
+async fn send(mut tx: &Stream, out: &mut Vec<u8>, resp: &Response) -> io::Result<()> {
+    out.clear();
+    frame::encode(resp, out)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    tx.write_all(out).await
+}
+
+async fn drain(mut rx: &Stream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while total < DRAIN_LIMIT {
+            match rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// A journal query's filters, compiled, with per-unit answers cached by id.
+struct Filter {
+    units: Patterns,
+    level: Option<asyncmd_proto::Level>,
+    since_us: Option<i64>,
+    grep: Option<regex::bytes::Regex>,
+    /// Per unit id: its name and whether it matches `units`.
+    names: Vec<(String, bool)>,
+}
+
+impl Filter {
+    fn new(q: &JournalQuery) -> Result<Filter, String> {
+        let grep = match &q.grep {
+            Some(g) => Some(
+                regex::bytes::RegexBuilder::new(g)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| format!("invalid regular expression '{g}': {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Filter {
+            units: Patterns::new(&q.units)?,
+            level: q.level,
+            since_us: q.since_us,
+            grep,
+            names: Vec::new(),
+        })
+    }
+
+    fn unit(&mut self, journal: &Journal, id: UnitId) -> &(String, bool) {
+        let i = id.index();
+        if i >= self.names.len() {
+            self.names.clear();
+            let units = &self.units;
+            let names = &mut self.names;
+            journal.for_each_unit(|_, n| names.push((n.to_string(), units.matches(n))));
+        }
+        &self.names[i.min(self.names.len() - 1)]
+    }
+
+    fn name(&mut self, journal: &Journal, id: UnitId) -> &str {
+        &self.unit(journal, id).0
+    }
+
+    fn matches(&mut self, journal: &Journal, r: &Record<'_>) -> bool {
+        self.level.is_none_or(|l| r.level >= l)
+            && self.since_us.is_none_or(|s| r.wall_us >= s)
+            && self.unit(journal, r.unit).1
+            && self.grep.as_ref().is_none_or(|g| g.is_match(r.msg))
+    }
+}

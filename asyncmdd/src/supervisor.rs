@@ -1,0 +1,545 @@
+//! The supervisor: the set of loaded units, their live state, and starting and stopping their
+//! processes.
+//!
+//! Each unit has a [`Slot`]: what was loaded (or why it was not), its `services.config` entry,
+//! and its live state. Starts and stops of one unit are serialised by a per-unit lock; a monitor
+//! task per process waits for it to end and records how it ended. Live state becomes the wire
+//! type [`UnitStatus`] in one place, [`Slot::status`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use asyncmd_proto::text::now_us;
+use asyncmd_proto::unit::UnitSummary;
+use asyncmd_proto::{Entry, ExitResult, Level, UnitState, UnitStatus, UnitType};
+use nix::sys::signal::Signal;
+use tokio::sync::watch;
+
+use crate::capture::capture;
+use crate::config::{ServiceConfig, ServicesConfig};
+use crate::journal::{records, Journal, UnitId};
+use crate::pattern::Patterns;
+use crate::process;
+use crate::unit::{self, Run, Unit};
+
+/// Stderr lines kept as a unit's traceback.
+pub const TRACEBACK_LINES: usize = 10;
+/// How long a finished process's output may keep draining before its end is recorded.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// How long after SIGKILL a process group may take to go.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Live state of a unit.
+#[derive(Debug)]
+struct Live {
+    state: UnitState,
+    since_us: Option<i64>,
+    started_us: Option<i64>,
+    done_us: Option<i64>,
+    pid: Option<u32>,
+    result: Option<ExitResult>,
+    error: Option<String>,
+    traceback: VecDeque<String>,
+    starts: u32,
+    stop_requested: bool,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            state: UnitState::Inactive,
+            since_us: None,
+            started_us: None,
+            done_us: None,
+            pid: None,
+            result: None,
+            error: None,
+            traceback: VecDeque::new(),
+            starts: 0,
+            stop_requested: false,
+        }
+    }
+
+    fn set(&mut self, state: UnitState) {
+        self.state = state;
+        self.since_us = Some(now_us());
+    }
+}
+
+/// One unit known to the supervisor.
+pub struct Slot {
+    /// Unit name.
+    pub name: String,
+    /// The file it was loaded from, as given.
+    pub source: String,
+    /// The parsed unit, when it loaded.
+    pub unit: Option<Unit>,
+    /// Why it did not load.
+    pub load_error: Option<String>,
+    /// Its `services.config` entry.
+    pub config: ServiceConfig,
+    id: UnitId,
+    live: Mutex<Live>,
+    changed: watch::Sender<u64>,
+    op: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Current state.
+    pub fn state(&self) -> UnitState {
+        self.live().state
+    }
+
+    /// Waits until `done(state)` holds, or `limit` passes; returns whether it held.
+    async fn wait_for(&self, limit: Duration, done: impl Fn(UnitState) -> bool) -> bool {
+        let mut rx = self.changed.subscribe();
+        let wait = async {
+            loop {
+                if done(self.state()) {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok() && done(self.state())
+    }
+
+    fn argv(&self) -> Vec<String> {
+        match self.unit.as_ref().map(|u| &u.run) {
+            Some(Run::Exec(exec)) => process::argv(exec, &self.config),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The wire form of this unit's state, with `journal` as its newest entries.
+    pub fn status(&self, journal: Vec<Entry>, host: &str) -> UnitStatus {
+        let live = self.live();
+        let (memory_bytes, cpu_us) = match live.pid.and_then(process::stats) {
+            Some((m, c)) => (Some(m), Some(c)),
+            None => (None, None),
+        };
+        let u = self.unit.as_ref();
+        UnitStatus {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            description: u.map(|u| u.description.clone()).unwrap_or_default(),
+            version: u.map(|u| u.version.clone()).unwrap_or_default(),
+            docs: u.map(|u| u.docs.clone()).unwrap_or_default(),
+            kind: u.map(|u| u.kind).unwrap_or_default(),
+            enabled: self.config.enabled,
+            load_error: self.load_error.clone(),
+            state: live.state,
+            since_us: live.since_us,
+            started_us: live.started_us,
+            done_us: live.done_us,
+            pid: live.pid,
+            result: live.result.clone(),
+            error: live.error.clone(),
+            traceback: live.traceback.iter().cloned().collect(),
+            memory_bytes,
+            cpu_us,
+            starts: live.starts,
+            argv: self.argv(),
+            args: self.config.args.clone(),
+            kwargs: self.config.kwargs.clone(),
+            journal,
+            host: host.to_string(),
+        }
+    }
+
+    /// The row of this unit in `asyncmctl list`.
+    pub fn summary(&self) -> UnitSummary {
+        UnitSummary {
+            name: self.name.clone(),
+            enabled: self.config.enabled,
+            loaded: self.unit.is_some(),
+            state: self.state(),
+            description: self
+                .unit
+                .as_ref()
+                .map(|u| u.description.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Outcome of loading one unit file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Unit name.
+    pub name: String,
+    /// The file, as given.
+    pub source: String,
+    /// Why it did not load, if it did not.
+    pub error: Option<String>,
+}
+
+/// The units of a daemon and their processes.
+pub struct Supervisor {
+    journal: Arc<Journal>,
+    units: RwLock<BTreeMap<String, Arc<Slot>>>,
+}
+
+impl Supervisor {
+    /// An empty supervisor logging into `journal`.
+    pub fn new(journal: Arc<Journal>) -> Arc<Supervisor> {
+        Arc::new(Supervisor {
+            journal,
+            units: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    /// The journal units log into.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// Loads every unit file of `dir` with its entry of `config`; returns one outcome per file.
+    pub fn load_dir(&self, dir: &Path, config: &ServicesConfig) -> std::io::Result<Vec<Loaded>> {
+        let mut out = Vec::new();
+        for path in unit::files_in(dir)? {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let source = path.display().to_string();
+            let (unit, mut error) = match unit::load(&path) {
+                Ok(u) => (Some(u), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let cfg = match config.get(&name) {
+                Ok(c) => c,
+                Err(e) => {
+                    error.get_or_insert(e);
+                    ServiceConfig::default()
+                }
+            };
+            let unit = if error.is_some() { None } else { unit };
+            self.insert(Slot {
+                id: self.journal.unit_id(&name),
+                name: name.clone(),
+                source: source.clone(),
+                unit,
+                load_error: error.clone(),
+                config: cfg,
+                live: Mutex::new(Live::new()),
+                changed: watch::channel(0).0,
+                op: tokio::sync::Mutex::new(()),
+            });
+            out.push(Loaded {
+                name,
+                source,
+                error,
+            });
+        }
+        Ok(out)
+    }
+
+    fn insert(&self, slot: Slot) {
+        let mut units = self.units.write().unwrap_or_else(|e| e.into_inner());
+        units.insert(slot.name.clone(), Arc::new(slot));
+    }
+
+    /// The unit named `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Slot>> {
+        self.units
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// All units, in name order.
+    pub fn all(&self) -> Vec<Arc<Slot>> {
+        self.units
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The units matching `patterns` (all when empty), and the patterns that matched none.
+    pub fn select(&self, patterns: &[String]) -> Result<(Vec<Arc<Slot>>, Vec<String>), String> {
+        let p = Patterns::new(patterns)?;
+        let all = self.all();
+        let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        let missing = p.unmatched(&names).into_iter().map(String::from).collect();
+        let hits = all.iter().filter(|s| p.matches(&s.name)).cloned().collect();
+        Ok((hits, missing))
+    }
+
+    /// Status of `slots`, each with its newest `lines` journal entries.
+    pub fn status(&self, slots: &[Arc<Slot>], lines: usize) -> Vec<UnitStatus> {
+        let mut per_unit: HashMap<UnitId, VecDeque<Entry>> = HashMap::new();
+        if lines > 0 {
+            let wanted: HashMap<UnitId, &str> =
+                slots.iter().map(|s| (s.id, s.name.as_str())).collect();
+            let mut copy = Vec::new();
+            self.journal
+                .with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
+            for rec in records(&copy) {
+                if let Some(name) = wanted.get(&rec.unit) {
+                    let q = per_unit.entry(rec.unit).or_default();
+                    if q.len() == lines {
+                        q.pop_front();
+                    }
+                    q.push_back(self.journal.to_entry(&rec, name));
+                }
+            }
+        }
+        let host = self.journal.host();
+        slots
+            .iter()
+            .map(|s| {
+                let j = per_unit.remove(&s.id).map(Vec::from).unwrap_or_default();
+                s.status(j, host)
+            })
+            .collect()
+    }
+
+    fn log(&self, slot: &Slot, level: Level, msg: &str) {
+        self.journal.log(slot.id, level, msg);
+    }
+
+    /// Starts `slot`. Returns once the process is spawned (for a oneshot unit: once it ended);
+    /// an error says why it could not start or, for a oneshot, how it failed.
+    pub async fn start(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<(), String> {
+        let op = slot.op.lock().await;
+        let Some(unit) = slot.unit.as_ref() else {
+            return Err(format!(
+                "not loaded: {}",
+                slot.load_error.as_deref().unwrap_or("unknown error")
+            ));
+        };
+        if matches!(slot.state(), UnitState::Running | UnitState::Starting) {
+            return Ok(());
+        }
+        let exec = match &unit.run {
+            Run::Exec(exec) => exec,
+            Run::Builtin(b) => {
+                let msg =
+                    format!("builtin service '{b}' does not exist in this version of asyncmdd");
+                self.fail_start(slot, &msg);
+                return Err(msg);
+            }
+        };
+        let argv = process::argv(exec, &slot.config);
+        slot.live().set(UnitState::Starting);
+        let mut child = match process::spawn(unit, &argv, &slot.config) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("cannot run {}: {e}", argv[0]);
+                self.fail_start(slot, &msg);
+                return Err(msg);
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        {
+            let mut live = slot.live();
+            live.set(UnitState::Running);
+            live.started_us = live.since_us;
+            live.done_us = None;
+            live.pid = Some(pid);
+            live.result = None;
+            live.error = None;
+            live.traceback.clear();
+            live.starts += 1;
+            live.stop_requested = false;
+        }
+        slot.notify();
+        self.log(slot, Level::Info, &format!("Started (pid {pid})"));
+
+        let mut pipes = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            let (j, id) = (self.journal.clone(), slot.id);
+            pipes.push(tokio::spawn(capture(out, j, id, Level::Info, |_| {})));
+        }
+        if let Some(err) = child.stderr.take() {
+            let (j, id, s) = (self.journal.clone(), slot.id, slot.clone());
+            pipes.push(tokio::spawn(capture(
+                err,
+                j,
+                id,
+                Level::Error,
+                move |lines| {
+                    let mut live = s.live();
+                    for l in lines {
+                        if live.traceback.len() == TRACEBACK_LINES {
+                            live.traceback.pop_front();
+                        }
+                        live.traceback
+                            .push_back(String::from_utf8_lossy(l.msg).into_owned());
+                    }
+                },
+            )));
+        }
+        let (sup, s) = (self.clone(), slot.clone());
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            // Let the pipes drain so the traceback is complete; a leftover grandchild holding
+            // them open must not keep the unit "running".
+            let _ = tokio::time::timeout(DRAIN_GRACE, async {
+                for p in pipes {
+                    let _ = p.await;
+                }
+            })
+            .await;
+            sup.finished(&s, status.map(process::exit_result));
+        });
+        drop(op);
+
+        if unit.kind == UnitType::Oneshot {
+            slot.wait_for(Duration::MAX, |st| {
+                !matches!(st, UnitState::Running | UnitState::Starting)
+            })
+            .await;
+            let live = slot.live();
+            if live.state == UnitState::Failed {
+                return Err(failure_reason(&live));
+            }
+        }
+        Ok(())
+    }
+
+    fn fail_start(&self, slot: &Slot, msg: &str) {
+        {
+            let mut live = slot.live();
+            live.set(UnitState::Failed);
+            live.done_us = live.since_us;
+            live.pid = None;
+            live.result = None;
+            live.error = Some(msg.to_string());
+        }
+        slot.notify();
+        self.log(slot, Level::Error, &format!("Failed to start: {msg}"));
+    }
+
+    fn finished(&self, slot: &Slot, status: std::io::Result<ExitResult>) {
+        let (state, text) = {
+            let mut live = slot.live();
+            let state = match &status {
+                _ if live.stop_requested => UnitState::Stopped,
+                Ok(r) if r.success() => UnitState::Done,
+                _ => UnitState::Failed,
+            };
+            live.set(state);
+            live.done_us = live.since_us;
+            live.pid = None;
+            match status {
+                Ok(r) => live.result = Some(r),
+                Err(e) => live.error = Some(format!("lost track of the process: {e}")),
+            }
+            let text = match state {
+                UnitState::Stopped => format!("Stopped ({})", result_text(&live)),
+                UnitState::Done => "Finished (exit status 0)".to_string(),
+                _ => format!("Failed: {}", failure_reason(&live)),
+            };
+            (state, text)
+        };
+        slot.notify();
+        let level = if state == UnitState::Failed {
+            Level::Error
+        } else {
+            Level::Info
+        };
+        self.log(slot, level, &text);
+    }
+
+    /// Stops `slot`: SIGTERM to its process group, SIGKILL after its `stop_timeout`.
+    pub async fn stop(&self, slot: &Arc<Slot>) -> Result<(), String> {
+        let _op = slot.op.lock().await;
+        let pid = {
+            let mut live = slot.live();
+            match (live.state, live.pid) {
+                (UnitState::Running | UnitState::Stopping, Some(pid)) => {
+                    live.stop_requested = true;
+                    live.set(UnitState::Stopping);
+                    pid
+                }
+                _ => return Ok(()),
+            }
+        };
+        slot.notify();
+        let timeout = slot
+            .unit
+            .as_ref()
+            .map_or(unit::DEFAULT_STOP_TIMEOUT, |u| u.stop_timeout);
+        let gone = |st: UnitState| !matches!(st, UnitState::Running | UnitState::Stopping);
+        if let Err(e) = process::signal_group(pid, Signal::SIGTERM) {
+            return Err(format!("cannot signal process group {pid}: {e}"));
+        }
+        if slot.wait_for(timeout, gone).await {
+            return Ok(());
+        }
+        self.log(
+            slot,
+            Level::Warning,
+            &format!("Did not stop within {timeout:?} of SIGTERM: sending SIGKILL"),
+        );
+        let _ = process::signal_group(pid, Signal::SIGKILL);
+        if slot.wait_for(KILL_GRACE, gone).await {
+            Ok(())
+        } else {
+            Err(format!("process {pid} survived SIGKILL for {KILL_GRACE:?}"))
+        }
+    }
+
+    /// Stops then starts `slot`.
+    pub async fn restart(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<(), String> {
+        self.stop(slot).await?;
+        self.start(slot).await
+    }
+
+    /// Stops every running unit, all at once, and waits for them.
+    pub async fn stop_all(self: &Arc<Self>) {
+        let mut set = tokio::task::JoinSet::new();
+        for slot in self.all() {
+            if slot.state().is_active() {
+                let sup = self.clone();
+                set.spawn(async move { sup.stop(&slot).await });
+            }
+        }
+        while set.join_next().await.is_some() {}
+    }
+}
+
+fn result_text(live: &Live) -> String {
+    match &live.result {
+        Some(ExitResult::Exited { code }) => format!("exit status {code}"),
+        Some(ExitResult::Killed {
+            name, core_dumped, ..
+        }) => {
+            format!(
+                "killed by {name}{}",
+                if *core_dumped { ", core dumped" } else { "" }
+            )
+        }
+        None => String::from("no result"),
+    }
+}
+
+/// Why a run failed, for a person: the error, or the result and the last stderr line.
+fn failure_reason(live: &Live) -> String {
+    if let Some(e) = &live.error {
+        return e.clone();
+    }
+    let mut s = result_text(live);
+    if let Some(last) = live.traceback.back() {
+        s.push_str(": ");
+        s.push_str(last);
+    }
+    s
+}
