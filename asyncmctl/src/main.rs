@@ -1,1 +1,208 @@
-fn main() {}
+//! `asyncmctl`: inspect and control the units of a running asyncmdd, like systemctl.
+//!
+//! Exit codes follow systemctl: 0 all shown units are running (or the action worked), 1 the
+//! action failed or the daemon could not be reached, 3 a unit is not running, 4 no such unit.
+
+mod view;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use asyncmd_proto::client::Client;
+use asyncmd_proto::{endpoint, ActionOutcome, ErrorCode, Request, Response};
+use clap::{Parser, Subcommand};
+
+/// Inspect and control the units of a running asyncmdd.
+#[derive(Parser)]
+#[command(name = "asyncmctl", version)]
+struct Cli {
+    /// Control socket [default: $ASYNCMD_SOCKET, else the daemon's default path].
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print the answer as JSON (read commands).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Never colour the output (colour is only used on a terminal, and never with NO_COLOR).
+    #[arg(long, global = true)]
+    no_color: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show units: one line each, or the detailed view (with journal lines) for one unit name.
+    Status {
+        /// Unit names or globs (`hello`, `hello.service`, `*.service`); all when none.
+        patterns: Vec<String>,
+        /// Journal lines in the detailed view.
+        #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+        lines: u32,
+        /// Detailed view for every unit shown.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// One row per unit: UNIT, ENABLED, ACTIVE, SUB, DESCRIPTION.
+    List {
+        /// Unit names or globs; all when none.
+        patterns: Vec<String>,
+    },
+    /// Start units.
+    Start {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Stop units (SIGTERM to the process group, SIGKILL after the stop timeout).
+    Stop {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Stop then start units.
+    Restart {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_NOT_RUNNING: u8 = 3;
+const EXIT_NO_UNIT: u8 = 4;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color =
+        !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    let path = endpoint::socket_path(cli.socket.as_deref());
+    let mut client = match Client::connect(&path) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_FAILED, &e.to_string()),
+    };
+    let (req, detailed) = match &cli.command {
+        Command::Status {
+            patterns,
+            lines,
+            verbose,
+        } => {
+            let one_name = patterns.len() == 1 && !patterns[0].contains(['*', '?', '[']);
+            let detailed = *verbose || one_name;
+            let lines = if detailed { *lines } else { 0 };
+            let req = Request::Status {
+                patterns: patterns.clone(),
+                lines,
+            };
+            (req, detailed)
+        }
+        Command::List { patterns } => (
+            Request::List {
+                patterns: patterns.clone(),
+            },
+            false,
+        ),
+        Command::Start { units } => (
+            Request::Start {
+                units: units.clone(),
+            },
+            false,
+        ),
+        Command::Stop { units } => (
+            Request::Stop {
+                units: units.clone(),
+            },
+            false,
+        ),
+        Command::Restart { units } => (
+            Request::Restart {
+                units: units.clone(),
+            },
+            false,
+        ),
+    };
+    let resp = match client.call(req) {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_FAILED, &e.to_string()),
+    };
+    let mut out = String::new();
+    let code = match resp {
+        Response::Status { units } => {
+            if cli.json {
+                out = json(&units);
+            } else {
+                let now = asyncmd_proto::text::now_us();
+                for u in &units {
+                    if detailed {
+                        view::detailed(&mut out, u, now, color);
+                    } else {
+                        view::compact(&mut out, u, now, color);
+                    }
+                }
+            }
+            if units.iter().all(|u| u.state.is_active()) {
+                0
+            } else {
+                EXIT_NOT_RUNNING
+            }
+        }
+        Response::List { units } => {
+            if cli.json {
+                out = json(&units);
+            } else {
+                view::list(&mut out, &units, color);
+            }
+            0
+        }
+        Response::Actions { results } => {
+            let mut code = 0;
+            for r in &results {
+                match r.outcome {
+                    ActionOutcome::Ok => {}
+                    ActionOutcome::NoSuchUnit => {
+                        eprintln!("{}", r.message);
+                        code = EXIT_NO_UNIT;
+                    }
+                    ActionOutcome::Failed => {
+                        eprintln!("Failed on {}: {}", r.unit, r.message);
+                        code = code.max(EXIT_FAILED);
+                    }
+                }
+            }
+            if cli.json {
+                out = json(&results);
+            }
+            code
+        }
+        Response::Error { code, message } => {
+            let exit = match code {
+                ErrorCode::NoSuchUnit => EXIT_NO_UNIT,
+                _ => EXIT_FAILED,
+            };
+            return fail(exit, &message);
+        }
+        other => {
+            return fail(
+                EXIT_FAILED,
+                &format!("unexpected answer from asyncmdd: {other:?}"),
+            )
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush());
+    ExitCode::from(code)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn fail(code: u8, msg: &str) -> ExitCode {
+    eprintln!("asyncmctl: {msg}");
+    ExitCode::from(code)
+}

@@ -1,1 +1,207 @@
-fn main() {}
+//! `asyncmjournal`: read and follow the ring journal of a running asyncmdd, like journalctl.
+//!
+//! Filtering happens in the daemon; this program asks, prints and, when following, flushes
+//! every batch as it arrives and exits quietly (status 0) once its output pipe is closed.
+
+mod since;
+
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use asyncmd_proto::client::{Client, ClientError};
+use asyncmd_proto::text::{local_time, EntryFormatter};
+use asyncmd_proto::{endpoint, Entry, JournalQuery, Level, Request, Response};
+use clap::{Parser, ValueEnum};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+/// Read the journal of a running asyncmdd.
+#[derive(Parser)]
+#[command(name = "asyncmjournal", version)]
+struct Cli {
+    /// Follow: print new entries as they are logged (-F works too, as with tail).
+    #[arg(short = 'f', long, short_alias = 'F')]
+    follow: bool,
+    /// Only entries of these units (names or globs; repeatable).
+    #[arg(short = 'u', long = "unit", value_name = "UNIT")]
+    units: Vec<String>,
+    /// Only the newest N entries [default: all; 10 when following].
+    #[arg(short = 'n', long, value_name = "N")]
+    lines: Option<u64>,
+    /// Only entries whose message matches this regular expression.
+    #[arg(short = 'g', long, value_name = "REGEX")]
+    grep: Option<String>,
+    /// Only entries at this level or more severe: debug, info, warning, error, critical (or 0-7).
+    #[arg(short = 'p', long = "priority", value_name = "LEVEL")]
+    level: Option<Level>,
+    /// Only entries since this time: "2026-11-25 10:00:00", "10:00", "today", "yesterday",
+    /// "-5m", "5 min ago", or RFC 3339.
+    #[arg(long, value_name = "TIME", value_parser = since::parse, allow_hyphen_values = true)]
+    since: Option<i64>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Short)]
+    output: Output,
+    /// Control socket [default: $ASYNCMD_SOCKET, else the daemon's default path].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Never colour the output.
+    #[arg(long)]
+    no_color: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// `2026-11-25 10:00:19 [host] [INFO] [hello.service] LED 3 toggled!`
+    Short,
+    /// One JSON object per line.
+    Json,
+    /// The message only.
+    Cat,
+}
+
+/// One entry in `-o json`.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    seq: u64,
+    time: String,
+    time_us: i64,
+    mono_us: u64,
+    host: &'a str,
+    level: Level,
+    unit: &'a str,
+    msg: &'a str,
+}
+
+struct Printer {
+    output: Output,
+    fmt: EntryFormatter,
+    text: String,
+}
+
+impl Printer {
+    fn entries(&mut self, host: &str, entries: &[Entry], out: &mut impl Write) -> io::Result<()> {
+        self.text.clear();
+        for e in entries {
+            match self.output {
+                Output::Short => self.fmt.short(&mut self.text, host, e),
+                Output::Cat => {
+                    self.text.push_str(&e.msg);
+                    self.text.push('\n');
+                }
+                Output::Json => {
+                    let line = JsonLine {
+                        seq: e.seq,
+                        time: local_time(e.time_us),
+                        time_us: e.time_us,
+                        mono_us: e.mono_us,
+                        host,
+                        level: e.level,
+                        unit: &e.unit,
+                        msg: &e.msg,
+                    };
+                    self.text
+                        .push_str(&serde_json::to_string(&line).unwrap_or_default());
+                    self.text.push('\n');
+                }
+            }
+        }
+        out.write_all(self.text.as_bytes())?;
+        out.flush()
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color =
+        !cli.no_color && std::env::var_os("NO_COLOR").is_none() && io::stdout().is_terminal();
+    let query = JournalQuery {
+        units: cli.units,
+        lines: cli.lines.or(if cli.follow { Some(10) } else { None }),
+        grep: cli.grep,
+        level: cli.level,
+        since_us: cli.since,
+        after_seq: None,
+        follow: cli.follow,
+    };
+    let path = endpoint::socket_path(cli.socket.as_deref());
+    let mut client = match Client::connect(&path) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Err(e) = client.send(Request::Journal(query)) {
+        return fail(&e.to_string());
+    }
+    let mut printer = Printer {
+        output: cli.output,
+        fmt: EntryFormatter::new(color),
+        text: String::with_capacity(64 * 1024),
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    loop {
+        let resp = match next(&mut client, cli.follow) {
+            Ok(Some(r)) => r,
+            // Our reader went away: nothing more to do.
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => return fail(&e.to_string()),
+        };
+        match resp {
+            Response::Entries {
+                host,
+                entries,
+                missed,
+            } => {
+                if missed > 0 {
+                    let _ = out.flush();
+                    eprintln!(
+                        "-- {missed} entries missed: this reader fell behind the journal ring --"
+                    );
+                }
+                match printer.entries(&host, &entries, &mut out) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+                    Err(e) => return fail(&format!("cannot write output: {e}")),
+                }
+            }
+            Response::End { .. } => return ExitCode::SUCCESS,
+            Response::Error { message, .. } => return fail(&message),
+            other => return fail(&format!("unexpected answer from asyncmdd: {other:?}")),
+        }
+    }
+}
+
+/// The next response; when following, `None` as soon as stdout's reader has gone (a pipe whose
+/// other end closed reports POLLERR), even if no entry is logged for a long time.
+fn next(client: &mut Client, follow: bool) -> Result<Option<Response>, ClientError> {
+    loop {
+        if let Some(r) = client.buffered()? {
+            return Ok(Some(r));
+        }
+        if follow {
+            let stdout = io::stdout();
+            let mut fds = [
+                PollFd::new(client.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stdout.as_fd(), PollFlags::empty()),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(ClientError::Io(e.into())),
+            }
+            let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+            if fds[1].revents().is_some_and(|r| r.intersects(gone)) {
+                return Ok(None);
+            }
+            if fds[0].revents().is_none_or(|r| r.is_empty()) {
+                continue;
+            }
+        }
+        client.fill()?;
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("asyncmjournal: {msg}");
+    ExitCode::FAILURE
+}

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use interprocess::local_socket::{prelude::*, GenericFilePath, Stream};
@@ -79,18 +80,32 @@ impl Client {
     /// Waits for the next response frame.
     pub fn recv(&mut self) -> Result<Response, ClientError> {
         loop {
-            if let Some(f) = self.frames.next_frame().map_err(ClientError::Frame)? {
-                return frame::decode(f).map_err(ClientError::Frame);
+            if let Some(r) = self.buffered()? {
+                return Ok(r);
             }
-            let n = self
-                .stream
-                .read(self.frames.spare())
-                .map_err(ClientError::Io)?;
-            if n == 0 {
-                return Err(ClientError::Closed);
-            }
-            self.frames.filled(n);
+            self.fill()?;
         }
+    }
+
+    /// The next response if a whole one has already arrived; never blocks.
+    pub fn buffered(&mut self) -> Result<Option<Response>, ClientError> {
+        match self.frames.next_frame().map_err(ClientError::Frame)? {
+            Some(f) => frame::decode(f).map(Some).map_err(ClientError::Frame),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads once from the socket, blocking until something arrives.
+    pub fn fill(&mut self) -> Result<(), ClientError> {
+        let n = self
+            .stream
+            .read(self.frames.spare())
+            .map_err(ClientError::Io)?;
+        if n == 0 {
+            return Err(ClientError::Closed);
+        }
+        self.frames.filled(n);
+        Ok(())
     }
 
     /// Sends `req` and waits for its (first) response.
@@ -99,8 +114,10 @@ impl Client {
         self.recv()
     }
 
-    /// The underlying stream, to poll it beside other descriptors.
-    pub fn stream(&self) -> &Stream {
-        &self.stream
+    /// The socket's descriptor, to poll it beside others.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.stream {
+            Stream::UdSocket(s) => s.as_fd(),
+        }
     }
 }

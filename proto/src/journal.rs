@@ -82,6 +82,9 @@ impl fmt::Display for UnknownLevel {
     }
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for UnknownLevel {}
+
 impl FromStr for Level {
     type Err = UnknownLevel;
 

@@ -1,0 +1,230 @@
+//! How units are drawn: the compact line, the detailed view and the list table.
+
+use std::fmt::Write as _;
+
+use asyncmd_proto::text::{ago, ansi, duration, local_time, EntryFormatter};
+use asyncmd_proto::unit::UnitSummary;
+use asyncmd_proto::{ExitResult, UnitState, UnitStatus};
+
+fn paint(s: &str, style: &str, color: bool) -> String {
+    if color {
+        format!("{style}{s}{}", ansi::RESET)
+    } else {
+        s.to_string()
+    }
+}
+
+fn dot(u: &UnitStatus, color: bool) -> String {
+    let style = match (u.state, &u.load_error) {
+        (_, Some(_)) | (UnitState::Failed, _) => ansi::RED,
+        (UnitState::Running, _) => ansi::BRIGHT_GREEN,
+        (UnitState::Stopped | UnitState::Stopping, _) => ansi::YELLOW,
+        _ => "",
+    };
+    if style.is_empty() {
+        "●".into()
+    } else {
+        paint("●", style, color)
+    }
+}
+
+fn state_word(u: &UnitStatus, color: bool) -> String {
+    let style = match u.state {
+        UnitState::Running | UnitState::Starting => ansi::GREEN,
+        UnitState::Failed => ansi::RED,
+        UnitState::Stopped | UnitState::Stopping => ansi::YELLOW,
+        _ => "",
+    };
+    if style.is_empty() {
+        u.state.as_str().into()
+    } else {
+        paint(u.state.as_str(), style, color)
+    }
+}
+
+/// How the last run ended, for a person: `0`, `exit status 1: <last stderr line>`,
+/// `killed by SIGTERM`, or why it could not start.
+pub fn result_text(u: &UnitStatus) -> String {
+    if let Some(e) = &u.error {
+        return e.clone();
+    }
+    match &u.result {
+        Some(ExitResult::Exited { code: 0 }) => "0".into(),
+        Some(ExitResult::Exited { code }) => match u.traceback.last() {
+            Some(last) => format!("exit status {code}: {last}"),
+            None => format!("exit status {code}"),
+        },
+        Some(ExitResult::Killed {
+            name, core_dumped, ..
+        }) => format!(
+            "killed by {name}{}",
+            if *core_dumped { " (core dumped)" } else { "" }
+        ),
+        None => String::new(),
+    }
+}
+
+/// The state part after `status: `: `running since ...; 4 s ago` or `done @ ...; 48 s ago --> result: 0`.
+fn state_phrase(u: &UnitStatus, now: i64, color: bool) -> String {
+    if let Some(e) = &u.load_error {
+        return format!("{} --> Error: {e}", paint("not loaded", ansi::RED, color));
+    }
+    let word = state_word(u, color);
+    let Some(since) = u.since_us else {
+        return if u.enabled {
+            word
+        } else {
+            format!("{word} (disabled)")
+        };
+    };
+    let when = format!("{}; {}", local_time(since), ago(now, since));
+    match u.state {
+        UnitState::Running | UnitState::Starting | UnitState::Stopping => {
+            format!("{word} since {when}")
+        }
+        _ => format!("{word} @ {when} --> result: {}", result_text(u)),
+    }
+}
+
+/// `● hello.service: status: running since 2026-11-25 10:00:19; 4 s ago`
+pub fn compact(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
+    let _ = writeln!(
+        out,
+        "{} {}: status: {}",
+        dot(u, color),
+        u.name,
+        state_phrase(u, now, color)
+    );
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "K", "M", "G"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.1}{}", UNITS[i])
+    }
+}
+
+/// The systemctl-like view of one unit, with its journal lines.
+pub fn detailed(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
+    let mut head = format!("{} {}", dot(u, color), u.name);
+    if !u.description.is_empty() {
+        let _ = write!(head, " - {}", u.description);
+    }
+    if !u.version.is_empty() {
+        let _ = write!(head, " v{}", u.version);
+    }
+    let _ = writeln!(out, "{head}");
+    let pad = "    ";
+    match &u.load_error {
+        Some(e) => {
+            let _ = writeln!(
+                out,
+                "{pad}Loaded: Service: {} from {} not loaded: Error: {e}",
+                u.name, u.source
+            );
+        }
+        None => {
+            let en = if u.enabled { "enabled" } else { "disabled" };
+            let _ = writeln!(
+                out,
+                "{pad}Loaded: Service: {} from {} ({en})",
+                u.name, u.source
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{pad}Active: ({}) {}",
+        u.state.active_word(),
+        state_phrase(u, now, color)
+    );
+    let _ = writeln!(out, "{pad}Type: {}.service", u.kind.as_str());
+    if !u.docs.is_empty() {
+        let _ = writeln!(out, "{pad}Docs: {}", u.docs);
+    }
+    if let Some(pid) = u.pid {
+        let _ = writeln!(out, "{pad}Main PID: {pid}");
+    }
+    if let (Some(m), Some(c)) = (u.memory_bytes, u.cpu_us) {
+        let _ = writeln!(
+            out,
+            "{pad}Memory: {}   CPU: {} ms",
+            human_bytes(m),
+            c / 1000
+        );
+    }
+    if u.starts > 0 {
+        let _ = writeln!(out, "{pad}Starts: {}", u.starts);
+    }
+    if let (Some(a), Some(b)) = (u.started_us, u.done_us) {
+        let _ = writeln!(
+            out,
+            "{pad}┗━► runtime: {}",
+            duration((b - a).max(0) / 1_000_000)
+        );
+    }
+    if !u.argv.is_empty() {
+        let cmd: Vec<String> = u.argv.iter().map(|a| a.replace('\n', "\\n")).collect();
+        let _ = writeln!(out, "{pad}┗━► exec: {}", cmd.join(" "));
+    }
+    let _ = writeln!(
+        out,
+        "{pad}┗━► args: {}",
+        serde_json::Value::from(u.args.clone())
+    );
+    let _ = writeln!(
+        out,
+        "{pad}┗━► kwargs: {}",
+        serde_json::Value::Object(u.kwargs.clone())
+    );
+    if !u.traceback.is_empty() && u.state != UnitState::Running {
+        let _ = writeln!(out, "{pad}┗━► traceback: {}: Traceback", u.name);
+        for line in &u.traceback {
+            let _ = writeln!(out, "{pad}              {line}");
+        }
+    }
+    let mut fmt = EntryFormatter::new(color);
+    for e in &u.journal {
+        fmt.short(out, &u.host, e);
+    }
+}
+
+/// `asyncmctl list`: a table like `systemctl list-units`.
+pub fn list(out: &mut String, units: &[UnitSummary], color: bool) {
+    let w = units.iter().map(|u| u.name.len()).max().unwrap_or(4).max(4);
+    let header = format!(
+        "{:w$}  {:8}  {:12}  {:10}  DESCRIPTION",
+        "UNIT", "ENABLED", "ACTIVE", "SUB"
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        if color {
+            paint(&header, ansi::BOLD, true)
+        } else {
+            header
+        }
+    );
+    for u in units {
+        let enabled = if u.enabled { "enabled" } else { "disabled" };
+        let (active, sub) = if u.loaded {
+            (u.state.active_word(), u.state.as_str())
+        } else {
+            ("failed", "not-loaded")
+        };
+        let _ = writeln!(
+            out,
+            "{:w$}  {enabled:8}  {active:12}  {sub:10}  {}",
+            u.name, u.description
+        );
+    }
+    let _ = writeln!(out, "\n{} units listed.", units.len());
+}
