@@ -1,1 +1,279 @@
+//! Harness for the end-to-end tests: builds the real binaries once, runs a real `asyncmdd` on a
+//! temporary units directory and socket, and runs the real clients against it. Every wait is on
+//! a condition with a generous deadline, never a fixed sleep.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// How long any awaited condition may take on a loaded machine.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The path of a built binary of this workspace (`asyncmdd`, `asyncmctl`, `asyncmjournal`).
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "asyncmdd",
+                "-p",
+                "asyncmctl",
+                "-p",
+                "asyncmjournal",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+        // tests run from target/debug/deps/<test>; the binaries sit in target/debug.
+        let exe = std::env::current_exe().expect("test path");
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf()
+    });
+    dir.join(name)
+}
+
+/// Polls `cond` until it returns `Some`, panicking with `what` after [`DEADLINE`].
+pub fn wait_for<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Text of an output's stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Text of an output's stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A running daemon on its own temporary directory.
+pub struct Daemon {
+    /// The temporary directory: `units/`, the socket and the daemon's output live here.
+    pub dir: tempfile::TempDir,
+    /// The control socket.
+    pub socket: PathBuf,
+    child: Child,
+}
+
+/// A set of unit files and a `services.config` to boot.
+#[derive(Default)]
+pub struct Setup {
+    units: Vec<(String, String)>,
+    config: Option<String>,
+    args: Vec<String>,
+}
+
+impl Setup {
+    /// An empty set.
+    pub fn new() -> Setup {
+        Setup::default()
+    }
+
+    /// Adds unit file `name` with `text`.
+    pub fn unit(mut self, name: &str, text: &str) -> Setup {
+        self.units.push((name.into(), text.into()));
+        self
+    }
+
+    /// Adds a process unit running `script` with `sh -c`, plus extra `[unit]` lines.
+    pub fn sh(self, name: &str, unit_lines: &str, script: &str) -> Setup {
+        let text = format!(
+            "[unit]\ndescription = \"{name} test unit\"\n{unit_lines}\n[service]\nexec = [\"sh\", \"-c\", '''{script}''']\nstop_timeout = \"10s\"\n"
+        );
+        self.unit(name, &text)
+    }
+
+    /// Sets `services.config`.
+    pub fn config(mut self, json: &str) -> Setup {
+        self.config = Some(json.into());
+        self
+    }
+
+    /// Adds daemon arguments.
+    pub fn arg(mut self, a: &str) -> Setup {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Writes the files and starts the daemon; returns once its boot report is complete.
+    pub fn boot(self) -> Daemon {
+        let d = self.spawn();
+        d.wait_booted();
+        d
+    }
+
+    /// Writes the files and starts the daemon without waiting.
+    pub fn spawn(self) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let units = dir.path().join("units");
+        std::fs::create_dir(&units).unwrap();
+        for (name, text) in &self.units {
+            std::fs::write(units.join(name), text).unwrap();
+        }
+        if let Some(c) = &self.config {
+            std::fs::write(units.join("services.config"), c).unwrap();
+        }
+        let socket = dir.path().join("asyncmdd.sock");
+        let out = std::fs::File::create(dir.path().join("daemon.out")).unwrap();
+        let err = std::fs::File::create(dir.path().join("daemon.err")).unwrap();
+        let child = Command::new(bin("asyncmdd"))
+            .arg("--units")
+            .arg("units")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--hostname")
+            .arg("testhost")
+            .args(&self.args)
+            .current_dir(dir.path())
+            .env_remove("ASYNCMD_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("asyncmdd starts");
+        Daemon { dir, socket, child }
+    }
+}
+
+impl Daemon {
+    /// The daemon's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the daemon printed on stdout so far (the boot report).
+    pub fn report(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.out")).unwrap_or_default()
+    }
+
+    /// Waits for the last line of the boot report.
+    pub fn wait_booted(&self) {
+        wait_for("the boot report to finish", || {
+            self.report().contains("asyncmdd: ").then_some(())
+        });
+    }
+
+    fn client(&self, name: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin(name));
+        c.arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("NO_COLOR");
+        c
+    }
+
+    /// Runs `asyncmctl ARGS` to completion.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.client("asyncmctl", args)
+            .output()
+            .expect("asyncmctl runs")
+    }
+
+    /// Runs `asyncmjournal ARGS` to completion.
+    pub fn journal(&self, args: &[&str]) -> Output {
+        self.client("asyncmjournal", args)
+            .output()
+            .expect("asyncmjournal runs")
+    }
+
+    /// A command line that runs a client against this daemon, for shell pipelines.
+    pub fn shell_cmd(&self, client: &str, args: &str) -> String {
+        format!(
+            "{} --socket {} {args}",
+            bin(client).display(),
+            self.socket.display()
+        )
+    }
+
+    /// `asyncmctl status --json UNIT` as JSON (the first unit).
+    pub fn status(&self, unit: &str) -> Value {
+        let o = self.ctl(&["status", "--json", unit]);
+        let v: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("status JSON: {e}: {}{}", stdout(&o), stderr(&o)));
+        v[0].clone()
+    }
+
+    /// The state word of `unit`.
+    pub fn state(&self, unit: &str) -> String {
+        self.status(unit)["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Waits until `unit` is in `state`.
+    pub fn wait_state(&self, unit: &str, state: &str) -> Value {
+        wait_for(&format!("{unit} to be {state}"), || {
+            let s = self.status(unit);
+            (s["state"] == state).then_some(s)
+        })
+    }
+
+    /// Every journal entry as JSON objects (`asyncmjournal -o json ARGS`).
+    pub fn entries(&self, args: &[&str]) -> Vec<Value> {
+        let mut a = vec!["-o", "json"];
+        a.extend_from_slice(args);
+        let o = self.journal(&a);
+        assert!(o.status.success(), "asyncmjournal failed: {}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    /// A line of `/proc/PID/status` of the daemon, in kB (`VmRSS`, `VmHWM`).
+    pub fn mem_kb(&self, key: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in /proc status"))
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns its exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
