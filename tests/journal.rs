@@ -1,0 +1,288 @@
+//! asyncmjournal: every filter, output formats, follow through pipes, and the byte budget.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use asyncmd_e2e::{stderr, stdout, wait_for, Daemon, Setup};
+
+fn setup() -> Daemon {
+    Setup::new()
+        .sh("hello.service", "", "i=0; while :; do i=$((i+1)); echo \"LED $i toggled!\"; sleep 0.1; done")
+        .sh("hello2.service", "type = \"oneshot\"", "echo 'second hello'")
+        .sh(
+            "levels.service",
+            "type = \"oneshot\"",
+            "echo plain; echo '<4>careful now'; echo '<7>debug detail'; echo 'to stderr' >&2; echo '<2>very bad'",
+        )
+        .boot()
+}
+
+#[test]
+fn cat_by_default_in_the_contract_format() {
+    let d = setup();
+    let t = stdout(&d.journal(&[]));
+    let re = regex::Regex::new(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[testhost\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] \[[\w.@-]+\] .*$",
+    )
+    .unwrap();
+    assert!(t.lines().count() > 5, "{t}");
+    for l in t.lines() {
+        assert!(re.is_match(l), "{l:?}");
+    }
+    assert!(t.contains("[INFO] [levels.service] plain"));
+}
+
+#[test]
+fn levels_from_streams_and_syslog_prefixes() {
+    let d = setup();
+    let e = d.entries(&["-u", "levels.service"]);
+    let level = |m: &str| {
+        e.iter()
+            .find(|x| x["msg"] == m)
+            .map(|x| x["level"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(level("plain"), "INFO");
+    assert_eq!(level("careful now"), "WARNING");
+    assert_eq!(level("debug detail"), "DEBUG");
+    assert_eq!(level("to stderr"), "ERROR");
+    assert_eq!(level("very bad"), "CRITICAL");
+    // -p: this level or more severe; syslog names and numbers work too.
+    let msgs = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["-u", "levels", "-o", "cat"];
+        a.extend_from_slice(args);
+        // stdout and stderr are separate pipes: their relative order is not defined.
+        let mut v: Vec<String> = stdout(&d.journal(&a)).lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        msgs(&["-p", "warning"]),
+        ["careful now", "to stderr", "very bad"]
+    );
+    assert_eq!(msgs(&["-p", "err"]), ["to stderr", "very bad"]);
+    assert_eq!(msgs(&["-p", "2"]), ["very bad"]);
+    let o = d.journal(&["-p", "loud"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("debug, info, warning"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unit_globs_lines_grep_and_since() {
+    let d = setup();
+    wait_for("five LED lines", || {
+        (d.entries(&["-u", "hello", "-g", "LED"]).len() >= 5).then_some(())
+    });
+    let units = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = d
+            .entries(args)
+            .iter()
+            .map(|e| e["unit"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    assert_eq!(
+        units(&["-u", "hello*"]),
+        ["hello.service", "hello2.service"]
+    );
+    assert_eq!(units(&["-u", "hello"]), ["hello.service"]);
+    assert_eq!(
+        units(&["-u", "hello2", "-u", "levels.service"]),
+        ["hello2.service", "levels.service"]
+    );
+    let all = d.entries(&["-u", "hello"]);
+    let last3 = d.entries(&["-u", "hello", "-n", "3"]);
+    assert_eq!(last3.len(), 3);
+    let seqs = |v: &[serde_json::Value]| {
+        v.iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        seqs(&last3)[0] >= seqs(&all)[all.len() - 3],
+        "the newest three"
+    );
+    let g = d.entries(&["-g", r"^LED \d+ toggled!$"]);
+    assert!(g.len() >= 5 && g.iter().all(|e| e["unit"] == "hello.service"));
+    let o = d.journal(&["-g", "("]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("invalid regular expression"),
+        "{}",
+        stderr(&o)
+    );
+    // --since: a time after every entry so far selects only newer ones.
+    assert!(d.entries(&["--since", "now", "-u", "hello2"]).is_empty());
+    assert_eq!(d.entries(&["--since", "-10min", "-u", "hello2"]).len(), 3);
+    assert_eq!(d.entries(&["--since", "today", "-u", "hello2"]).len(), 3);
+    let o = d.journal(&["--since", "whenever"]);
+    assert!(!o.status.success() && stderr(&o).contains("invalid time"));
+}
+
+#[test]
+fn output_formats() {
+    let d = setup();
+    let cat = stdout(&d.journal(&["-u", "hello2", "-o", "cat"]));
+    assert!(cat.lines().any(|l| l == "second hello"), "{cat}");
+    let json = d.entries(&["-u", "hello2"]);
+    let e = json.iter().find(|e| e["msg"] == "second hello").unwrap();
+    for key in [
+        "seq", "time", "time_us", "mono_us", "host", "level", "unit", "msg",
+    ] {
+        assert!(!e[key].is_null(), "missing {key} in {e}");
+    }
+    assert_eq!(e["host"], "testhost");
+}
+
+fn pipeline(d: &Daemon, script: &str) -> std::process::Child {
+    Command::new("bash")
+        .args(["-c", &format!("set -o pipefail; {script}")])
+        .env("J", d.shell_cmd("asyncmjournal", ""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn follow_through_grep_shows_new_lines() {
+    let d = setup();
+    let mut child = pipeline(&d, "$J -F -n 0 | grep --line-buffered LED");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    assert!(first.contains("[hello.service] LED "), "{first}");
+    assert!(second.contains("[hello.service] LED "), "{second}");
+    assert_ne!(first, second);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn follow_exits_zero_when_the_pipe_closes() {
+    let d = setup();
+    // head takes one line and leaves: the follower must notice and exit 0.
+    let child = pipeline(&d, "$J -F | head -n 1");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert!(
+        out.stderr.is_empty(),
+        "quiet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Even when nothing is logged any more: a quiet unit, and a reader that leaves at once.
+    let child = pipeline(&d, "$J -F -u hello2 -n 0 | true");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn follow_with_filters_only_sends_matches() {
+    let d = setup();
+    let mut child = pipeline(&d, "$J -f -n 2 -u 'hello*' -g 'toggled' -o cat");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..5 {
+        let l = lines.next().unwrap().unwrap();
+        assert!(l.starts_with("LED ") && l.ends_with(" toggled!"), "{l}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_flood_stays_within_the_budget_and_keeps_the_newest() {
+    let d = Setup::new()
+        .unit(
+            "flood.service",
+            // 2.5 M lines of 60 bytes: 150 MB as fast as `yes` can write them.
+            "[service]\nexec = [\"sh\", \"-c\", \"yes 'flood line that is sixty bytes long, give or take: xxxxxx' | head -n 2500000; echo FLOOD-END\"]\n",
+        )
+        .config(r#"{"flood": {"enabled": false}}"#)
+        .arg("--journal-size")
+        .arg("1M")
+        .boot();
+    let idle_kb = d.mem_kb("VmRSS");
+    assert!(d.ctl(&["start", "flood"]).status.success());
+    // The daemon keeps answering while it swallows the flood.
+    assert!(d.ctl(&["status", "flood"]).status.code().is_some());
+    d.wait_state("flood.service", "done");
+    let peak_kb = d.mem_kb("VmHWM");
+    let grown = peak_kb.saturating_sub(idle_kb);
+    // The ring itself (1 MiB, touched as it fills) plus a few MiB of slack.
+    assert!(
+        grown < 4 * 1024,
+        "daemon grew {grown} kB over idle {idle_kb} kB (peak {peak_kb} kB)"
+    );
+
+    let e = d.entries(&[]);
+    let bytes: usize = e
+        .iter()
+        .map(|x| 32 + x["msg"].as_str().unwrap().len())
+        .sum();
+    assert!(bytes <= 1 << 20, "{bytes} bytes held in a 1 MiB ring");
+    assert!(
+        bytes > (1 << 20) * 9 / 10,
+        "the ring is nearly full: {bytes}"
+    );
+    let seqs: Vec<u64> = e.iter().map(|x| x["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] + 1 == w[1]),
+        "newest entries, contiguous"
+    );
+    assert!(
+        seqs[0] > 2_400_000,
+        "only the newest are kept: oldest is {}",
+        seqs[0]
+    );
+    let flood: Vec<&serde_json::Value> =
+        e.iter().filter(|x| x["unit"] == "flood.service").collect();
+    let last_line = flood
+        .iter()
+        .rev()
+        .find(|x| !x["msg"].as_str().unwrap().starts_with("Finished"))
+        .unwrap();
+    assert_eq!(last_line["msg"], "FLOOD-END");
+    assert!(flood.len() > 10_000, "{}", flood.len());
+}
+
+#[test]
+fn partial_huge_and_binary_lines_are_kept_safely() {
+    let d = Setup::new()
+        .unit(
+            "odd.service",
+            "[unit]\ntype = \"oneshot\"\n[service]\nexec = [\"sh\", \"-c\", \"printf 'bin\\\\377\\\\376ary\\\\n'; head -c 40000 /dev/zero | tr '\\\\0' 'a'; printf '\\\\nno newline at end'\"]\n",
+        )
+        .boot();
+    let e = d.entries(&["-u", "odd"]);
+    let msgs: Vec<&str> = e.iter().map(|x| x["msg"].as_str().unwrap()).collect();
+    assert!(msgs.contains(&"bin\u{fffd}\u{fffd}ary"), "{msgs:?}");
+    let a_total: usize = msgs
+        .iter()
+        .filter(|m| m.starts_with('a'))
+        .map(|m| m.len())
+        .sum();
+    assert_eq!(
+        a_total, 40000,
+        "a 40 kB line is split into entries, none lost"
+    );
+    assert!(msgs
+        .iter()
+        .filter(|m| m.starts_with('a'))
+        .all(|m| m.len() <= 16 * 1024));
+    assert!(msgs.contains(&"no newline at end"), "{msgs:?}");
+}
