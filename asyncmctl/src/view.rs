@@ -228,3 +228,129 @@ pub fn list(out: &mut String, units: &[UnitSummary], color: bool) {
     }
     let _ = writeln!(out, "\n{} units listed.", units.len());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asyncmd_proto::UnitType;
+
+    fn unit(state: UnitState) -> UnitStatus {
+        UnitStatus {
+            name: "hello.service".into(),
+            source: "units/hello.service".into(),
+            description: "Hello example runner".into(),
+            version: "1.0".into(),
+            docs: String::new(),
+            kind: UnitType::Runtime,
+            enabled: true,
+            load_error: None,
+            state,
+            since_us: Some(1_000_000_000_000_000),
+            started_us: Some(1_000_000_000_000_000),
+            done_us: None,
+            pid: Some(42),
+            result: None,
+            error: None,
+            traceback: vec![],
+            memory_bytes: None,
+            cpu_us: None,
+            starts: 1,
+            argv: vec![],
+            args: vec![],
+            kwargs: Default::default(),
+            journal: vec![],
+            host: "h".into(),
+        }
+    }
+
+    const NOW: i64 = 1_000_000_000_000_000 + 4_000_000;
+
+    #[test]
+    fn compact_running_line() {
+        let mut out = String::new();
+        compact(&mut out, &unit(UnitState::Running), NOW, false);
+        let t = local_time(1_000_000_000_000_000);
+        assert_eq!(
+            out,
+            format!("● hello.service: status: running since {t}; 4 s ago\n")
+        );
+    }
+
+    #[test]
+    fn compact_finished_lines_carry_the_result() {
+        let mut u = unit(UnitState::Done);
+        u.result = Some(ExitResult::Exited { code: 0 });
+        let mut out = String::new();
+        compact(&mut out, &u, NOW, false);
+        assert!(out.ends_with("; 4 s ago --> result: 0\n"), "{out}");
+        u.state = UnitState::Failed;
+        u.result = Some(ExitResult::Exited { code: 1 });
+        u.traceback = vec!["ZeroDivisionError: divide by zero".into()];
+        assert_eq!(
+            result_text(&u),
+            "exit status 1: ZeroDivisionError: divide by zero"
+        );
+        u.result = Some(ExitResult::Killed {
+            signal: 15,
+            name: "SIGTERM".into(),
+            core_dumped: false,
+        });
+        assert_eq!(result_text(&u), "killed by SIGTERM");
+        u.error = Some("cannot run x: not found".into());
+        assert_eq!(result_text(&u), "cannot run x: not found");
+    }
+
+    #[test]
+    fn not_loaded_and_disabled_units() {
+        let mut u = unit(UnitState::Inactive);
+        u.since_us = None;
+        u.load_error = Some("units/x.service:1:1: bad".into());
+        let mut out = String::new();
+        compact(&mut out, &u, NOW, false);
+        assert_eq!(
+            out,
+            "● hello.service: status: not loaded --> Error: units/x.service:1:1: bad\n"
+        );
+        u.load_error = None;
+        u.enabled = false;
+        out.clear();
+        compact(&mut out, &u, NOW, false);
+        assert_eq!(out, "● hello.service: status: inactive (disabled)\n");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let mut out = String::new();
+        compact(&mut out, &unit(UnitState::Running), NOW, true);
+        assert!(
+            out.starts_with("\x1b[92m●\x1b[0m hello.service: status: \x1b[32;1mrunning\x1b[0m"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn list_has_systemctl_columns() {
+        let rows = vec![UnitSummary {
+            name: "hello.service".into(),
+            enabled: true,
+            loaded: true,
+            state: UnitState::Running,
+            description: "Hello".into(),
+        }];
+        let mut out = String::new();
+        list(&mut out, &rows, false);
+        let mut lines = out.lines();
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("UNIT           ENABLED   ACTIVE"));
+        let row = lines.next().unwrap();
+        assert!(
+            row.contains("enabled")
+                && row.contains("active")
+                && row.contains("running")
+                && row.ends_with("Hello")
+        );
+        assert!(out.ends_with("1 units listed.\n"));
+    }
+}

@@ -84,13 +84,7 @@ pub async fn capture<R: AsyncRead + Unpin>(
                     msg: &buf[a..b],
                 })
                 .collect();
-            journal.append(
-                unit,
-                lines.iter().map(|l| Line {
-                    level: l.level,
-                    msg: l.msg,
-                }),
-            );
+            journal.append(unit, lines.iter().copied());
             tap(&lines);
         }
         buf.copy_within(used..filled, 0);

@@ -326,6 +326,7 @@ impl Ring {
 }
 
 /// A line waiting to go into the journal, as produced by a capture.
+#[derive(Debug, Clone, Copy)]
 pub struct Line<'a> {
     /// Severity.
     pub level: Level,
