@@ -5,7 +5,7 @@
 
 mod view;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,8 +74,7 @@ const EXIT_NO_UNIT: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let color =
-        !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    let color = asyncmd_proto::text::color_enabled(cli.no_color);
     let path = endpoint::socket_path(cli.socket.as_deref());
     let mut client = match Client::connect(&path) {
         Ok(c) => c,

@@ -48,19 +48,11 @@ pub fn result_text(u: &UnitStatus) -> String {
     if let Some(e) = &u.error {
         return e.clone();
     }
-    match &u.result {
-        Some(ExitResult::Exited { code: 0 }) => "0".into(),
-        Some(ExitResult::Exited { code }) => match u.traceback.last() {
-            Some(last) => format!("exit status {code}: {last}"),
-            None => format!("exit status {code}"),
-        },
-        Some(ExitResult::Killed {
-            name, core_dumped, ..
-        }) => format!(
-            "killed by {name}{}",
-            if *core_dumped { " (core dumped)" } else { "" }
-        ),
-        None => String::new(),
+    match (&u.result, u.traceback.last()) {
+        (Some(r), _) if r.success() => "0".into(),
+        (Some(r @ ExitResult::Exited { .. }), Some(last)) => format!("{r}: {last}"),
+        (Some(r), _) => r.to_string(),
+        (None, _) => String::new(),
     }
 }
 

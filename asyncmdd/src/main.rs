@@ -1,6 +1,5 @@
 //! `asyncmdd`: the asyncmd daemon. Parses its command line and runs [`asyncmdd::daemon`].
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,9 +50,7 @@ fn main() -> ExitCode {
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "localhost".into())
         }),
-        color: !cli.no_color
-            && std::env::var_os("NO_COLOR").is_none()
-            && std::io::stdout().is_terminal(),
+        color: asyncmd_proto::text::color_enabled(cli.no_color),
         units: cli.units,
         config: cli.config,
         journal_size: cli.journal_size,

@@ -517,18 +517,9 @@ impl Supervisor {
 }
 
 fn result_text(live: &Live) -> String {
-    match &live.result {
-        Some(ExitResult::Exited { code }) => format!("exit status {code}"),
-        Some(ExitResult::Killed {
-            name, core_dumped, ..
-        }) => {
-            format!(
-                "killed by {name}{}",
-                if *core_dumped { ", core dumped" } else { "" }
-            )
-        }
-        None => String::from("no result"),
-    }
+    live.result
+        .as_ref()
+        .map_or_else(|| String::from("no result"), ToString::to_string)
 }
 
 /// Why a run failed, for a person: the error, or the result and the last stderr line.

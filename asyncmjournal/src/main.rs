@@ -5,7 +5,7 @@
 
 mod since;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,8 +113,7 @@ impl Printer {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let color =
-        !cli.no_color && std::env::var_os("NO_COLOR").is_none() && io::stdout().is_terminal();
+    let color = asyncmd_proto::text::color_enabled(cli.no_color);
     let query = JournalQuery {
         units: cli.units,
         lines: cli.lines.or(if cli.follow { Some(10) } else { None }),

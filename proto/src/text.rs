@@ -25,6 +25,13 @@ pub mod ansi {
     pub const RESET: &str = "\x1b[0m";
 }
 
+/// Whether to colour output: not with `--no-color`, not with `NO_COLOR` set, and only when
+/// stdout is a terminal.
+pub fn color_enabled(no_color_flag: bool) -> bool {
+    use std::io::IsTerminal;
+    !no_color_flag && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
 /// Current wall-clock time, µs since the Unix epoch.
 pub fn now_us() -> i64 {
     let d = std::time::SystemTime::now()

@@ -109,6 +109,24 @@ pub enum ExitResult {
     },
 }
 
+impl core::fmt::Display for ExitResult {
+    /// `exit status 1`, `killed by SIGTERM`, `killed by SIGSEGV (core dumped)`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ExitResult::Exited { code } => write!(f, "exit status {code}"),
+            ExitResult::Killed {
+                name, core_dumped, ..
+            } => {
+                write!(f, "killed by {name}")?;
+                if *core_dumped {
+                    f.write_str(" (core dumped)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl ExitResult {
     /// Whether this is a clean exit (status 0).
     pub fn success(&self) -> bool {
