@@ -286,3 +286,61 @@ fn partial_huge_and_binary_lines_are_kept_safely() {
         .all(|m| m.len() <= 16 * 1024));
     assert!(msgs.contains(&"no newline at end"), "{msgs:?}");
 }
+
+#[test]
+fn a_follower_during_a_flood_gets_every_line_or_is_told_it_missed_it() {
+    let d = Setup::new()
+        .unit(
+            "flood.service",
+            "[unit]\ntype = \"oneshot\"\n[service]\nexec = [\"sh\", \"-c\", \"yes 'a flood line' | head -n 200000\"]\n",
+        )
+        .unit(
+            "mark.service",
+            "[unit]\ntype = \"oneshot\"\n[service]\nexec = [\"echo\", \"MARK\"]\n",
+        )
+        .config(r#"{"flood": {"enabled": false}, "mark": {"enabled": false}}"#)
+        .boot();
+    let out = d.dir.path().join("follow.out");
+    let err = d.dir.path().join("follow.err");
+    let mut follower = Command::new(asyncmd_e2e::bin("asyncmjournal"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["-F", "-n", "0"])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    // Only once the follower shows a marker logged after its start is it surely attached.
+    wait_for("the follower to attach", || {
+        assert!(d.ctl(&["start", "mark"]).status.success());
+        read(&out).contains("[mark.service] MARK").then_some(())
+    });
+    assert!(d.ctl(&["start", "flood"]).status.success());
+    // 200,000 lines plus the Started and Finished entries; the marker lines were all received.
+    let total = 200_002u64;
+    let (received, missed) = wait_for("the follower to account for every entry", || {
+        let received = read(&out)
+            .lines()
+            .filter(|l| l.contains("[flood.service]"))
+            .count() as u64;
+        let missed: u64 = read(&err)
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("-- ")?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        (received + missed >= total).then_some((received, missed))
+    });
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert_eq!(
+        received + missed,
+        total,
+        "received {received}, told of {missed} missed"
+    );
+}

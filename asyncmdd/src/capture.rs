@@ -22,31 +22,65 @@ pub fn syslog_level(line: &[u8], default: Level) -> (Level, &[u8]) {
     }
 }
 
-/// Calls `f` with each complete line of `data` (without `\n` or a trailing `\r`), cutting
-/// lines longer than `max`; at `eof` the unterminated rest is a line too. Returns the bytes
-/// consumed: the rest is an incomplete line to keep for the next call.
-pub fn split_lines(data: &[u8], max: usize, eof: bool, mut f: impl FnMut(&[u8])) -> usize {
-    let mut start = 0;
-    while start < data.len() {
-        let window = &data[start..data.len().min(start + max + 1)];
-        match window.iter().position(|&b| b == b'\n') {
+/// The complete lines of `data` (without `\n` or a trailing `\r`), lines longer than `max`
+/// cut into pieces; at `eof` the unterminated rest is a line too. After the iteration,
+/// [`Lines::consumed`] is how many bytes the lines took: the rest is an incomplete line to
+/// keep for the next read.
+pub fn lines(data: &[u8], max: usize, eof: bool) -> Lines<'_> {
+    Lines {
+        data,
+        max,
+        eof,
+        pos: 0,
+    }
+}
+
+/// Iterator returned by [`lines`].
+pub struct Lines<'a> {
+    data: &'a [u8],
+    max: usize,
+    eof: bool,
+    pos: usize,
+}
+
+impl Lines<'_> {
+    /// Bytes taken by the lines returned so far.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.data[self.pos..];
+        if rest.is_empty() {
+            return None;
+        }
+        let window = &rest[..rest.len().min(self.max + 1)];
+        match memchr::memchr(b'\n', window) {
             Some(i) => {
-                let line = &data[start..start + i];
-                f(line.strip_suffix(b"\r").unwrap_or(line));
-                start += i + 1;
+                self.pos += i + 1;
+                let line = &rest[..i];
+                Some(line.strip_suffix(b"\r").unwrap_or(line))
             }
-            None if data.len() - start >= max => {
-                f(&data[start..start + max]);
-                start += max;
+            None if rest.len() >= self.max => {
+                self.pos += self.max;
+                Some(&rest[..self.max])
             }
-            None if eof => {
-                f(&data[start..]);
-                start = data.len();
+            None if self.eof => {
+                self.pos = self.data.len();
+                Some(rest)
             }
-            None => break,
+            None => None,
         }
     }
-    start
+}
+
+fn to_line(line: &[u8], default: Level) -> Line<'_> {
+    let (level, msg) = syslog_level(line, default);
+    Line { level, msg }
 }
 
 /// Reads `pipe` to its end, logging each line to `journal` as `unit` at `default` level (or the
@@ -56,11 +90,10 @@ pub async fn capture<R: AsyncRead + Unpin>(
     journal: Arc<Journal>,
     unit: UnitId,
     default: Level,
-    mut tap: impl FnMut(&[Line<'_>]),
+    mut tap: impl FnMut(&mut dyn Iterator<Item = Line<'_>>),
 ) {
     let mut buf = vec![0u8; READ_CHUNK + MAX_MESSAGE];
     let mut filled = 0;
-    let mut spans: Vec<(Level, usize, usize)> = Vec::new();
     loop {
         let n = match pipe.read(&mut buf[filled..]).await {
             Ok(n) => n,
@@ -69,23 +102,12 @@ pub async fn capture<R: AsyncRead + Unpin>(
         };
         let eof = n == 0;
         filled += n;
-        spans.clear();
-        let base = buf.as_ptr() as usize;
-        let used = split_lines(&buf[..filled], MAX_MESSAGE, eof, |line| {
-            let (level, msg) = syslog_level(line, default);
-            let off = msg.as_ptr() as usize - base;
-            spans.push((level, off, off + msg.len()));
-        });
-        if !spans.is_empty() {
-            let lines: Vec<Line<'_>> = spans
-                .iter()
-                .map(|&(level, a, b)| Line {
-                    level,
-                    msg: &buf[a..b],
-                })
-                .collect();
-            journal.append(unit, lines.iter().copied());
-            tap(&lines);
+        let mut split = lines(&buf[..filled], MAX_MESSAGE, eof);
+        journal.append(unit, split.by_ref().map(|l| to_line(l, default)));
+        let used = split.consumed();
+        if used > 0 {
+            // The consumed bytes are whole lines: splitting them again gives the same lines.
+            tap(&mut lines(&buf[..used], MAX_MESSAGE, true).map(|l| to_line(l, default)));
         }
         buf.copy_within(used..filled, 0);
         filled -= used;
@@ -99,30 +121,30 @@ pub async fn capture<R: AsyncRead + Unpin>(
 mod tests {
     use super::*;
 
-    fn lines(data: &[u8], max: usize, eof: bool) -> (Vec<Vec<u8>>, usize) {
-        let mut out = Vec::new();
-        let used = split_lines(data, max, eof, |l| out.push(l.to_vec()));
-        (out, used)
+    fn split(data: &[u8], max: usize, eof: bool) -> (Vec<Vec<u8>>, usize) {
+        let mut it = lines(data, max, eof);
+        let out = it.by_ref().map(<[u8]>::to_vec).collect();
+        (out, it.consumed())
     }
 
     #[test]
     fn splits_and_keeps_the_partial_rest() {
-        let (l, used) = lines(b"a\nbb\r\ncc", 100, false);
+        let (l, used) = split(b"a\nbb\r\ncc", 100, false);
         assert_eq!(l, vec![b"a".to_vec(), b"bb".to_vec()]);
         assert_eq!(used, 6);
-        let (l, used) = lines(b"cc", 100, true);
+        let (l, used) = split(b"cc", 100, true);
         assert_eq!(l, vec![b"cc".to_vec()]);
         assert_eq!(used, 2);
-        let (l, _) = lines(b"\n\n", 100, false);
+        let (l, _) = split(b"\n\n", 100, false);
         assert_eq!(l.len(), 2);
     }
 
     #[test]
     fn cuts_overlong_lines() {
-        let (l, used) = lines(b"0123456789abc", 5, false);
+        let (l, used) = split(b"0123456789abc", 5, false);
         assert_eq!(l, vec![b"01234".to_vec(), b"56789".to_vec()]);
         assert_eq!(used, 10);
-        let (l, _) = lines(b"01234\n", 5, false);
+        let (l, _) = split(b"01234\n", 5, false);
         assert_eq!(l, vec![b"01234".to_vec()]);
     }
 
@@ -157,7 +179,7 @@ mod tests {
         let data: &[u8] = b"one\n\xff\xfebin\n<4>warn\nno newline";
         let mut tapped = 0;
         capture(data, journal.clone(), id, Level::Info, |l| {
-            tapped += l.len()
+            tapped += l.count()
         })
         .await;
         assert_eq!(tapped, 4);

@@ -325,6 +325,15 @@ impl Ring {
     }
 }
 
+/// Stored message bytes as text: borrowed when they are valid UTF-8 (the common case, checked
+/// quickly), else with replacement characters.
+pub fn text(msg: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(msg) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(msg),
+    }
+}
+
 /// A line waiting to go into the journal, as produced by a capture.
 #[derive(Debug, Clone, Copy)]
 pub struct Line<'a> {
@@ -467,7 +476,7 @@ impl Journal {
             mono_us: r.mono_us,
             level: r.level,
             unit: unit_name.to_string(),
-            msg: String::from_utf8_lossy(r.msg).into_owned(),
+            msg: text(r.msg).into_owned(),
         }
     }
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use asyncmd_proto::frame::{self, FrameBuffer, FrameError};
+use asyncmd_proto::text::EntryFormatter;
 use asyncmd_proto::{
-    ActionOutcome, ActionResult, Envelope, ErrorCode, JournalQuery, Request, Response,
+    ActionOutcome, ActionResult, Envelope, ErrorCode, JournalQuery, Request, Response, TextStyle,
     MAX_REQUEST_BYTES, VERSION,
 };
 use interprocess::local_socket::tokio::{prelude::*, Stream};
@@ -22,7 +23,7 @@ use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-use crate::journal::{records, Journal, Record, UnitId};
+use crate::journal::{records, Journal, Record, UnitId, MAX_MESSAGE};
 use crate::pattern::Patterns;
 use crate::supervisor::Supervisor;
 
@@ -255,6 +256,14 @@ impl Server {
             Ok(f) => f,
             Err(e) => return send(tx, out, &error(ErrorCode::BadRequest, e)).await,
         };
+        let mut sink = match q.text {
+            Some(t) => Sink::Text {
+                style: t.style,
+                fmt: EntryFormatter::new(t.color),
+                buf: String::with_capacity(BATCH_BYTES + MAX_MESSAGE + 256),
+            },
+            None => Sink::Entries,
+        };
         let mut appended = self.journal.subscribe();
         appended.borrow_and_update();
         let mut copy = Vec::new();
@@ -274,13 +283,15 @@ impl Server {
                     .filter(|r| filter.matches(&self.journal, r))
                     .collect();
                 let skip = matched.len().saturating_sub(n as usize);
-                self.send_records(&mut filter, matched[skip..].iter().copied(), 0, tx, out)
+                let recs = matched[skip..].iter().copied();
+                self.send_records(&mut filter, &mut sink, recs, 0, tx, out)
                     .await?;
                 c
             }
             None => {
                 let mut c = self.journal.with_ring(start);
-                self.pump(&mut c, &mut filter, &mut copy, tx, out).await?;
+                self.pump(&mut c, &mut filter, &mut sink, &mut copy, tx, out)
+                    .await?;
                 c
             }
         };
@@ -301,7 +312,7 @@ impl Server {
                 // The client never sends while following: any byte or EOF ends the follow.
                 _ = rx.read(&mut scratch) => return Ok(()),
             }
-            self.pump(&mut cursor, &mut filter, &mut copy, tx, out)
+            self.pump(&mut cursor, &mut filter, &mut sink, &mut copy, tx, out)
                 .await?;
         }
     }
@@ -311,6 +322,7 @@ impl Server {
         &self,
         cursor: &mut crate::journal::Cursor,
         filter: &mut Filter,
+        sink: &mut Sink,
         copy: &mut Vec<u8>,
         tx: &Stream,
         out: &mut Vec<u8>,
@@ -323,26 +335,49 @@ impl Server {
             if got.copied == 0 && got.missed == 0 {
                 return Ok(());
             }
-            let matched: Vec<Record<'_>> = records(copy)
-                .filter(|r| filter.matches(&self.journal, r))
-                .collect();
-            self.send_records(filter, matched.into_iter(), got.missed, tx, out)
+            self.send_records(filter, sink, records(copy), got.missed, tx, out)
                 .await?;
         }
     }
 
+    /// Sends the records of `recs` that match `filter` through `sink`, in bounded batches.
     async fn send_records<'a>(
         &self,
         filter: &mut Filter,
+        sink: &mut Sink,
         recs: impl Iterator<Item = Record<'a>>,
         mut missed: u64,
         tx: &Stream,
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
+        if let Sink::Text { style, fmt, buf } = sink {
+            let host = self.journal.host();
+            buf.clear();
+            for r in recs {
+                if !filter.matches(&self.journal, &r) {
+                    continue;
+                }
+                let msg = crate::journal::text(r.msg);
+                let unit = filter.name(&self.journal, r.unit);
+                fmt.line(buf, *style, host, r.wall_us, r.level, unit, &msg);
+                if buf.len() >= BATCH_BYTES {
+                    send_text(tx, out, buf, missed).await?;
+                    missed = 0;
+                    buf.clear();
+                }
+            }
+            if !buf.is_empty() || missed > 0 {
+                send_text(tx, out, buf, missed).await?;
+            }
+            return Ok(());
+        }
         let mut entries = Vec::new();
         let mut bytes = 0;
         let host = self.journal.host().to_string();
         for r in recs {
+            if !filter.matches(&self.journal, &r) {
+                continue;
+            }
             bytes += r.msg.len() + 64;
             entries.push(
                 self.journal
@@ -376,6 +411,16 @@ impl Server {
     }
 }
 
+/// How a journal answer leaves: as entry frames, or as text rendered here.
+enum Sink {
+    Entries,
+    Text {
+        style: TextStyle,
+        fmt: EntryFormatter,
+        buf: String,
+    },
+}
+
 #[derive(Clone, Copy)]
 enum Action {
     Start,
@@ -400,6 +445,16 @@ async fn send(mut tx: &Stream, out: &mut Vec<u8>, resp: &Response) -> io::Result
     frame::encode(resp, out)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     tx.write_all(out).await
+}
+
+/// Sends `text` as a [`Response::Text`] header and its raw payload.
+async fn send_text(mut tx: &Stream, out: &mut Vec<u8>, text: &str, missed: u64) -> io::Result<()> {
+    let header = Response::Text {
+        bytes: text.len() as u64,
+        missed,
+    };
+    send(tx, out, &header).await?;
+    tx.write_all(text.as_bytes()).await
 }
 
 async fn drain(mut rx: &Stream) {

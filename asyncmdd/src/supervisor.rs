@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::capture::capture;
 use crate::config::{ServiceConfig, ServicesConfig};
-use crate::journal::{records, Journal, UnitId};
+use crate::journal::{records, Journal, Line, UnitId};
 use crate::pattern::Patterns;
 use crate::process;
 use crate::unit::{self, Run, Unit};
@@ -374,14 +374,22 @@ impl Supervisor {
                 j,
                 id,
                 Level::Error,
-                move |lines| {
-                    let mut live = s.live();
+                move |lines: &mut dyn Iterator<Item = Line<'_>>| {
+                    // Only the last lines of a batch matter: keep slices until it ends.
+                    let mut last: VecDeque<&[u8]> = VecDeque::with_capacity(TRACEBACK_LINES);
                     for l in lines {
+                        if last.len() == TRACEBACK_LINES {
+                            last.pop_front();
+                        }
+                        last.push_back(l.msg);
+                    }
+                    let mut live = s.live();
+                    for msg in last {
                         if live.traceback.len() == TRACEBACK_LINES {
                             live.traceback.pop_front();
                         }
                         live.traceback
-                            .push_back(String::from_utf8_lossy(l.msg).into_owned());
+                            .push_back(crate::journal::text(msg).into_owned());
                     }
                 },
             )));

@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use asyncmd_proto::client::{Client, ClientError};
-use asyncmd_proto::text::{local_time, EntryFormatter};
-use asyncmd_proto::{endpoint, Entry, JournalQuery, Level, Request, Response};
+use asyncmd_proto::text::local_time;
+use asyncmd_proto::{
+    endpoint, Entry, JournalQuery, Level, Request, Response, TextFormat, TextStyle,
+};
 use clap::{Parser, ValueEnum};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
@@ -73,41 +75,22 @@ struct JsonLine<'a> {
     msg: &'a str,
 }
 
-struct Printer {
-    output: Output,
-    fmt: EntryFormatter,
-    text: String,
-}
-
-impl Printer {
-    fn entries(&mut self, host: &str, entries: &[Entry], out: &mut impl Write) -> io::Result<()> {
-        self.text.clear();
-        for e in entries {
-            match self.output {
-                Output::Short => self.fmt.short(&mut self.text, host, e),
-                Output::Cat => {
-                    self.text.push_str(&e.msg);
-                    self.text.push('\n');
-                }
-                Output::Json => {
-                    let line = JsonLine {
-                        seq: e.seq,
-                        time: local_time(e.time_us),
-                        time_us: e.time_us,
-                        mono_us: e.mono_us,
-                        host,
-                        level: e.level,
-                        unit: &e.unit,
-                        msg: &e.msg,
-                    };
-                    self.text
-                        .push_str(&serde_json::to_string(&line).unwrap_or_default());
-                    self.text.push('\n');
-                }
-            }
-        }
-        out.write_all(self.text.as_bytes())?;
-        out.flush()
+/// Renders entry batches as `-o json` lines (short and cat lines come rendered by the daemon).
+fn json_lines(text: &mut Vec<u8>, host: &str, entries: &[Entry]) {
+    text.clear();
+    for e in entries {
+        let line = JsonLine {
+            seq: e.seq,
+            time: local_time(e.time_us),
+            time_us: e.time_us,
+            mono_us: e.mono_us,
+            host,
+            level: e.level,
+            unit: &e.unit,
+            msg: &e.msg,
+        };
+        let _ = serde_json::to_writer(&mut *text, &line);
+        text.push(b'\n');
     }
 }
 
@@ -122,6 +105,18 @@ fn main() -> ExitCode {
         since_us: cli.since,
         after_seq: None,
         follow: cli.follow,
+        // Short and cat lines are rendered by the daemon: one copy to stdout here, no JSON.
+        text: match cli.output {
+            Output::Short => Some(TextFormat {
+                style: TextStyle::Short,
+                color,
+            }),
+            Output::Cat => Some(TextFormat {
+                style: TextStyle::Cat,
+                color,
+            }),
+            Output::Json => None,
+        },
     };
     let path = endpoint::socket_path(cli.socket.as_deref());
     let mut client = match Client::connect(&path) {
@@ -131,11 +126,7 @@ fn main() -> ExitCode {
     if let Err(e) = client.send(Request::Journal(query)) {
         return fail(&e.to_string());
     }
-    let mut printer = Printer {
-        output: cli.output,
-        fmt: EntryFormatter::new(color),
-        text: String::with_capacity(64 * 1024),
-    };
+    let mut json = Vec::with_capacity(64 * 1024);
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     loop {
@@ -145,27 +136,33 @@ fn main() -> ExitCode {
             Ok(None) => return ExitCode::SUCCESS,
             Err(e) => return fail(&e.to_string()),
         };
-        match resp {
+        let (missed, lines) = match resp {
             Response::Entries {
                 host,
                 entries,
                 missed,
             } => {
-                if missed > 0 {
-                    let _ = out.flush();
-                    eprintln!(
-                        "-- {missed} entries missed: this reader fell behind the journal ring --"
-                    );
-                }
-                match printer.entries(&host, &entries, &mut out) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
-                    Err(e) => return fail(&format!("cannot write output: {e}")),
-                }
+                json_lines(&mut json, &host, &entries);
+                (missed, Ok(&json[..]))
             }
+            Response::Text { bytes, missed } => (missed, client.payload(bytes as usize)),
             Response::End { .. } => return ExitCode::SUCCESS,
             Response::Error { message, .. } => return fail(&message),
             other => return fail(&format!("unexpected answer from asyncmdd: {other:?}")),
+        };
+        if missed > 0 {
+            let _ = out.flush();
+            eprintln!("-- {missed} entries missed: this reader fell behind the journal ring --");
+        }
+        let written = match lines {
+            Ok(bytes) => out.write_all(bytes).and_then(|_| out.flush()),
+            Err(e) => return fail(&e.to_string()),
+        };
+        match written {
+            Ok(()) => {}
+            // Our reader went away (`| head`): that is how a pipeline ends, not an error.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+            Err(e) => return fail(&format!("cannot write output: {e}")),
         }
     }
 }

@@ -95,6 +95,15 @@ impl Client {
         }
     }
 
+    /// The `n`-byte raw payload announced by a [`Response::Text`] just received.
+    pub fn payload(&mut self, n: usize) -> Result<&[u8], ClientError> {
+        while self.frames.pending() < n {
+            self.fill()?;
+        }
+        let raw = self.frames.take_raw(n).map_err(ClientError::Frame)?;
+        Ok(raw.unwrap_or_default())
+    }
+
     /// Reads once from the socket, blocking until something arrives.
     pub fn fill(&mut self) -> Result<(), ClientError> {
         let n = self

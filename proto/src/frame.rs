@@ -96,6 +96,20 @@ impl FrameBuffer {
         Ok(None)
     }
 
+    /// Takes `n` raw bytes (a payload announced by the previous frame), if they have arrived.
+    pub fn take_raw(&mut self, n: usize) -> Result<Option<&[u8]>, FrameError> {
+        if n > self.limit {
+            return Err(FrameError::TooLarge { limit: self.limit });
+        }
+        if self.end - self.start < n {
+            return Ok(None);
+        }
+        let raw = self.start..self.start + n;
+        self.start += n;
+        self.scanned = 0;
+        Ok(Some(&self.buf[raw]))
+    }
+
     /// Room to read more bytes into; call [`FrameBuffer::filled`] with how many were read.
     pub fn spare(&mut self) -> &mut [u8] {
         if self.start > 0 {
@@ -172,6 +186,28 @@ mod tests {
         let mut fb = FrameBuffer::new(10);
         feed(&mut fb, b"123456789\n");
         assert_eq!(fb.next_frame().unwrap(), Some(&b"123456789"[..]));
+    }
+
+    #[test]
+    fn raw_payloads_follow_their_header() {
+        let mut fb = FrameBuffer::new(1 << 20);
+        feed(
+            &mut fb,
+            b"{\"kind\":\"text\",\"bytes\":12}\nline1\nline2\n{\"a\":1}\n",
+        );
+        assert!(fb.next_frame().unwrap().is_some());
+        assert_eq!(fb.take_raw(12).unwrap(), Some(&b"line1\nline2\n"[..]));
+        assert_eq!(fb.next_frame().unwrap(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(fb.take_raw(5).unwrap(), None);
+        let big = vec![b'p'; 300_000];
+        for c in big.chunks(4096) {
+            feed(&mut fb, c);
+        }
+        assert_eq!(
+            fb.take_raw(300_000).unwrap().map(|b| b.len()),
+            Some(300_000)
+        );
+        assert!(FrameBuffer::new(10).take_raw(11).is_err());
     }
 
     #[test]

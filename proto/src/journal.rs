@@ -147,6 +147,30 @@ pub struct JournalQuery {
     /// Keep the connection open and send new entries as they are logged.
     #[serde(default)]
     pub follow: bool,
+    /// Send the entries rendered as text ([`crate::Response::Text`]) instead of as entries:
+    /// far cheaper for both ends, so a follower keeps up with a flood.
+    #[serde(default)]
+    pub text: Option<TextFormat>,
+}
+
+/// How entries are rendered as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TextStyle {
+    /// `2026-11-25 10:00:19 [host] [INFO] [hello.service] LED 3 toggled!`
+    Short,
+    /// The message only.
+    Cat,
+}
+
+/// A text rendering asked for by a journal query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextFormat {
+    /// Line layout.
+    pub style: TextStyle,
+    /// ANSI colour for warning and error levels.
+    #[serde(default)]
+    pub color: bool,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub mod endpoint;
 #[cfg(feature = "std")]
 pub mod text;
 
-pub use journal::{Entry, JournalQuery, Level};
+pub use journal::{Entry, JournalQuery, Level, TextFormat, TextStyle};
 pub use request::{ActionOutcome, ActionResult, Envelope, ErrorCode, Request, Response};
 pub use unit::{ExitResult, UnitState, UnitStatus, UnitType};
 

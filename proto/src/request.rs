@@ -94,6 +94,15 @@ pub enum Response {
         #[serde(default)]
         missed: u64,
     },
+    /// Journal entries rendered as text: the `bytes` bytes of UTF-8 lines that follow this
+    /// frame's newline are the payload (they are not JSON).
+    Text {
+        /// Length of the payload.
+        bytes: u64,
+        /// Entries lost because this reader fell behind the ring, before these lines.
+        #[serde(default)]
+        missed: u64,
+    },
     /// End of a journal answer that does not follow.
     End {
         /// Sequence number the next entry will carry: resume a later read from here.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{Local, TimeZone};
 
-use crate::journal::{Entry, Level};
+use crate::journal::{Entry, Level, TextStyle};
 
 /// ANSI styles used when colour is on.
 pub mod ansi {
@@ -98,26 +98,51 @@ impl EntryFormatter {
 
     /// Appends `entry` as a line (with its newline) to `out`.
     pub fn short(&mut self, out: &mut String, host: &str, entry: &Entry) {
-        let color = self.color;
-        out.push_str(self.time(entry.time_us));
-        out.push_str(" [");
-        out.push_str(host);
-        out.push_str("] [");
-        let style = match entry.level {
-            Level::Error | Level::Critical if color => Some(ansi::RED),
-            Level::Warning if color => Some(ansi::YELLOW),
-            _ => None,
-        };
-        match style {
-            Some(s) => {
-                let _ = write!(out, "{s}{}{}", entry.level.as_str(), ansi::RESET);
+        self.line(
+            out,
+            TextStyle::Short,
+            host,
+            entry.time_us,
+            entry.level,
+            &entry.unit,
+            &entry.msg,
+        );
+    }
+
+    /// Appends one entry, given by its parts, as a line of `style` (with its newline).
+    #[allow(clippy::too_many_arguments)]
+    pub fn line(
+        &mut self,
+        out: &mut String,
+        style: TextStyle,
+        host: &str,
+        time_us: i64,
+        level: Level,
+        unit: &str,
+        msg: &str,
+    ) {
+        if style == TextStyle::Short {
+            let color = self.color;
+            out.push_str(self.time(time_us));
+            out.push_str(" [");
+            out.push_str(host);
+            out.push_str("] [");
+            let paint = match level {
+                Level::Error | Level::Critical if color => Some(ansi::RED),
+                Level::Warning if color => Some(ansi::YELLOW),
+                _ => None,
+            };
+            match paint {
+                Some(p) => {
+                    let _ = write!(out, "{p}{}{}", level.as_str(), ansi::RESET);
+                }
+                None => out.push_str(level.as_str()),
             }
-            None => out.push_str(entry.level.as_str()),
+            out.push_str("] [");
+            out.push_str(unit);
+            out.push_str("] ");
         }
-        out.push_str("] [");
-        out.push_str(&entry.unit);
-        out.push_str("] ");
-        out.push_str(&entry.msg);
+        out.push_str(msg);
         out.push('\n');
     }
 }
