@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use asyncmd_proto::client::Client;
-use asyncmd_proto::{endpoint, ActionOutcome, ErrorCode, Request, Response};
+use std::fmt::Write as _;
+
+use asyncmd_proto::{endpoint, ActionOutcome, Change, ErrorCode, Request, Response};
 use clap::{Parser, Subcommand};
 
 /// Inspect and control the units of a running asyncmdd.
@@ -66,6 +68,57 @@ enum Command {
         #[arg(required = true)]
         units: Vec<String>,
     },
+    /// Enable units in services.config (they start at boot).
+    Enable {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Also start them now.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Disable units in services.config (they do not start at boot).
+    Disable {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Also stop them now.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Set a unit's args and/or kwargs in services.config, for its next start.
+    Config {
+        /// Unit name.
+        unit: String,
+        /// Arguments appended to its command line, as a JSON array: '[2, "x"]'.
+        #[arg(long, value_name = "JSON", value_parser = parse_json)]
+        args: Option<serde_json::Value>,
+        /// Keyword arguments (environment variables), as a JSON object: '{"sleep": 3}'.
+        #[arg(long, value_name = "JSON", value_parser = parse_json)]
+        kwargs: Option<serde_json::Value>,
+    },
+    /// Re-read unit files and services.config; apply only what changed.
+    Reload {
+        /// Print what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Load unit files added to the units directory since boot, and start them.
+    Load {
+        /// Unit names.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Stop units and forget them.
+    Unload {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -119,6 +172,41 @@ fn main() -> ExitCode {
             },
             false,
         ),
+        Command::Enable { units, now } => (
+            Request::Enable {
+                units: units.clone(),
+                now: *now,
+            },
+            false,
+        ),
+        Command::Disable { units, now } => (
+            Request::Disable {
+                units: units.clone(),
+                now: *now,
+            },
+            false,
+        ),
+        Command::Config { unit, args, kwargs } => (
+            Request::Config {
+                unit: unit.clone(),
+                args: args.clone(),
+                kwargs: kwargs.clone(),
+            },
+            false,
+        ),
+        Command::Reload { dry_run } => (Request::Reload { dry_run: *dry_run }, false),
+        Command::Load { units } => (
+            Request::Load {
+                units: units.clone(),
+            },
+            false,
+        ),
+        Command::Unload { units } => (
+            Request::Unload {
+                units: units.clone(),
+            },
+            false,
+        ),
     };
     let resp = match client.call(req) {
         Ok(r) => r,
@@ -157,6 +245,9 @@ fn main() -> ExitCode {
             let mut code = 0;
             for r in &results {
                 match r.outcome {
+                    ActionOutcome::Ok if !r.message.is_empty() && !cli.json => {
+                        let _ = writeln!(out, "{}: {}", r.unit, r.message);
+                    }
                     ActionOutcome::Ok => {}
                     ActionOutcome::NoSuchUnit => {
                         eprintln!("{}", r.message);
@@ -172,6 +263,29 @@ fn main() -> ExitCode {
                 out = json(&results);
             }
             code
+        }
+        Response::Reload {
+            dry_run,
+            changes,
+            unchanged,
+        } => {
+            if cli.json {
+                out = json(&changes);
+            } else {
+                for c in &changes {
+                    let _ = writeln!(out, "{}", c.line(dry_run));
+                }
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    Change::summary(dry_run, changes.len(), unchanged)
+                );
+            }
+            if changes.iter().all(|c| c.outcome == ActionOutcome::Ok) {
+                0
+            } else {
+                EXIT_FAILED
+            }
         }
         Response::Error { code, message } => {
             let exit = match code {

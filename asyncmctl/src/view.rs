@@ -31,6 +31,7 @@ fn dot(u: &UnitStatus, color: bool) -> String {
 fn state_word(u: &UnitStatus, color: bool) -> String {
     let style = match u.state {
         UnitState::Running | UnitState::Starting => ansi::GREEN,
+        UnitState::Waiting => ansi::CYAN,
         UnitState::Failed => ansi::RED,
         UnitState::Stopped | UnitState::Stopping => ansi::YELLOW,
         _ => "",
@@ -71,6 +72,7 @@ fn state_phrase(u: &UnitStatus, now: i64, color: bool) -> String {
     };
     let when = format!("{}; {}", local_time(since), ago(now, since));
     match u.state {
+        UnitState::Waiting => format!("{word} for {} since {when}", u.waiting_for.join(", ")),
         UnitState::Running | UnitState::Starting | UnitState::Stopping => {
             format!("{word} since {when}")
         }
@@ -237,6 +239,7 @@ mod tests {
             enabled: true,
             load_error: None,
             state,
+            waiting_for: vec![],
             since_us: Some(1_000_000_000_000_000),
             started_us: Some(1_000_000_000_000_000),
             done_us: None,
@@ -308,6 +311,18 @@ mod tests {
         out.clear();
         compact(&mut out, &u, NOW, false);
         assert_eq!(out, "● hello.service: status: inactive (disabled)\n");
+    }
+
+    #[test]
+    fn a_waiting_unit_names_what_it_waits_for() {
+        let mut u = unit(UnitState::Waiting);
+        u.waiting_for = vec!["db.service".into(), "net.service".into()];
+        let mut out = String::new();
+        compact(&mut out, &u, u.since_us.unwrap() + 2_000_000, false);
+        assert!(
+            out.contains("status: waiting for db.service, net.service since "),
+            "{out}"
+        );
     }
 
     #[test]

@@ -1,26 +1,170 @@
-//! Boot: the order units start in, and the report asyncmd prints for each.
+//! Boot: running a start plan, each unit as soon as what it needs is ready, and the report
+//! asyncmd prints for it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use asyncmd_proto::text::ansi;
-use asyncmd_proto::UnitType;
+use tokio::task::JoinSet;
 
-/// What the boot order needs to know of a unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanItem {
-    /// Unit name.
-    pub name: String,
-    /// Its type, when it loaded.
-    pub kind: Option<UnitType>,
-    /// Its priority (lower first).
-    pub priority: i32,
+use crate::graph::{Plan, Problem};
+use crate::supervisor::Supervisor;
+
+/// What happened to one unit of a plan: started (for a oneshot: finished well), or why not.
+pub type Outcome = Result<(), String>;
+
+/// Runs `plan`: reports each of its problems, then starts every step as soon as what it waits
+/// for is settled (its `requires` ready, its `after` ready or failed, and for a non-core unit
+/// every core unit), lower priority first among steps free at the same moment. A step whose
+/// requirement fails does not start, and says which one. `report` hears of each unit once.
+pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(&str, &Outcome)) {
+    for (name, problem) in &plan.problems {
+        let msg = problem.to_string();
+        if let Some(slot) = sup.get(name) {
+            if !matches!(problem, Problem::Broken(_)) && !slot.state().is_active() {
+                sup.not_started(&slot, &msg);
+            }
+        }
+        report(name, &Err(msg));
+    }
+    let steps = &plan.steps;
+    let n = steps.len();
+    let cores = steps.iter().filter(|s| s.core).count();
+    let mut remaining = vec![0usize; n];
+    let mut dependents: Vec<Vec<(usize, bool)>> = vec![Vec::new(); n];
+    for (i, step) in steps.iter().enumerate() {
+        for &j in &step.requires {
+            remaining[i] += 1;
+            dependents[j].push((i, true));
+        }
+        for &j in &step.after {
+            remaining[i] += 1;
+            dependents[j].push((i, false));
+        }
+        if cores > 0 && !step.core {
+            remaining[i] += 1;
+        }
+    }
+    let mut settled = vec![false; n];
+    let mut cores_left = cores;
+    let waits_for = |i: usize, settled: &[bool], cores_left: usize| -> Vec<String> {
+        let step = &steps[i];
+        let mut v: Vec<String> = step
+            .requires
+            .iter()
+            .chain(&step.after)
+            .filter(|&&j| !settled[j])
+            .map(|&j| steps[j].name.clone())
+            .collect();
+        if cores_left > 0 && !step.core && v.is_empty() {
+            v.push("the core units".into());
+        }
+        v
+    };
+    let was_waiting: Vec<bool> = remaining.iter().map(|&r| r > 0).collect();
+    for i in (0..n).filter(|&i| was_waiting[i]) {
+        if let Some(slot) = sup.get(&steps[i].name) {
+            if !slot.state().is_active() {
+                slot.set_waiting(waits_for(i, &settled, cores_left));
+            }
+        }
+    }
+
+    let key = |i: usize| Reverse((steps[i].key(), i));
+    let mut free: BinaryHeap<_> = (0..n).filter(|&i| remaining[i] == 0).map(key).collect();
+    let mut failed_dep: Vec<Option<String>> = vec![None; n];
+    let mut running = JoinSet::new();
+    let mut done: Vec<(usize, Outcome)> = Vec::new();
+    loop {
+        while let Some(Reverse((_, i))) = free.pop() {
+            if settled[i] {
+                continue;
+            }
+            let name = &steps[i].name;
+            let Some(slot) = sup.get(name) else {
+                done.push((i, Err("unloaded before it could start".into())));
+                continue;
+            };
+            if let Some(why) = failed_dep[i].take() {
+                sup.not_started(&slot, &why);
+                done.push((i, Err(why)));
+            } else if was_waiting[i] && !slot.is_waiting() && !slot.state().is_active() {
+                done.push((i, Err("start cancelled while it waited".into())));
+            } else {
+                let sup = sup.clone();
+                running.spawn(async move { (i, sup.start(&slot).await) });
+            }
+        }
+        if done.is_empty() {
+            match running.join_next().await {
+                Some(Ok(d)) => done.push(d),
+                Some(Err(e)) => tracing::error!("a unit start task failed: {e}"),
+                None => break,
+            }
+        }
+        for (i, outcome) in std::mem::take(&mut done) {
+            if settled[i] {
+                continue;
+            }
+            settled[i] = true;
+            report(&steps[i].name, &outcome);
+            let mut release = vec![];
+            for &(k, hard) in &dependents[i] {
+                if settled[k] {
+                    continue;
+                }
+                if hard {
+                    if let Err(e) = &outcome {
+                        if failed_dep[k].is_none() {
+                            failed_dep[k] =
+                                Some(format!("dependency {} failed: {e}", steps[i].name));
+                            free.push(key(k));
+                            continue;
+                        }
+                    }
+                }
+                remaining[k] -= 1;
+                release.push(k);
+            }
+            if steps[i].core {
+                cores_left -= 1;
+                if cores_left == 0 {
+                    for k in (0..n).filter(|&k| !steps[k].core && !settled[k]) {
+                        remaining[k] -= 1;
+                        release.push(k);
+                    }
+                }
+            }
+            for k in release {
+                if failed_dep[k].is_some() {
+                    continue;
+                }
+                if remaining[k] == 0 {
+                    free.push(key(k));
+                } else if let Some(slot) = sup.get(&steps[k].name) {
+                    if slot.is_waiting() {
+                        slot.set_waiting(waits_for(k, &settled, cores_left));
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// The start order: `core` units first, then by priority (lower first), then by name.
-pub fn plan(mut items: Vec<PlanItem>) -> Vec<String> {
-    items.sort_by(|a, b| {
-        let core = |i: &PlanItem| i.kind != Some(UnitType::Core);
-        (core(a), a.priority, &a.name).cmp(&(core(b), b.priority, &b.name))
-    });
-    items.into_iter().map(|i| i.name).collect()
+/// `[ Booting ] Order: --> a.service --> b.service`, as asyncmd prints before it boots.
+pub fn order_line<'a>(order: impl Iterator<Item = &'a str>, color: bool) -> String {
+    let (b, z) = if color {
+        (ansi::BOLD, ansi::RESET)
+    } else {
+        ("", "")
+    };
+    let mut s = format!("[ {b}Booting{z} ] Order:");
+    for name in order {
+        s.push_str(" --> ");
+        s.push_str(name);
+    }
+    s
 }
 
 /// `[ OK ] Service: hello.service from units/hello.service loaded`, or the `[ ERROR ]` line
@@ -41,32 +185,11 @@ pub fn report_line(name: &str, source: &str, error: Option<&str>, color: bool) -
 mod tests {
     use super::*;
 
-    fn item(name: &str, kind: Option<UnitType>, priority: i32) -> PlanItem {
-        PlanItem {
-            name: name.into(),
-            kind,
-            priority,
-        }
-    }
-
     #[test]
-    fn core_then_priority_then_name() {
-        let order = plan(vec![
-            item("b.service", Some(UnitType::Runtime), 0),
-            item("a.service", Some(UnitType::Runtime), 5),
-            item("z.service", Some(UnitType::Core), 9),
-            item("c.service", None, 0),
-            item("d.service", Some(UnitType::Oneshot), -1),
-        ]);
+    fn order_line_matches_asyncmd() {
         assert_eq!(
-            order,
-            [
-                "z.service",
-                "d.service",
-                "b.service",
-                "c.service",
-                "a.service"
-            ]
+            order_line(["a.service", "b.service"].into_iter(), false),
+            "[ Booting ] Order: --> a.service --> b.service"
         );
     }
 

@@ -3,7 +3,11 @@
 //!
 //! Entries are keyed by the unit name without `.service` (the full name is accepted too). A unit
 //! without an entry is enabled with no args. `args` are appended to the unit's `exec` argv;
-//! `kwargs` reach the process as environment variables (see [`ServiceConfig::env`]).
+//! `kwargs` reach the process as environment variables (see [`ServiceConfig::env`]). String
+//! values may say `${VAR}`, taken from the `.env` file beside `services.config`.
+//!
+//! [`edit`] changes one entry in place, keeping every other byte of the file, and replaces the
+//! file atomically, so a crash at any moment leaves either the old file or the new one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +58,22 @@ impl ServiceConfig {
     }
 }
 
+impl ServiceConfig {
+    /// Checks that `kwargs` is an object whose keys can be environment variable names.
+    pub fn check_kwargs(kwargs: &Value) -> Result<(), String> {
+        let Value::Object(m) = kwargs else {
+            return Err(format!("kwargs must be a JSON object, not {kwargs}"));
+        };
+        match m.keys().find(|k| !valid_env_name(k)) {
+            Some(bad) => Err(format!(
+                "kwargs key \"{bad}\" cannot be an environment variable name \
+                 (letters, digits and _, not starting with a digit)"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -87,10 +107,14 @@ pub struct ConfigError {
 }
 
 impl ServicesConfig {
-    /// Reads `path`; a missing file is an empty configuration.
+    /// Reads `path`, with `${VAR}` from the `.env` file beside it; a missing file is an empty
+    /// configuration.
     pub fn load(path: &Path) -> Result<ServicesConfig, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => ServicesConfig::parse(path, &text),
+            Ok(text) => {
+                let vars = dotenv_beside(path)?;
+                ServicesConfig::parse_with(path, &text, &vars)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServicesConfig {
                 path: path.to_path_buf(),
                 entries: BTreeMap::new(),
@@ -102,8 +126,13 @@ impl ServicesConfig {
         }
     }
 
-    /// Parses the text of a `services.config`.
+    /// Parses the text of a `services.config` that uses no `${VAR}`.
     pub fn parse(path: &Path, text: &str) -> Result<ServicesConfig, ConfigError> {
+        ServicesConfig::parse_with(path, text, &Vars::new())
+    }
+
+    /// Parses the text of a `services.config`, substituting `${VAR}` from `vars`.
+    pub fn parse_with(path: &Path, text: &str, vars: &Vars) -> Result<ServicesConfig, ConfigError> {
         let fail = |message: String| ConfigError {
             path: path.display().to_string(),
             message,
@@ -115,8 +144,9 @@ impl ServicesConfig {
         let entries = map
             .into_iter()
             .map(|(name, v)| {
-                let parsed =
-                    parse_entry(&v).map_err(|m| format!("{}: \"{name}\": {m}", path.display()));
+                let parsed = substitute(v, vars)
+                    .and_then(|v| parse_entry(&v))
+                    .map_err(|m| format!("{}: \"{name}\": {m}", path.display()));
                 (name, parsed)
             })
             .collect();
@@ -148,6 +178,189 @@ impl ServicesConfig {
     }
 }
 
+/// Variables from a `.env` file.
+pub type Vars = BTreeMap<String, String>;
+
+/// Name of the variables file read beside `services.config`.
+pub const DOTENV: &str = ".env";
+
+/// The variables of the `.env` file in the directory of `config`; none when there is no file.
+pub fn dotenv_beside(config: &Path) -> Result<Vars, ConfigError> {
+    let path = config
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(DOTENV);
+    let fail = |message: String| ConfigError {
+        path: path.display().to_string(),
+        message,
+    };
+    let iter = match dotenvy::from_path_iter(&path) {
+        Ok(it) => it,
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vars::new())
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    iter.map(|item| item.map_err(|e| fail(e.to_string())))
+        .collect()
+}
+
+/// `v` with every `${VAR}` in its strings replaced; an undefined variable is an error naming it.
+fn substitute(v: Value, vars: &Vars) -> Result<Value, String> {
+    Ok(match v {
+        Value::String(s) if s.contains("${") => Value::String(expand(&s, vars)?),
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .map(|x| substitute(x, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, x)| Ok((k, substitute(x, vars)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other,
+    })
+}
+
+fn expand(s: &str, vars: &Vars) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let Some(len) = rest[at + 2..].find('}') else {
+            return Err(format!("unterminated \"${{\" in \"{s}\""));
+        };
+        let name = &rest[at + 2..at + 2 + len];
+        match vars.get(name) {
+            Some(v) => out.push_str(v),
+            None => {
+                return Err(format!(
+                    "undefined variable ${{{name}}} (define it in the {DOTENV} file beside services.config)"
+                ))
+            }
+        }
+        rest = &rest[at + 3 + len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Sets the keys `changes` in the entry of `unit` (`hello.service` or `hello`) of the
+/// `services.config` at `path`, creating the entry (or the file) if needed. Everything else in
+/// the file keeps its bytes; the new file replaces the old one atomically.
+pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), ConfigError> {
+    use jsonc_parser::cst::CstRootNode;
+    let fail = |message: String| ConfigError {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "{\n}\n".to_string(),
+        Err(e) => return Err(fail(format!("cannot read: {e}"))),
+    };
+    // A file that is not valid JSON now is not ours to rewrite.
+    serde_json::from_str::<Value>(&text)
+        .map_err(|e| fail(format!("{e}; fix it by hand first, nothing was changed")))?;
+    let root = CstRootNode::parse(&text, &Default::default())
+        .map_err(|e| fail(format!("{e}; nothing was changed")))?;
+    let Some(obj) = root.object_value() else {
+        return Err(fail("expected a JSON object keyed by unit name".into()));
+    };
+    let stem = unit.strip_suffix(SUFFIX).unwrap_or(unit);
+    let entry = match obj.get(stem).or_else(|| obj.get(unit)) {
+        Some(prop) => match prop.object_value() {
+            Some(o) => o,
+            None => {
+                return Err(fail(format!(
+                    "the entry \"{stem}\" is not an object; fix it by hand first"
+                )))
+            }
+        },
+        None => obj.object_value_or_set(stem),
+    };
+    // The CST places keys, commas and indentation; the values go in as placeholders replaced
+    // by one-line JSON, so `{"sleep": 3}` stays on its line as a person would write it.
+    let token = format!("asyncmd-placeholder-{}-{}", std::process::id(), now_nanos());
+    for (i, (key, _)) in changes.iter().enumerate() {
+        let mark = jsonc_parser::cst::CstInputValue::String(format!("{token}-{i}"));
+        match entry.get(key) {
+            Some(prop) => prop.set_value(mark),
+            None => {
+                entry.append(key, mark);
+            }
+        }
+    }
+    let mut new_text = root.to_string();
+    for (i, (_, value)) in changes.iter().enumerate() {
+        new_text = new_text.replacen(&format!("\"{token}-{i}\""), &inline_json(value), 1);
+    }
+    let vars = dotenv_beside(path)?;
+    let parsed = ServicesConfig::parse_with(path, &new_text, &vars).map_err(|e| {
+        fail(format!(
+            "the edit would break the file ({e}); nothing was changed"
+        ))
+    })?;
+    if let Err(e) = parsed.get(unit) {
+        return Err(fail(format!("{e}; nothing was changed")));
+    }
+    write_atomically(path, new_text.as_bytes()).map_err(|e| fail(format!("cannot write: {e}")))
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// JSON on one line with a space after `,` and `:`: `{"sleep": 3, "pins": [1, 2]}`.
+pub fn inline_json(v: &Value) -> String {
+    match v {
+        Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(inline_json).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(o) => {
+            let items: Vec<String> = o
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), inline_json(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        scalar => scalar.to_string(),
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a mix:
+/// write a temporary file beside it, fsync it, rename it over, fsync the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 fn parse_entry(v: &Value) -> Result<ServiceConfig, String> {
     let Value::Object(obj) = v else {
         return Err(
@@ -162,12 +375,7 @@ fn parse_entry(v: &Value) -> Result<ServiceConfig, String> {
             ("args", Value::Array(a)) => cfg.args = a.clone(),
             ("args", _) => return Err("\"args\" must be an array".into()),
             ("kwargs", Value::Object(m)) => {
-                if let Some(bad) = m.keys().find(|k| !valid_env_name(k)) {
-                    return Err(format!(
-                        "kwargs key \"{bad}\" cannot be an environment variable name \
-                         (letters, digits and _, not starting with a digit)"
-                    ));
-                }
+                ServiceConfig::check_kwargs(value)?;
                 cfg.kwargs = m.clone();
             }
             ("kwargs", _) => return Err("\"kwargs\" must be an object".into()),
@@ -227,6 +435,64 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("units/services.config: "), "{s}");
         assert!(s.contains("line 2"), "{s}");
+    }
+
+    #[test]
+    fn variables_come_from_dotenv_and_undefined_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("services.config");
+        std::fs::write(
+            &path,
+            r#"{"a": {"args": ["${HOST}:${PORT}"], "kwargs": {"x": ["${PORT}"]}},
+                "b": {"args": ["${NOPE}"]}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "# ports\nHOST=gw\nexport PORT=\"8080\"\n",
+        )
+        .unwrap();
+        let c = ServicesConfig::load(&path).unwrap();
+        let a = c.get("a.service").unwrap();
+        assert_eq!(a.argv_tail(), vec!["gw:8080"]);
+        assert_eq!(a.kwargs["x"], json!(["8080"]));
+        let e = c.get("b.service").unwrap_err();
+        assert!(e.contains("${NOPE}") && e.contains("\"b\""), "{e}");
+    }
+
+    #[test]
+    fn edit_keeps_every_other_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("services.config");
+        let before = "{\n  \"hello\": {\"enabled\": true,   \"args\": [2, 5], \"note\": \"mine\"},\n\n  \"world\": { \"enabled\": false }\n}\n";
+        std::fs::write(&path, before).unwrap();
+        edit(&path, "hello.service", &[("enabled", json!(false))]).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            after,
+            before.replacen("\"enabled\": true", "\"enabled\": false", 1)
+        );
+        edit(&path, "new", &[("kwargs", json!({"sleep": 3}))]).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(after.starts_with(&before.replacen("true", "false", 1)[..before.len() - 3]));
+        let c = ServicesConfig::parse(&path, &after).unwrap();
+        assert_eq!(c.get("new.service").unwrap().kwargs["sleep"], json!(3));
+        assert_eq!(
+            c.get("hello.service").unwrap().args,
+            vec![json!(2), json!(5)]
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn edit_refuses_a_broken_file_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("services.config");
+        std::fs::write(&path, "{\"a\": {,}}").unwrap();
+        let e = edit(&path, "a", &[("enabled", json!(true))]).unwrap_err();
+        assert!(e.to_string().contains("nothing was changed"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\": {,}}");
     }
 
     #[test]

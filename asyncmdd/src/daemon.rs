@@ -9,11 +9,13 @@ use anyhow::Context;
 use asyncmd_proto::Level;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::boot::{self, PlanItem};
+use crate::boot;
 use crate::config::ServicesConfig;
+use crate::graph;
 use crate::journal::Journal;
+use crate::reload;
 use crate::server::{self, Server};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{self, Paths, Supervisor};
 
 /// Name the daemon logs its own entries under.
 pub const SELF_UNIT: &str = "asyncmdd";
@@ -39,7 +41,17 @@ pub struct Options {
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let journal = Arc::new(Journal::new(opts.journal_size, opts.hostname.clone()));
     let me = journal.unit_id(SELF_UNIT);
-    let sup = Supervisor::new(journal.clone());
+    let config_path = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| opts.units.join("services.config"));
+    let sup = Supervisor::new(
+        journal.clone(),
+        Paths {
+            units: opts.units.clone(),
+            config: config_path.clone(),
+        },
+    );
     let report = |level: Level, line: String, plain: String| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
@@ -47,10 +59,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         journal.log(me, level, &plain);
     };
 
-    let config_path = opts
-        .config
-        .clone()
-        .unwrap_or_else(|| opts.units.join("services.config"));
     let config = match ServicesConfig::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -66,10 +74,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     let listener = server::bind(&opts.socket)
         .with_context(|| format!("cannot listen on {}", opts.socket.display()))?;
-    let loaded = sup
-        .load_dir(&opts.units, &config)
+    let defs = supervisor::read_dir(&opts.units, &config)
         .with_context(|| format!("cannot read the units directory {}", opts.units.display()))?;
-    let names: Vec<String> = loaded.iter().map(|l| l.name.clone()).collect();
+    let names: Vec<String> = defs.iter().map(|(n, _)| n.clone()).collect();
     for stray in config.unknown_entries(&names) {
         let line = format!(
             "[ WARNING ] Config: {} has an entry \"{stray}\" but there is no unit file {stray}.service",
@@ -77,27 +84,31 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         );
         report(Level::Warning, line.clone(), line);
     }
+    for (name, def) in defs {
+        sup.add(name, def);
+    }
     let server = tokio::spawn(Server::new(sup.clone()).serve(listener));
 
-    let items = sup
+    let wanted: Vec<String> = sup
         .all()
         .iter()
-        .map(|s| PlanItem {
-            name: s.name.clone(),
-            kind: s.unit.as_ref().map(|u| u.kind),
-            priority: s.unit.as_ref().map_or(0, |u| u.priority),
-        })
+        .filter(|s| s.def().config.enabled)
+        .map(|s| s.name.clone())
         .collect();
+    let plan = graph::plan(&sup.nodes(), &wanted, graph::Pull::Enabled);
+    report(
+        Level::Info,
+        boot::order_line(plan.order(), opts.color),
+        boot::order_line(plan.order(), false),
+    );
     let boot = async {
-        for name in boot::plan(items) {
-            let Some(slot) = sup.get(&name) else { continue };
-            let error = if let Some(e) = &slot.load_error {
-                Some(e.clone())
-            } else if !slot.config.enabled {
-                continue;
-            } else {
-                sup.start(&slot).await.err()
-            };
+        let _one_at_a_time = sup.changes.lock().await;
+        boot::execute(&sup, &plan, |name, outcome| {
+            let source = sup
+                .get(name)
+                .map(|s| s.def().source.clone())
+                .unwrap_or_default();
+            let error = outcome.as_ref().err().map(String::as_str);
             let level = if error.is_some() {
                 Level::Error
             } else {
@@ -105,14 +116,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             };
             report(
                 level,
-                boot::report_line(&name, &slot.source, error.as_deref(), opts.color),
-                boot::report_line(&name, &slot.source, error.as_deref(), false),
+                boot::report_line(name, &source, error, opts.color),
+                boot::report_line(name, &source, error, false),
             );
-        }
+        })
+        .await;
         let running = sup.all().iter().filter(|s| s.state().is_active()).count();
         let line = format!(
             "asyncmdd: {} units loaded, {running} running; control socket {}",
-            loaded.len(),
+            names.len(),
             opts.socket.display()
         );
         report(Level::Info, line.clone(), line);
@@ -125,7 +137,19 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                journal.log(me, Level::Warning, "SIGHUP: reloading is not supported yet; nothing changed");
+                journal.log(me, Level::Info, "SIGHUP: reloading unit files and services.config");
+                // Its own task: a reload waits for a boot in progress, which this loop drives.
+                let (sup, journal) = (sup.clone(), journal.clone());
+                tokio::spawn(async move {
+                    let (level, lines) = match reload::reload(&sup, false).await {
+                        Ok(r) => (Level::Info, reload::describe(&r)),
+                        Err(e) => (Level::Error, vec![format!("Reload failed: {e}")]),
+                    };
+                    for line in lines {
+                        println!("[ Reload ] {line}");
+                        journal.log(me, level, &line);
+                    }
+                });
             }
         }
     }

@@ -23,9 +23,15 @@ use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
+use std::collections::HashMap;
+
+use crate::boot;
+use crate::config::{self, ServiceConfig, ServicesConfig};
+use crate::graph;
 use crate::journal::{records, Journal, Record, UnitId, MAX_MESSAGE};
 use crate::pattern::Patterns;
-use crate::supervisor::Supervisor;
+use crate::reload;
+use crate::supervisor::{Slot, Supervisor};
 
 pub use interprocess::local_socket::tokio::Listener;
 
@@ -192,14 +198,185 @@ impl Server {
                 },
                 Err(e) => error(ErrorCode::BadRequest, e),
             },
-            Request::Start { units } => self.act(Action::Start, &units).await,
-            Request::Stop { units } => self.act(Action::Stop, &units).await,
-            Request::Restart { units } => self.act(Action::Restart, &units).await,
+            Request::Start { units } => self.act(Verb::Start, &units).await,
+            Request::Stop { units } => self.act(Verb::Stop, &units).await,
+            Request::Restart { units } => self.act(Verb::Restart, &units).await,
             Request::Journal(_) => unreachable!("journal queries stream"),
+            Request::Enable { units, now } => self.enable(&units, true, now).await,
+            Request::Disable { units, now } => self.enable(&units, false, now).await,
+            Request::Config { unit, args, kwargs } => self.config(&unit, args, kwargs).await,
+            Request::Reload { dry_run } => match reload::reload(&self.sup, dry_run).await {
+                Ok(r) => Response::Reload {
+                    dry_run: r.dry_run,
+                    changes: r.changes,
+                    unchanged: r.unchanged,
+                },
+                Err(e) => error(ErrorCode::Internal, e),
+            },
+            Request::Load { units } => {
+                if units.is_empty() {
+                    return error(ErrorCode::BadRequest, "name at least one unit".into());
+                }
+                Response::Actions {
+                    results: reload::load(&self.sup, &units).await,
+                }
+            }
+            Request::Unload { units } => {
+                if units.is_empty() {
+                    return error(ErrorCode::BadRequest, "name at least one unit".into());
+                }
+                match reload::unload(&self.sup, &units).await {
+                    Ok(results) => Response::Actions { results },
+                    Err(e) => error(ErrorCode::BadRequest, e),
+                }
+            }
         }
     }
 
-    async fn act(&self, action: Action, units: &[String]) -> Response {
+    /// Sets `enabled` for the matching units in `services.config`; with `now`, starts or
+    /// stops them too.
+    async fn enable(&self, units: &[String], enabled: bool, now: bool) -> Response {
+        if units.is_empty() {
+            return error(ErrorCode::BadRequest, "name at least one unit".into());
+        }
+        let guard = self.sup.changes.lock().await;
+        let (slots, missing) = match self.sup.select(units) {
+            Ok(x) => x,
+            Err(e) => return error(ErrorCode::BadRequest, e),
+        };
+        let mut results = not_found(missing);
+        let mut done = Vec::new();
+        for slot in slots {
+            let edit = vec![("enabled", serde_json::Value::Bool(enabled))];
+            match self.edit_config(&slot.name, edit).await {
+                Ok(()) => done.push(slot),
+                Err(e) => results.push(failed(&slot.name, e)),
+            }
+        }
+        drop(guard);
+        let word = if enabled { "enabled" } else { "disabled" };
+        if now {
+            let outcomes = if enabled {
+                let names: Vec<String> = done.iter().map(|s| s.name.clone()).collect();
+                self.start_plan(&names).await
+            } else {
+                self.stop_each(&done).await
+            };
+            for slot in &done {
+                results.push(match outcomes.get(&slot.name) {
+                    Some(Err(e)) => failed(&slot.name, format!("{word}, but: {e}")),
+                    _ => ok(&slot.name, word),
+                });
+            }
+        } else {
+            results.extend(done.iter().map(|s| ok(&s.name, word)));
+        }
+        results.sort_by(|a, b| a.unit.cmp(&b.unit));
+        Response::Actions { results }
+    }
+
+    /// Sets `args` and/or `kwargs` of one unit in `services.config`, for its next start.
+    async fn config(
+        &self,
+        unit: &str,
+        args: Option<serde_json::Value>,
+        kwargs: Option<serde_json::Value>,
+    ) -> Response {
+        let mut edit = Vec::new();
+        if let Some(a) = args {
+            if !a.is_array() {
+                return error(
+                    ErrorCode::BadRequest,
+                    format!("args must be a JSON array, not {a}"),
+                );
+            }
+            edit.push(("args", a));
+        }
+        if let Some(k) = kwargs {
+            if let Err(e) = ServiceConfig::check_kwargs(&k) {
+                return error(ErrorCode::BadRequest, e);
+            }
+            edit.push(("kwargs", k));
+        }
+        if edit.is_empty() {
+            return error(ErrorCode::BadRequest, "give --args and/or --kwargs".into());
+        }
+        let _guard = self.sup.changes.lock().await;
+        let Some(slot) = self.sup.get(&reload::unit_name(unit)) else {
+            return error(ErrorCode::NoSuchUnit, format!("Unit {unit} not found."));
+        };
+        let result = match self.edit_config(&slot.name, edit).await {
+            Ok(()) if slot.state().is_active() => ok(
+                &slot.name,
+                &format!(
+                    "set in services.config; it applies at the next start (asyncmctl restart {})",
+                    slot.name
+                ),
+            ),
+            Ok(()) => ok(&slot.name, "set in services.config"),
+            Err(e) => failed(&slot.name, e),
+        };
+        Response::Actions {
+            results: vec![result],
+        }
+    }
+
+    /// Edits the entry of `name` in `services.config`, then takes the entry as the file now
+    /// says (with `${VAR}` substituted) into the unit's definition.
+    async fn edit_config(
+        &self,
+        name: &str,
+        edit: Vec<(&'static str, serde_json::Value)>,
+    ) -> Result<(), String> {
+        let path = self.sup.paths().config.clone();
+        let unit = name.to_string();
+        let written = tokio::task::spawn_blocking(move || {
+            config::edit(&path, &unit, &edit)?;
+            ServicesConfig::load(&path)
+        })
+        .await
+        .map_err(|e| format!("editing services.config failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        let entry = written.get(name)?;
+        if let Some(slot) = self.sup.get(name) {
+            let mut def = (*slot.def()).clone();
+            def.config = entry;
+            slot.set_def(def);
+        }
+        Ok(())
+    }
+
+    /// Starts `names` with what they require, in dependency order; the outcome per unit.
+    async fn start_plan(&self, names: &[String]) -> HashMap<String, boot::Outcome> {
+        let plan = graph::plan(&self.sup.nodes(), names, graph::Pull::Any);
+        let mut outcomes = HashMap::new();
+        boot::execute(&self.sup, &plan, |name, outcome| {
+            outcomes.insert(name.to_string(), outcome.clone());
+        })
+        .await;
+        outcomes
+    }
+
+    /// Stops every slot at once; the outcome per unit.
+    async fn stop_each(&self, slots: &[Arc<Slot>]) -> HashMap<String, boot::Outcome> {
+        let mut set = tokio::task::JoinSet::new();
+        for slot in slots {
+            let (sup, slot) = (self.sup.clone(), slot.clone());
+            set.spawn(async move { (slot.name.clone(), sup.stop(&slot).await) });
+        }
+        let mut out = HashMap::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok((name, r)) => {
+                    out.insert(name, r);
+                }
+                Err(e) => tracing::error!("unit action panicked: {e}"),
+            }
+        }
+        out
+    }
+
+    async fn act(&self, action: Verb, units: &[String]) -> Response {
         if units.is_empty() {
             return error(ErrorCode::BadRequest, "name at least one unit".into());
         }
@@ -207,39 +384,27 @@ impl Server {
             Ok(x) => x,
             Err(e) => return error(ErrorCode::BadRequest, e),
         };
-        let mut set = tokio::task::JoinSet::new();
-        for slot in slots {
-            let sup = self.sup.clone();
-            set.spawn(async move {
-                let r = match action {
-                    Action::Start => sup.start(&slot).await,
-                    Action::Stop => sup.stop(&slot).await,
-                    Action::Restart => sup.restart(&slot).await,
-                };
-                let (outcome, message) = match r {
-                    Ok(()) => (ActionOutcome::Ok, String::new()),
-                    Err(m) => (ActionOutcome::Failed, m),
-                };
-                ActionResult {
-                    unit: slot.name.clone(),
-                    outcome,
-                    message,
-                }
-            });
-        }
-        let mut results: Vec<ActionResult> = missing
-            .into_iter()
-            .map(|m| ActionResult {
-                message: format!("Unit {m} not found."),
-                unit: m,
-                outcome: ActionOutcome::NoSuchUnit,
-            })
-            .collect();
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(r) => results.push(r),
-                Err(e) => tracing::error!("unit action panicked: {e}"),
+        let names: Vec<String> = slots.iter().map(|s| s.name.clone()).collect();
+        let outcomes = match action {
+            Verb::Stop => self.stop_each(&slots).await,
+            Verb::Start => self.start_plan(&names).await,
+            Verb::Restart => {
+                let mut stopped = self.stop_each(&slots).await;
+                let again: Vec<String> = names
+                    .iter()
+                    .filter(|n| matches!(stopped.get(*n), Some(Ok(()))))
+                    .cloned()
+                    .collect();
+                stopped.extend(self.start_plan(&again).await);
+                stopped
             }
+        };
+        let mut results = not_found(missing);
+        for name in names {
+            results.push(match outcomes.get(&name) {
+                Some(Err(e)) => failed(&name, e.clone()),
+                _ => ok(&name, ""),
+            });
         }
         results.sort_by(|a, b| a.unit.cmp(&b.unit));
         Response::Actions { results }
@@ -422,10 +587,37 @@ enum Sink {
 }
 
 #[derive(Clone, Copy)]
-enum Action {
+enum Verb {
     Start,
     Stop,
     Restart,
+}
+
+fn ok(unit: &str, message: &str) -> ActionResult {
+    ActionResult {
+        unit: unit.to_string(),
+        outcome: ActionOutcome::Ok,
+        message: message.to_string(),
+    }
+}
+
+fn failed(unit: &str, message: String) -> ActionResult {
+    ActionResult {
+        unit: unit.to_string(),
+        outcome: ActionOutcome::Failed,
+        message,
+    }
+}
+
+fn not_found(missing: Vec<String>) -> Vec<ActionResult> {
+    missing
+        .into_iter()
+        .map(|m| ActionResult {
+            message: format!("Unit {m} not found."),
+            unit: m,
+            outcome: ActionOutcome::NoSuchUnit,
+        })
+        .collect()
 }
 
 fn error(code: ErrorCode, message: String) -> Response {

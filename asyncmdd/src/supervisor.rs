@@ -7,7 +7,7 @@
 //! type [`UnitStatus`] in one place, [`Slot::status`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::capture::capture;
 use crate::config::{ServiceConfig, ServicesConfig};
+use crate::graph::Node;
 use crate::journal::{records, Journal, Line, UnitId};
 use crate::pattern::Patterns;
 use crate::process;
@@ -44,6 +45,9 @@ struct Live {
     traceback: VecDeque<String>,
     starts: u32,
     stop_requested: bool,
+    waiting_for: Vec<String>,
+    /// The definition the current or last run was started with.
+    ran_with: Option<Arc<Def>>,
 }
 
 impl Live {
@@ -59,6 +63,8 @@ impl Live {
             traceback: VecDeque::new(),
             starts: 0,
             stop_requested: false,
+            waiting_for: Vec::new(),
+            ran_with: None,
         }
     }
 
@@ -68,18 +74,68 @@ impl Live {
     }
 }
 
-/// One unit known to the supervisor.
-pub struct Slot {
-    /// Unit name.
-    pub name: String,
+/// What a unit is: its file and its `services.config` entry. Replaced as a whole, never
+/// edited, so a run always sees one consistent definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Def {
     /// The file it was loaded from, as given.
     pub source: String,
     /// The parsed unit, when it loaded.
     pub unit: Option<Unit>,
-    /// Why it did not load.
+    /// Why it did not load (its file or its `services.config` entry is bad).
     pub load_error: Option<String>,
     /// Its `services.config` entry.
     pub config: ServiceConfig,
+}
+
+impl Def {
+    /// Reads the unit file `path` and takes its entry of `config`.
+    pub fn read(path: &Path, config: &ServicesConfig) -> (String, Def) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (unit, mut error) = match unit::load(path) {
+            Ok(u) => (Some(u), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let cfg = match config.get(&name) {
+            Ok(c) => c,
+            Err(e) => {
+                error.get_or_insert(e);
+                // Enabled, so the boot report names the bad entry.
+                ServiceConfig::default_enabled()
+            }
+        };
+        let unit = if error.is_some() { None } else { unit };
+        let def = Def {
+            source: path.display().to_string(),
+            unit,
+            load_error: error,
+            config: cfg,
+        };
+        (name, def)
+    }
+
+    /// Whether a run of `self` and a run of `other` would differ: everything but `enabled`.
+    pub fn runs_like(&self, other: &Def) -> bool {
+        self.unit == other.unit
+            && self.load_error == other.load_error
+            && self.config.args == other.config.args
+            && self.config.kwargs == other.config.kwargs
+    }
+
+    /// The unit's type, when it loaded.
+    pub fn kind(&self) -> Option<UnitType> {
+        self.unit.as_ref().map(|u| u.kind)
+    }
+}
+
+/// One unit known to the supervisor.
+pub struct Slot {
+    /// Unit name.
+    pub name: String,
+    def: Mutex<Arc<Def>>,
     id: UnitId,
     live: Mutex<Live>,
     changed: watch::Sender<u64>,
@@ -100,6 +156,54 @@ impl Slot {
         self.live().state
     }
 
+    /// Its current definition.
+    pub fn def(&self) -> Arc<Def> {
+        self.def.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces its definition; a running process keeps the one it was started with.
+    pub fn set_def(&self, def: Def) {
+        *self.def.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(def);
+        self.notify();
+    }
+
+    /// The definition its current or last run was started with.
+    pub fn ran_with(&self) -> Option<Arc<Def>> {
+        self.live().ran_with.clone()
+    }
+
+    /// Whether units that require this one may start: a oneshot once it exited 0, any other
+    /// unit while its process runs.
+    pub fn is_ready(&self) -> bool {
+        let oneshot = self.def().kind() == Some(UnitType::Oneshot);
+        match self.state() {
+            UnitState::Running => !oneshot,
+            UnitState::Done => oneshot,
+            _ => false,
+        }
+    }
+
+    /// Marks it as waiting for `deps` (or, with none left, no longer waiting).
+    pub fn set_waiting(&self, deps: Vec<String>) {
+        {
+            let mut live = self.live();
+            if deps.is_empty() {
+                if live.state == UnitState::Waiting {
+                    live.set(UnitState::Inactive);
+                }
+            } else if live.state != UnitState::Waiting {
+                live.set(UnitState::Waiting);
+            }
+            live.waiting_for = deps;
+        }
+        self.notify();
+    }
+
+    /// Whether it still waits to be started by a plan (a stop cancels that).
+    pub fn is_waiting(&self) -> bool {
+        self.state() == UnitState::Waiting
+    }
+
     /// Waits until `done(state)` holds, or `limit` passes; returns whether it held.
     async fn wait_for(&self, limit: Duration, done: impl Fn(UnitState) -> bool) -> bool {
         let mut rx = self.changed.subscribe();
@@ -116,31 +220,35 @@ impl Slot {
         tokio::time::timeout(limit, wait).await.is_ok() && done(self.state())
     }
 
-    fn argv(&self) -> Vec<String> {
-        match self.unit.as_ref().map(|u| &u.run) {
-            Some(Run::Exec(exec)) => process::argv(exec, &self.config),
-            _ => Vec::new(),
-        }
-    }
-
     /// The wire form of this unit's state, with `journal` as its newest entries.
     pub fn status(&self, journal: Vec<Entry>, host: &str) -> UnitStatus {
+        let current = self.def();
         let live = self.live();
+        // While it runs, show what it runs with; otherwise what it would start with.
+        let def = match (&live.ran_with, live.pid) {
+            (Some(d), Some(_)) => d.clone(),
+            _ => current.clone(),
+        };
+        let argv = match def.unit.as_ref().map(|u| &u.run) {
+            Some(Run::Exec(exec)) => process::argv(exec, &def.config),
+            _ => Vec::new(),
+        };
         let (memory_bytes, cpu_us) = match live.pid.and_then(process::stats) {
             Some((m, c)) => (Some(m), Some(c)),
             None => (None, None),
         };
-        let u = self.unit.as_ref();
+        let u = def.unit.as_ref();
         UnitStatus {
             name: self.name.clone(),
-            source: self.source.clone(),
+            source: def.source.clone(),
             description: u.map(|u| u.description.clone()).unwrap_or_default(),
             version: u.map(|u| u.version.clone()).unwrap_or_default(),
             docs: u.map(|u| u.docs.clone()).unwrap_or_default(),
             kind: u.map(|u| u.kind).unwrap_or_default(),
-            enabled: self.config.enabled,
-            load_error: self.load_error.clone(),
+            enabled: current.config.enabled,
+            load_error: current.load_error.clone(),
             state: live.state,
+            waiting_for: live.waiting_for.clone(),
             since_us: live.since_us,
             started_us: live.started_us,
             done_us: live.done_us,
@@ -151,9 +259,9 @@ impl Slot {
             memory_bytes,
             cpu_us,
             starts: live.starts,
-            argv: self.argv(),
-            args: self.config.args.clone(),
-            kwargs: self.config.kwargs.clone(),
+            argv,
+            args: def.config.args.clone(),
+            kwargs: def.config.kwargs.clone(),
             journal,
             host: host.to_string(),
         }
@@ -161,44 +269,77 @@ impl Slot {
 
     /// The row of this unit in `asyncmctl list`.
     pub fn summary(&self) -> UnitSummary {
+        let def = self.def();
         UnitSummary {
             name: self.name.clone(),
-            enabled: self.config.enabled,
-            loaded: self.unit.is_some(),
+            enabled: def.config.enabled,
+            loaded: def.unit.is_some(),
             state: self.state(),
-            description: self
+            description: def
                 .unit
                 .as_ref()
                 .map(|u| u.description.clone())
                 .unwrap_or_default(),
         }
     }
+
+    /// What the planner needs to know of it.
+    pub fn node(&self) -> Node {
+        let def = self.def();
+        let u = def.unit.as_ref();
+        Node {
+            name: self.name.clone(),
+            core: def.kind() == Some(UnitType::Core),
+            priority: u.map_or(0, |u| u.priority),
+            requires: u.map(|u| u.requires.clone()).unwrap_or_default(),
+            after: u.map(|u| u.after.clone()).unwrap_or_default(),
+            broken: def.load_error.clone(),
+            ready: self.is_ready(),
+            enabled: def.config.enabled,
+        }
+    }
 }
 
-/// Outcome of loading one unit file.
+/// Reads every unit file of `dir`, each with its entry of `config`, in name order.
+pub fn read_dir(dir: &Path, config: &ServicesConfig) -> std::io::Result<Vec<(String, Def)>> {
+    Ok(unit::files_in(dir)?
+        .iter()
+        .map(|p| Def::read(p, config))
+        .collect())
+}
+
+/// Where a daemon's units and their configuration live.
 #[derive(Debug, Clone)]
-pub struct Loaded {
-    /// Unit name.
-    pub name: String,
-    /// The file, as given.
-    pub source: String,
-    /// Why it did not load, if it did not.
-    pub error: Option<String>,
+pub struct Paths {
+    /// The units directory.
+    pub units: PathBuf,
+    /// `services.config`.
+    pub config: PathBuf,
 }
 
 /// The units of a daemon and their processes.
 pub struct Supervisor {
     journal: Arc<Journal>,
     units: RwLock<BTreeMap<String, Arc<Slot>>>,
+    paths: Paths,
+    /// Held by whatever changes the set of units or `services.config`, one at a time.
+    pub changes: tokio::sync::Mutex<()>,
 }
 
 impl Supervisor {
-    /// An empty supervisor logging into `journal`.
-    pub fn new(journal: Arc<Journal>) -> Arc<Supervisor> {
+    /// An empty supervisor for the units of `paths`, logging into `journal`.
+    pub fn new(journal: Arc<Journal>, paths: Paths) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             journal,
             units: RwLock::new(BTreeMap::new()),
+            paths,
+            changes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Where its units and their configuration live.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
     }
 
     /// The journal units log into.
@@ -206,50 +347,30 @@ impl Supervisor {
         &self.journal
     }
 
-    /// Loads every unit file of `dir` with its entry of `config`; returns one outcome per file.
-    pub fn load_dir(&self, dir: &Path, config: &ServicesConfig) -> std::io::Result<Vec<Loaded>> {
-        let mut out = Vec::new();
-        for path in unit::files_in(dir)? {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let source = path.display().to_string();
-            let (unit, mut error) = match unit::load(&path) {
-                Ok(u) => (Some(u), None),
-                Err(e) => (None, Some(e.to_string())),
-            };
-            let cfg = match config.get(&name) {
-                Ok(c) => c,
-                Err(e) => {
-                    error.get_or_insert(e);
-                    ServiceConfig::default()
-                }
-            };
-            let unit = if error.is_some() { None } else { unit };
-            self.insert(Slot {
-                id: self.journal.unit_id(&name),
-                name: name.clone(),
-                source: source.clone(),
-                unit,
-                load_error: error.clone(),
-                config: cfg,
-                live: Mutex::new(Live::new()),
-                changed: watch::channel(0).0,
-                op: tokio::sync::Mutex::new(()),
-            });
-            out.push(Loaded {
-                name,
-                source,
-                error,
-            });
-        }
-        Ok(out)
+    /// Adds the unit `name`, replacing any unit of that name.
+    pub fn add(&self, name: String, def: Def) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            id: self.journal.unit_id(&name),
+            name: name.clone(),
+            def: Mutex::new(Arc::new(def)),
+            live: Mutex::new(Live::new()),
+            changed: watch::channel(0).0,
+            op: tokio::sync::Mutex::new(()),
+        });
+        let mut units = self.units.write().unwrap_or_else(|e| e.into_inner());
+        units.insert(name, slot.clone());
+        slot
     }
 
-    fn insert(&self, slot: Slot) {
+    /// Forgets the unit `name` (stop it first).
+    pub fn remove(&self, name: &str) -> Option<Arc<Slot>> {
         let mut units = self.units.write().unwrap_or_else(|e| e.into_inner());
-        units.insert(slot.name.clone(), Arc::new(slot));
+        units.remove(name)
+    }
+
+    /// What the planner needs to know of every unit.
+    pub fn nodes(&self) -> Vec<Node> {
+        self.all().iter().map(|s| s.node()).collect()
     }
 
     /// The unit named `name`.
@@ -318,13 +439,19 @@ impl Supervisor {
     /// an error says why it could not start or, for a oneshot, how it failed.
     pub async fn start(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<(), String> {
         let op = slot.op.lock().await;
-        let Some(unit) = slot.unit.as_ref() else {
+        let def = slot.def();
+        let Some(unit) = def.unit.as_ref() else {
             return Err(format!(
                 "not loaded: {}",
-                slot.load_error.as_deref().unwrap_or("unknown error")
+                def.load_error.as_deref().unwrap_or("unknown error")
             ));
         };
         if matches!(slot.state(), UnitState::Running | UnitState::Starting) {
+            drop(op);
+            // Whoever started it waits for the oneshot to end; so does this caller.
+            if unit.kind == UnitType::Oneshot {
+                return self.oneshot_outcome(slot).await;
+            }
             return Ok(());
         }
         let exec = match &unit.run {
@@ -336,9 +463,14 @@ impl Supervisor {
                 return Err(msg);
             }
         };
-        let argv = process::argv(exec, &slot.config);
-        slot.live().set(UnitState::Starting);
-        let mut child = match process::spawn(unit, &argv, &slot.config) {
+        let argv = process::argv(exec, &def.config);
+        {
+            let mut live = slot.live();
+            live.set(UnitState::Starting);
+            live.waiting_for.clear();
+            live.ran_with = Some(def.clone());
+        }
+        let mut child = match process::spawn(unit, &argv, &def.config) {
             Ok(c) => c,
             Err(e) => {
                 let msg = format!("cannot run {}: {e}", argv[0]);
@@ -410,21 +542,37 @@ impl Supervisor {
         drop(op);
 
         if unit.kind == UnitType::Oneshot {
-            slot.wait_for(Duration::MAX, |st| {
-                !matches!(st, UnitState::Running | UnitState::Starting)
-            })
-            .await;
-            let live = slot.live();
-            if live.state == UnitState::Failed {
-                return Err(failure_reason(&live));
-            }
+            return self.oneshot_outcome(slot).await;
         }
         Ok(())
+    }
+
+    /// Waits for a started oneshot to end; an error says how it failed.
+    async fn oneshot_outcome(&self, slot: &Slot) -> Result<(), String> {
+        slot.wait_for(Duration::MAX, |st| {
+            !matches!(st, UnitState::Running | UnitState::Starting)
+        })
+        .await;
+        let live = slot.live();
+        match live.state {
+            UnitState::Done => Ok(()),
+            UnitState::Stopped => Err(format!(
+                "stopped before it finished ({})",
+                result_text(&live)
+            )),
+            _ => Err(failure_reason(&live)),
+        }
+    }
+
+    /// Records that `slot` will not start because of `msg` (a dependency failed).
+    pub fn not_started(&self, slot: &Slot, msg: &str) {
+        self.fail_start(slot, msg);
     }
 
     fn fail_start(&self, slot: &Slot, msg: &str) {
         {
             let mut live = slot.live();
+            live.waiting_for.clear();
             live.set(UnitState::Failed);
             live.done_us = live.since_us;
             live.pid = None;
@@ -472,6 +620,19 @@ impl Supervisor {
         let pid = {
             let mut live = slot.live();
             match (live.state, live.pid) {
+                (UnitState::Waiting, _) => {
+                    // Cancels its pending start: the plan sees it no longer waits.
+                    live.waiting_for.clear();
+                    live.set(UnitState::Stopped);
+                    drop(live);
+                    slot.notify();
+                    self.log(
+                        slot,
+                        Level::Info,
+                        "Start cancelled while waiting for dependencies",
+                    );
+                    return Ok(());
+                }
                 (UnitState::Running | UnitState::Stopping, Some(pid)) => {
                     live.stop_requested = true;
                     live.set(UnitState::Stopping);
@@ -482,9 +643,9 @@ impl Supervisor {
         };
         slot.notify();
         let timeout = slot
-            .unit
-            .as_ref()
-            .map_or(unit::DEFAULT_STOP_TIMEOUT, |u| u.stop_timeout);
+            .ran_with()
+            .and_then(|d| d.unit.as_ref().map(|u| u.stop_timeout))
+            .unwrap_or(unit::DEFAULT_STOP_TIMEOUT);
         let gone = |st: UnitState| !matches!(st, UnitState::Running | UnitState::Stopping);
         if let Err(e) = process::signal_group(pid, Signal::SIGTERM) {
             return Err(format!("cannot signal process group {pid}: {e}"));

@@ -22,7 +22,9 @@ pub mod endpoint;
 pub mod text;
 
 pub use journal::{Entry, JournalQuery, Level, TextFormat, TextStyle};
-pub use request::{ActionOutcome, ActionResult, Envelope, ErrorCode, Request, Response};
+pub use request::{
+    ActionOutcome, ActionResult, Change, ChangeAction, Envelope, ErrorCode, Request, Response,
+};
 pub use unit::{ExitResult, UnitState, UnitStatus, UnitType};
 
 /// Protocol version spoken by this build; requests carrying another one are refused.

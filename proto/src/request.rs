@@ -3,6 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::journal::{Entry, JournalQuery};
 use crate::unit::{UnitStatus, UnitSummary};
@@ -53,14 +54,60 @@ pub enum Request {
     },
     /// Read (and possibly follow) the journal.
     Journal(JournalQuery),
+    /// Enable the matching units in `services.config`; with `now`, start them too.
+    Enable {
+        /// Unit names or globs.
+        units: Vec<String>,
+        /// Also start them.
+        #[serde(default)]
+        now: bool,
+    },
+    /// Disable the matching units in `services.config`; with `now`, stop them too.
+    Disable {
+        /// Unit names or globs.
+        units: Vec<String>,
+        /// Also stop them.
+        #[serde(default)]
+        now: bool,
+    },
+    /// Set a unit's `args` and/or `kwargs` in `services.config`, for its next start.
+    Config {
+        /// Unit name.
+        unit: String,
+        /// New `args` (a JSON array), if given.
+        #[serde(default)]
+        args: Option<Value>,
+        /// New `kwargs` (a JSON object), if given.
+        #[serde(default)]
+        kwargs: Option<Value>,
+    },
+    /// Re-read unit files and `services.config` and apply the difference.
+    Reload {
+        /// Only say what would change.
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Load unit files added to the units directory after boot, and start them.
+    Load {
+        /// Unit names (`new` or `new.service`).
+        units: Vec<String>,
+    },
+    /// Stop units and forget them.
+    Unload {
+        /// Unit names or globs.
+        units: Vec<String>,
+    },
 }
 
 impl Request {
     /// Whether the request changes the daemon's state (and so needs a privileged peer).
     pub fn mutates(&self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. }
+            Request::Status { .. }
+                | Request::List { .. }
+                | Request::Journal(_)
+                | Request::Reload { dry_run: true }
         )
     }
 }
@@ -83,6 +130,15 @@ pub enum Response {
     Actions {
         /// Outcome per unit.
         results: Vec<ActionResult>,
+    },
+    /// Answer to [`Request::Reload`]: what changed (or, for a dry run, what would).
+    Reload {
+        /// Nothing was changed: this is what a reload would do.
+        dry_run: bool,
+        /// One change per affected unit, in name order.
+        changes: Vec<Change>,
+        /// Units left as they were.
+        unchanged: u32,
     },
     /// A batch of journal entries, oldest first.
     Entries {
@@ -147,6 +203,89 @@ pub struct ActionResult {
     /// Details for a person, empty when there is nothing to add.
     #[serde(default)]
     pub message: String,
+}
+
+/// One unit's part in a reload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Unit name.
+    pub unit: String,
+    /// What is done to it.
+    pub action: ChangeAction,
+    /// Why, for a person: `unit file changed`, `disabled in services.config`...
+    pub reason: String,
+    /// How it went (always `ok` in a dry run).
+    pub outcome: ActionOutcome,
+    /// Details when it failed.
+    #[serde(default)]
+    pub message: String,
+}
+
+impl Change {
+    /// `hello.service: restarted (unit file changed)`, with the error when it failed.
+    pub fn line(&self, dry_run: bool) -> String {
+        let verb = if dry_run {
+            self.action.plan_word()
+        } else {
+            self.action.done_word()
+        };
+        let mut s = alloc::format!("{}: {verb} ({})", self.unit, self.reason);
+        if self.outcome != ActionOutcome::Ok {
+            s.push_str("; error: ");
+            s.push_str(&self.message);
+        }
+        s
+    }
+
+    /// The closing line of a reload report.
+    pub fn summary(dry_run: bool, changed: usize, unchanged: u32) -> String {
+        let head = if dry_run {
+            "Reload (dry run)"
+        } else {
+            "Reload"
+        };
+        alloc::format!("{head}: {changed} changed, {unchanged} unchanged")
+    }
+}
+
+/// What a reload does to one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeAction {
+    /// Start it (new, newly enabled, or changed while not running).
+    Start,
+    /// Stop it (disabled).
+    Stop,
+    /// Stop it and start it with its new definition.
+    Restart,
+    /// Stop it if it runs and forget it (its file is gone).
+    Remove,
+    /// Take its new definition without starting or stopping it.
+    Update,
+}
+
+impl ChangeAction {
+    /// The past-tense word shown by `asyncmctl reload`.
+    pub fn done_word(self) -> &'static str {
+        match self {
+            ChangeAction::Start => "started",
+            ChangeAction::Stop => "stopped",
+            ChangeAction::Restart => "restarted",
+            ChangeAction::Remove => "removed",
+            ChangeAction::Update => "updated",
+        }
+    }
+
+    /// The word shown by `asyncmctl reload --dry-run`.
+    pub fn plan_word(self) -> &'static str {
+        match self {
+            ChangeAction::Start => "would start",
+            ChangeAction::Stop => "would stop",
+            ChangeAction::Restart => "would restart",
+            ChangeAction::Remove => "would remove",
+            ChangeAction::Update => "would update",
+        }
+    }
 }
 
 /// What an action did to one unit.

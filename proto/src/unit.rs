@@ -43,6 +43,8 @@ impl UnitType {
 pub enum UnitState {
     /// Never started since boot (disabled, or not loaded).
     Inactive,
+    /// Waiting for the units it depends on before it starts.
+    Waiting,
     /// Being spawned.
     Starting,
     /// Its process is alive.
@@ -62,6 +64,7 @@ impl UnitState {
     pub fn as_str(self) -> &'static str {
         match self {
             UnitState::Inactive => "inactive",
+            UnitState::Waiting => "waiting",
             UnitState::Starting => "starting",
             UnitState::Running => "running",
             UnitState::Stopping => "stopping",
@@ -75,7 +78,7 @@ impl UnitState {
     pub fn active_word(self) -> &'static str {
         match self {
             UnitState::Running => "active",
-            UnitState::Starting => "activating",
+            UnitState::Waiting | UnitState::Starting => "activating",
             UnitState::Stopping => "deactivating",
             UnitState::Failed => "failed",
             UnitState::Inactive | UnitState::Done | UnitState::Stopped => "inactive",
@@ -160,6 +163,9 @@ pub struct UnitStatus {
     pub load_error: Option<String>,
     /// Current state.
     pub state: UnitState,
+    /// While [`UnitState::Waiting`]: the units it still waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
     /// When the current state began (µs since the Unix epoch).
     #[serde(default)]
     pub since_us: Option<i64>,

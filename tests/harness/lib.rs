@@ -7,7 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
+pub use nix::sys::signal::Signal;
+
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use serde_json::Value;
 
@@ -250,6 +252,22 @@ impl Daemon {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {key} in /proc status"))
+    }
+
+    /// The units directory.
+    pub fn units(&self) -> PathBuf {
+        self.dir.path().join("units")
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), sig).expect("the daemon can be signalled");
+    }
+
+    /// Kills the daemon with SIGKILL and reaps it (its services are left behind).
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the daemon to exit; returns its exit status code.
