@@ -577,3 +577,71 @@ fn load_and_unload_at_runtime() {
     );
     assert_eq!(d.state("late.service"), "running");
 }
+
+#[test]
+fn a_stop_cancels_a_start_that_waits_and_a_second_start_does_not_double_it() {
+    let gate = tempfile::tempdir().unwrap();
+    let go = gate.path().join("go");
+    let d = Setup::new()
+        .sh(
+            "slow.service",
+            "type = \"oneshot\"",
+            &format!("while [ ! -e {} ]; do sleep 0.05; done", go.display()),
+        )
+        .sh("app.service", "requires = [\"slow.service\"]", LOOP)
+        .sh("web.service", "requires = [\"slow.service\"]", LOOP)
+        .spawn();
+    wait_for("app.service to wait", || {
+        (d.state("app.service") == "waiting").then_some(())
+    });
+    assert!(d.ctl(&["stop", "app"]).status.success());
+    assert_eq!(d.state("app.service"), "stopped");
+    // A person's start of web while boot waits: both plans wait, web starts once.
+    let second = std::process::Command::new("sh")
+        .args(["-c", &d.shell_cmd("asyncmctl", "start web")])
+        .spawn()
+        .unwrap();
+    std::fs::write(&go, "").unwrap();
+    d.wait_booted();
+    let out = second.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let web = d.wait_state("web.service", "running");
+    assert_eq!(web["starts"], 1, "{web}");
+    assert_eq!(
+        d.state("app.service"),
+        "stopped",
+        "the cancelled start stays cancelled"
+    );
+    let r = d.report();
+    assert!(
+        r.contains(
+            "app.service from units/app.service not loaded: Error: start cancelled while it waited"
+        ),
+        "{r}"
+    );
+}
+
+#[test]
+fn plan_prints_the_boot_plan_and_starts_nothing() {
+    let d = Setup::new()
+        .sh("a.service", "requires = [\"b.service\"]", LOOP)
+        .sh("b.service", "", LOOP)
+        .sh("c.service", "requires = [\"c.service\"]", LOOP)
+        .spawn();
+    let o = std::process::Command::new(asyncmd_e2e::bin("asyncmdd"))
+        .args(["--plan", "--no-color", "--units"])
+        .arg(d.units())
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "a unit would not start");
+    assert!(
+        text.starts_with("[ Booting ] Order: --> b.service --> a.service\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c.service not loaded: Error: dependency cycle: c.service -> c.service"),
+        "{text}"
+    );
+    assert!(stderr(&o).contains("3 units read"), "{}", stderr(&o));
+}

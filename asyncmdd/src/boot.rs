@@ -22,7 +22,9 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
     for (name, problem) in &plan.problems {
         let msg = problem.to_string();
         if let Some(slot) = sup.get(name) {
-            if !matches!(problem, Problem::Broken(_)) && !slot.state().is_active() {
+            // A unit running (or waiting in another plan) keeps its state.
+            let busy = slot.state().is_active() || slot.is_waiting();
+            if !matches!(problem, Problem::Broken(_)) && !busy {
                 sup.not_started(&slot, &msg);
             }
         }
@@ -62,10 +64,15 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
         }
         v
     };
-    let was_waiting: Vec<bool> = remaining.iter().map(|&r| r > 0).collect();
-    for i in (0..n).filter(|&i| was_waiting[i]) {
+    // What each unit was like when the plan began: a unit another plan starts meanwhile is
+    // not started twice, and one a stop cancelled while it waited is not started at all.
+    let mut ready_before = vec![false; n];
+    let mut cancels_before = vec![0; n];
+    for i in 0..n {
         if let Some(slot) = sup.get(&steps[i].name) {
-            if !slot.state().is_active() {
+            ready_before[i] = slot.is_ready();
+            cancels_before[i] = slot.cancels();
+            if remaining[i] > 0 && !slot.state().is_active() {
                 slot.set_waiting(waits_for(i, &settled, cores_left));
             }
         }
@@ -75,6 +82,7 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
     let mut free: BinaryHeap<_> = (0..n).filter(|&i| remaining[i] == 0).map(key).collect();
     let mut failed_dep: Vec<Option<String>> = vec![None; n];
     let mut running = JoinSet::new();
+    let mut tasks = std::collections::HashMap::new();
     let mut done: Vec<(usize, Outcome)> = Vec::new();
     loop {
         while let Some(Reverse((_, i))) = free.pop() {
@@ -87,19 +95,28 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
                 continue;
             };
             if let Some(why) = failed_dep[i].take() {
-                sup.not_started(&slot, &why);
+                if !slot.state().is_active() {
+                    sup.not_started(&slot, &why);
+                }
                 done.push((i, Err(why)));
-            } else if was_waiting[i] && !slot.is_waiting() && !slot.state().is_active() {
+            } else if slot.cancels() != cancels_before[i] {
                 done.push((i, Err("start cancelled while it waited".into())));
+            } else if !ready_before[i] && slot.is_ready() {
+                done.push((i, Ok(())));
             } else {
                 let sup = sup.clone();
-                running.spawn(async move { (i, sup.start(&slot).await) });
+                let task = running.spawn(async move { sup.start(&slot).await });
+                tasks.insert(task.id(), i);
             }
         }
         if done.is_empty() {
-            match running.join_next().await {
-                Some(Ok(d)) => done.push(d),
-                Some(Err(e)) => tracing::error!("a unit start task failed: {e}"),
+            match running.join_next_with_id().await {
+                Some(Ok((id, outcome))) => done.extend(tasks.remove(&id).map(|i| (i, outcome))),
+                Some(Err(e)) => {
+                    tracing::error!("a unit start task failed: {e}");
+                    let why = format!("its start failed inside asyncmdd: {e}");
+                    done.extend(tasks.remove(&e.id()).map(|i| (i, Err(why))));
+                }
                 None => break,
             }
         }

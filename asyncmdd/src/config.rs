@@ -296,6 +296,17 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
     for (i, (_, value)) in changes.iter().enumerate() {
         new_text = new_text.replacen(&format!("\"{token}-{i}\""), &inline_json(value), 1);
     }
+    // Duplicate keys: the CST edits the first, a JSON reader keeps the last. Say so.
+    let raw: Value = serde_json::from_str(&new_text).map_err(|e| fail(e.to_string()))?;
+    let took = raw.get(stem).or_else(|| raw.get(unit));
+    if changes
+        .iter()
+        .any(|(k, v)| took.and_then(|e| e.get(k)) != Some(v))
+    {
+        return Err(fail(format!(
+            "the entry \"{stem}\" appears more than once; fix it by hand first, nothing was changed"
+        )));
+    }
     let vars = dotenv_beside(path)?;
     let parsed = ServicesConfig::parse_with(path, &new_text, &vars).map_err(|e| {
         fail(format!(
@@ -336,29 +347,69 @@ pub fn inline_json(v: &Value) -> String {
 /// write a temporary file beside it, fsync it, rename it over, fsync the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    // Through a symlink, replace the file it points to, not the link.
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
     };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        now_nanos()
+    ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
+        // create_new: never follow or reuse something planted at the temporary name.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(&path) {
             f.set_permissions(meta.permissions())?;
+            // Keep the owner; only root may give a file away, so a failure here is expected.
+            let _ = nix::unistd::fchown(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                Some(meta.uid().into()),
+                Some(meta.gid().into()),
+            );
         }
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        std::fs::rename(&tmp, &path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
+        return result;
     }
-    result
+    // The new content is in place either way; this makes the rename itself durable.
+    let _ = std::fs::File::open(&dir).and_then(|d| d.sync_all());
+    Ok(())
+}
+
+/// Removes temporary files a crash left beside `path` (from [`write_atomically`]).
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn parse_entry(v: &Value) -> Result<ServiceConfig, String> {
@@ -483,6 +534,26 @@ mod tests {
         );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn edit_refuses_duplicate_entries_and_goes_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.config");
+        let path = dir.path().join("services.config");
+        std::fs::write(&real, "{\"a\": {}, \"a\": {}}").unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        let e = edit(&path, "a", &[("enabled", json!(false))]).unwrap_err();
+        assert!(e.to_string().contains("more than once"), "{e}");
+        std::fs::write(&real, "{\"a\": {}}").unwrap();
+        edit(&path, "a", &[("enabled", json!(false))]).unwrap();
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+        assert_eq!(written, json!({"a": {"enabled": false}}));
     }
 
     #[test]

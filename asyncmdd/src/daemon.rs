@@ -10,7 +10,7 @@ use asyncmd_proto::Level;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::boot;
-use crate::config::ServicesConfig;
+use crate::config::{self, ServicesConfig};
 use crate::graph;
 use crate::journal::Journal;
 use crate::reload;
@@ -37,6 +37,51 @@ pub struct Options {
     pub color: bool,
 }
 
+/// Prints the boot plan of `opts.units` (the order, then each unit that would not start and
+/// why) without starting anything; returns whether every wanted unit would start.
+pub fn print_plan(opts: &Options) -> anyhow::Result<bool> {
+    let t0 = std::time::Instant::now();
+    let config_path = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| opts.units.join("services.config"));
+    let config = ServicesConfig::load(&config_path).unwrap_or_else(|e| {
+        println!("[ ERROR ] Config: {e}; every unit would boot with its defaults");
+        ServicesConfig::default()
+    });
+    let defs = supervisor::read_dir(&opts.units, &config)
+        .with_context(|| format!("cannot read the units directory {}", opts.units.display()))?;
+    let nodes: Vec<graph::Node> = defs.iter().map(|(n, d)| d.node(n, false)).collect();
+    let wanted: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.enabled)
+        .map(|n| n.name.clone())
+        .collect();
+    let t1 = std::time::Instant::now();
+    let plan = graph::plan(&nodes, &wanted, graph::Pull::Enabled);
+    let t2 = std::time::Instant::now();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", boot::order_line(plan.order(), opts.color))?;
+    let sources: std::collections::HashMap<&str, &str> = defs
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.source.as_str()))
+        .collect();
+    for (name, problem) in &plan.problems {
+        let source = sources.get(name.as_str()).copied().unwrap_or_default();
+        let line = boot::report_line(name, source, Some(&problem.to_string()), opts.color);
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    eprintln!(
+        "asyncmdd: {} units read in {:.1} ms; plan of {} to start computed in {:.2} ms",
+        nodes.len(),
+        (t1 - t0).as_secs_f64() * 1e3,
+        plan.steps.len(),
+        (t2 - t1).as_secs_f64() * 1e3
+    );
+    Ok(plan.problems.is_empty())
+}
+
 /// Runs the daemon until SIGTERM or SIGINT; returns once every unit is stopped.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let journal = Arc::new(Journal::new(opts.journal_size, opts.hostname.clone()));
@@ -59,6 +104,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         journal.log(me, level, &plain);
     };
 
+    config::remove_stale_temporaries(&config_path);
     let config = match ServicesConfig::load(&config_path) {
         Ok(c) => c,
         Err(e) => {

@@ -32,6 +32,10 @@ struct Cli {
     /// Never colour the boot report.
     #[arg(long)]
     no_color: bool,
+    /// Print the boot plan (order, and what would not start and why), start nothing, and exit:
+    /// 0 when every enabled unit would start, 1 otherwise.
+    #[arg(long)]
+    plan: bool,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,16 @@ fn main() -> ExitCode {
         config: cli.config,
         journal_size: cli.journal_size,
     };
+    if cli.plan {
+        return match daemon::print_plan(&opts) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("asyncmdd: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -140,13 +140,17 @@ fn compare(c: &Current, d: &Def) -> Option<Planned> {
             Some(d),
             None,
         ),
-        (_, true, true, true) => planned(ChangeAction::Restart, reason, Some(d), None),
+        (_, _, true, true) => planned(ChangeAction::Restart, reason, Some(d), None),
         (_, true, false, true) => planned(ChangeAction::Start, reason, Some(d), None),
-        (_, false, _, true) => planned(ChangeAction::Update, reason, Some(d), None),
-        _ if *c.def != *d => {
-            // Nothing a run would notice (enabled while it already runs): take it quietly.
-            planned(ChangeAction::Update, "", Some(d), None)
-        }
+        (_, false, false, true) => planned(ChangeAction::Update, reason, Some(d), None),
+        _ if c.def.unit != d.unit => planned(
+            ChangeAction::Update,
+            "unit file changed in nothing its process uses; no restart needed",
+            Some(d),
+            None,
+        ),
+        // Nothing a person would call a change (enabled while it already runs): take it quietly.
+        _ if *c.def != *d => planned(ChangeAction::Update, "", Some(d), None),
         _ => return None,
     })
 }
@@ -165,7 +169,7 @@ pub struct Reloaded {
 /// Re-reads unit files and `services.config` and applies the difference (with `dry_run`, only
 /// says what it would do). A `services.config` that cannot be parsed changes nothing.
 pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, String> {
-    let _one_at_a_time = sup.changes.lock().await;
+    let one_at_a_time = sup.changes.lock().await;
     let paths = sup.paths().clone();
     let config =
         ServicesConfig::load(&paths.config).map_err(|e| format!("{e}; nothing was changed"))?;
@@ -225,7 +229,15 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
         if let (true, Some(slot)) = (stop, sup.get(name)) {
             let sup = sup.clone();
             let name = name.clone();
-            stops.spawn(async move { (name, sup.stop(&slot).await) });
+            let remove = p.action == ChangeAction::Remove;
+            stops.spawn(async move {
+                let r = if remove {
+                    sup.unload(&slot).await
+                } else {
+                    sup.stop(&slot).await
+                };
+                (name, r)
+            });
         }
     }
     while let Some(r) = stops.join_next().await {
@@ -239,7 +251,6 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
             continue;
         }
         if p.action == ChangeAction::Remove {
-            sup.remove(name);
             continue;
         }
         if let Some(def) = &p.def {
@@ -255,6 +266,8 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
         }
     }
     let start_plan = graph::plan(&sup.nodes(), &wanted, graph::Pull::Enabled);
+    // Starting may wait on slow oneshots: let other changes in meanwhile.
+    drop(one_at_a_time);
     boot::execute(sup, &start_plan, |name, outcome| {
         if let Err(e) = outcome {
             failures.insert(name.to_string(), e.clone());
@@ -309,7 +322,7 @@ pub fn unit_name(arg: &str) -> String {
 /// Loads the unit files `names` from the units directory and starts them; a unit that is
 /// already loaded and running is refused.
 pub async fn load(sup: &Arc<Supervisor>, names: &[String]) -> Vec<ActionResult> {
-    let _one_at_a_time = sup.changes.lock().await;
+    let one_at_a_time = sup.changes.lock().await;
     let paths = sup.paths().clone();
     let mut results = Vec::new();
     let mut wanted = Vec::new();
@@ -375,6 +388,7 @@ pub async fn load(sup: &Arc<Supervisor>, names: &[String]) -> Vec<ActionResult> 
         wanted.push(name);
     }
     let plan = graph::plan(&sup.nodes(), &wanted, graph::Pull::Any);
+    drop(one_at_a_time);
     let mut outcomes: HashMap<String, boot::Outcome> = HashMap::new();
     boot::execute(sup, &plan, |name, outcome| {
         outcomes.insert(name.to_string(), outcome.clone());
@@ -406,15 +420,12 @@ pub async fn unload(
         })
         .collect();
     for slot in slots {
-        let r = match sup.stop(&slot).await {
-            Ok(()) => {
-                sup.remove(&slot.name);
-                ActionResult {
-                    unit: slot.name.clone(),
-                    outcome: ActionOutcome::Ok,
-                    message: "stopped and unloaded".into(),
-                }
-            }
+        let r = match sup.unload(&slot).await {
+            Ok(()) => ActionResult {
+                unit: slot.name.clone(),
+                outcome: ActionOutcome::Ok,
+                message: "stopped and unloaded".into(),
+            },
             Err(e) => ActionResult {
                 unit: slot.name.clone(),
                 outcome: ActionOutcome::Failed,
@@ -434,17 +445,12 @@ mod tests {
 
     fn def(exec: &str, enabled: bool) -> Def {
         let text = format!("[service]\nexec = [\"{exec}\"]\n");
-        Def {
-            source: "units/x.service".into(),
-            unit: Some(
-                unit::parse("x.service", std::path::Path::new("units/x.service"), &text).unwrap(),
-            ),
-            load_error: None,
-            config: ServiceConfig {
-                enabled,
-                ..Default::default()
-            },
-        }
+        let unit = unit::parse("x.service", std::path::Path::new("units/x.service"), &text);
+        let config = ServiceConfig {
+            enabled,
+            ..Default::default()
+        };
+        Def::new("units/x.service".into(), Ok(unit.unwrap()), Ok(config))
     }
 
     fn cur(d: Def, running: bool) -> Current {
@@ -501,10 +507,24 @@ mod tests {
     }
 
     #[test]
+    fn a_description_change_restarts_nothing() {
+        let mut described = def("a", true);
+        if let Some(u) = described.unit.as_mut() {
+            u.description = "new words".into();
+        }
+        let current = BTreeMap::from([("x".to_string(), cur(def("a", true), true))]);
+        let p = diff(&current, &BTreeMap::from([("x".to_string(), described)]));
+        assert_eq!(p["x"].action, ChangeAction::Update);
+        assert!(p["x"].reason.contains("no restart needed"));
+    }
+
+    #[test]
     fn a_broken_file_never_replaces_a_running_unit() {
-        let mut broken = def("a", true);
-        broken.unit = None;
-        broken.load_error = Some("units/x.service:2:1: bad".into());
+        let broken = Def::new(
+            "units/x.service".into(),
+            Err("units/x.service:2:1: bad".into()),
+            Ok(ServiceConfig::default_enabled()),
+        );
         let current = BTreeMap::from([("x".to_string(), cur(def("a", true), true))]);
         let p = diff(&current, &BTreeMap::from([("x".to_string(), broken)]));
         assert_eq!(p["x"].action, ChangeAction::Update);

@@ -337,11 +337,8 @@ impl Server {
         .await
         .map_err(|e| format!("editing services.config failed: {e}"))?
         .map_err(|e| e.to_string())?;
-        let entry = written.get(name)?;
         if let Some(slot) = self.sup.get(name) {
-            let mut def = (*slot.def()).clone();
-            def.config = entry;
-            slot.set_def(def);
+            slot.set_def(slot.def().with_config(written.get(name)));
         }
         Ok(())
     }

@@ -46,6 +46,8 @@ struct Live {
     starts: u32,
     stop_requested: bool,
     waiting_for: Vec<String>,
+    /// Bumped when a stop cancels a pending start, so a plan can tell.
+    cancels: u64,
     /// The definition the current or last run was started with.
     ran_with: Option<Arc<Def>>,
 }
@@ -64,6 +66,7 @@ impl Live {
             starts: 0,
             stop_requested: false,
             waiting_for: Vec::new(),
+            cancels: 0,
             ran_with: None,
         }
     }
@@ -86,6 +89,8 @@ pub struct Def {
     pub load_error: Option<String>,
     /// Its `services.config` entry.
     pub config: ServiceConfig,
+    /// The unit file as parsed, kept so a fixed `services.config` entry can be taken alone.
+    file: Result<Unit, String>,
 }
 
 impl Def {
@@ -95,34 +100,70 @@ impl Def {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (unit, mut error) = match unit::load(path) {
-            Ok(u) => (Some(u), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        let cfg = match config.get(&name) {
-            Ok(c) => c,
-            Err(e) => {
-                error.get_or_insert(e);
-                // Enabled, so the boot report names the bad entry.
-                ServiceConfig::default_enabled()
-            }
-        };
-        let unit = if error.is_some() { None } else { unit };
-        let def = Def {
-            source: path.display().to_string(),
-            unit,
-            load_error: error,
-            config: cfg,
-        };
+        let file = unit::load(path).map_err(|e| e.to_string());
+        let def = Def::new(path.display().to_string(), file, config.get(&name));
         (name, def)
     }
 
-    /// Whether a run of `self` and a run of `other` would differ: everything but `enabled`.
+    /// A definition from the unit file `source` as parsed (or why not) and its
+    /// `services.config` entry (or why that is invalid).
+    pub fn new(
+        source: String,
+        file: Result<Unit, String>,
+        config: Result<ServiceConfig, String>,
+    ) -> Def {
+        let (unit, load_error, config) = match (&file, config) {
+            (Ok(u), Ok(c)) => (Some(u.clone()), None, c),
+            // Enabled, so the boot report names the bad entry.
+            (Ok(_), Err(e)) => (None, Some(e), ServiceConfig::default_enabled()),
+            (Err(e), c) => (
+                None,
+                Some(e.clone()),
+                c.unwrap_or_else(|_| ServiceConfig::default_enabled()),
+            ),
+        };
+        Def {
+            source,
+            unit,
+            load_error,
+            config,
+            file,
+        }
+    }
+
+    /// The same unit file with another `services.config` entry (or the entry's error).
+    pub fn with_config(&self, config: Result<ServiceConfig, String>) -> Def {
+        Def::new(self.source.clone(), self.file.clone(), config)
+    }
+
+    /// Whether a run of `self` and a run of `other` would differ: the program, its
+    /// environment, directory and type, and `args`/`kwargs`. Description, priority,
+    /// dependencies, timeouts and `enabled` do not matter to a running process.
     pub fn runs_like(&self, other: &Def) -> bool {
-        self.unit == other.unit
-            && self.load_error == other.load_error
+        fn run(d: &Def) -> Option<RunKey<'_>> {
+            d.unit
+                .as_ref()
+                .map(|u| (&u.run, &u.env, &u.workdir, u.kind, &u.schedule, u.watchdog))
+        }
+        run(self) == run(other)
+            && self.load_error.is_some() == other.load_error.is_some()
             && self.config.args == other.config.args
             && self.config.kwargs == other.config.kwargs
+    }
+
+    /// What the planner needs to know of unit `name` with this definition.
+    pub fn node(&self, name: &str, ready: bool) -> Node {
+        let u = self.unit.as_ref();
+        Node {
+            name: name.to_string(),
+            core: self.kind() == Some(UnitType::Core),
+            priority: u.map_or(0, |u| u.priority),
+            requires: u.map(|u| u.requires.clone()).unwrap_or_default(),
+            after: u.map(|u| u.after.clone()).unwrap_or_default(),
+            broken: self.load_error.clone(),
+            ready,
+            enabled: self.config.enabled,
+        }
     }
 
     /// The unit's type, when it loaded.
@@ -131,11 +172,23 @@ impl Def {
     }
 }
 
+/// What of a unit a running process depends on.
+type RunKey<'a> = (
+    &'a Run,
+    &'a BTreeMap<String, String>,
+    &'a Option<PathBuf>,
+    UnitType,
+    &'a Option<unit::Schedule>,
+    Option<Duration>,
+);
+
 /// One unit known to the supervisor.
 pub struct Slot {
     /// Unit name.
     pub name: String,
     def: Mutex<Arc<Def>>,
+    /// Set once it is being unloaded: it never starts again.
+    retired: std::sync::atomic::AtomicBool,
     id: UnitId,
     live: Mutex<Live>,
     changed: watch::Sender<u64>,
@@ -199,9 +252,14 @@ impl Slot {
         self.notify();
     }
 
-    /// Whether it still waits to be started by a plan (a stop cancels that).
+    /// Whether it still waits to be started by a plan.
     pub fn is_waiting(&self) -> bool {
         self.state() == UnitState::Waiting
+    }
+
+    /// How many pending starts a stop has cancelled: a plan compares it before it starts.
+    pub fn cancels(&self) -> u64 {
+        self.live().cancels
     }
 
     /// Waits until `done(state)` holds, or `limit` passes; returns whether it held.
@@ -285,18 +343,7 @@ impl Slot {
 
     /// What the planner needs to know of it.
     pub fn node(&self) -> Node {
-        let def = self.def();
-        let u = def.unit.as_ref();
-        Node {
-            name: self.name.clone(),
-            core: def.kind() == Some(UnitType::Core),
-            priority: u.map_or(0, |u| u.priority),
-            requires: u.map(|u| u.requires.clone()).unwrap_or_default(),
-            after: u.map(|u| u.after.clone()).unwrap_or_default(),
-            broken: def.load_error.clone(),
-            ready: self.is_ready(),
-            enabled: def.config.enabled,
-        }
+        self.def().node(&self.name, self.is_ready())
     }
 }
 
@@ -353,6 +400,7 @@ impl Supervisor {
             id: self.journal.unit_id(&name),
             name: name.clone(),
             def: Mutex::new(Arc::new(def)),
+            retired: std::sync::atomic::AtomicBool::new(false),
             live: Mutex::new(Live::new()),
             changed: watch::channel(0).0,
             op: tokio::sync::Mutex::new(()),
@@ -362,10 +410,24 @@ impl Supervisor {
         slot
     }
 
-    /// Forgets the unit `name` (stop it first).
-    pub fn remove(&self, name: &str) -> Option<Arc<Slot>> {
+    /// Stops `slot` for good and forgets it. No start can slip in between: it is marked
+    /// retired under its operation lock before the stop.
+    pub async fn unload(&self, slot: &Arc<Slot>) -> Result<(), String> {
+        {
+            let _op = slot.op.lock().await;
+            slot.retired
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        if let Err(e) = self.stop(slot).await {
+            slot.retired
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            return Err(e);
+        }
         let mut units = self.units.write().unwrap_or_else(|e| e.into_inner());
-        units.remove(name)
+        if units.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            units.remove(&slot.name);
+        }
+        Ok(())
     }
 
     /// What the planner needs to know of every unit.
@@ -439,6 +501,9 @@ impl Supervisor {
     /// an error says why it could not start or, for a oneshot, how it failed.
     pub async fn start(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<(), String> {
         let op = slot.op.lock().await;
+        if slot.retired.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("unloaded".into());
+        }
         let def = slot.def();
         let Some(unit) = def.unit.as_ref() else {
             return Err(format!(
@@ -479,7 +544,7 @@ impl Supervisor {
             }
         };
         let pid = child.id().unwrap_or(0);
-        {
+        let run = {
             let mut live = slot.live();
             live.set(UnitState::Running);
             live.started_us = live.since_us;
@@ -490,7 +555,8 @@ impl Supervisor {
             live.traceback.clear();
             live.starts += 1;
             live.stop_requested = false;
-        }
+            live.starts
+        };
         slot.notify();
         self.log(slot, Level::Info, &format!("Started (pid {pid})"));
 
@@ -537,7 +603,7 @@ impl Supervisor {
                 }
             })
             .await;
-            sup.finished(&s, status.map(process::exit_result));
+            sup.finished(&s, run, status.map(process::exit_result));
         });
         drop(op);
 
@@ -583,9 +649,19 @@ impl Supervisor {
         self.log(slot, Level::Error, &format!("Failed to start: {msg}"));
     }
 
-    fn finished(&self, slot: &Slot, status: std::io::Result<ExitResult>) {
+    fn finished(&self, slot: &Slot, run: u32, status: std::io::Result<ExitResult>) {
         let (state, text) = {
             let mut live = slot.live();
+            if live.starts != run {
+                // A later run already owns the state; this one's end is only history.
+                drop(live);
+                self.log(
+                    slot,
+                    Level::Warning,
+                    &format!("An earlier run (start #{run}) ended"),
+                );
+                return;
+            }
             let state = match &status {
                 _ if live.stop_requested => UnitState::Stopped,
                 Ok(r) if r.success() => UnitState::Done,
@@ -621,8 +697,8 @@ impl Supervisor {
             let mut live = slot.live();
             match (live.state, live.pid) {
                 (UnitState::Waiting, _) => {
-                    // Cancels its pending start: the plan sees it no longer waits.
                     live.waiting_for.clear();
+                    live.cancels += 1;
                     live.set(UnitState::Stopped);
                     drop(live);
                     slot.notify();
@@ -643,9 +719,10 @@ impl Supervisor {
         };
         slot.notify();
         let timeout = slot
-            .ran_with()
-            .and_then(|d| d.unit.as_ref().map(|u| u.stop_timeout))
-            .unwrap_or(unit::DEFAULT_STOP_TIMEOUT);
+            .def()
+            .unit
+            .as_ref()
+            .map_or(unit::DEFAULT_STOP_TIMEOUT, |u| u.stop_timeout);
         let gone = |st: UnitState| !matches!(st, UnitState::Running | UnitState::Stopping);
         if let Err(e) = process::signal_group(pid, Signal::SIGTERM) {
             return Err(format!("cannot signal process group {pid}: {e}"));
