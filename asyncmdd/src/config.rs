@@ -269,32 +269,40 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
         return Err(fail("expected a JSON object keyed by unit name".into()));
     };
     let stem = unit.strip_suffix(SUFFIX).unwrap_or(unit);
-    let entry = match obj.get(stem).or_else(|| obj.get(unit)) {
-        Some(prop) => match prop.object_value() {
-            Some(o) => o,
-            None => {
+    // The CST places keys, commas and indentation; values go in as placeholders replaced by
+    // one-line JSON, so `{"sleep": 3}` stays on its line as a person would write it.
+    let token = format!("asyncmd-placeholder-{}-{}", std::process::id(), now_nanos());
+    let mark = |i: usize| jsonc_parser::cst::CstInputValue::String(format!("{token}-{i}"));
+    let mut values: Vec<String> = Vec::new();
+    match obj.get(stem).or_else(|| obj.get(unit)) {
+        Some(prop) => {
+            let Some(entry) = prop.object_value() else {
                 return Err(fail(format!(
                     "the entry \"{stem}\" is not an object; fix it by hand first"
-                )))
+                )));
+            };
+            for (key, value) in changes {
+                match entry.get(key) {
+                    Some(prop) => prop.set_value(mark(values.len())),
+                    None => {
+                        entry.append(key, mark(values.len()));
+                    }
+                }
+                values.push(inline_json(value));
             }
-        },
-        None => obj.object_value_or_set(stem),
-    };
-    // The CST places keys, commas and indentation; the values go in as placeholders replaced
-    // by one-line JSON, so `{"sleep": 3}` stays on its line as a person would write it.
-    let token = format!("asyncmd-placeholder-{}-{}", std::process::id(), now_nanos());
-    for (i, (key, _)) in changes.iter().enumerate() {
-        let mark = jsonc_parser::cst::CstInputValue::String(format!("{token}-{i}"));
-        match entry.get(key) {
-            Some(prop) => prop.set_value(mark),
-            None => {
-                entry.append(key, mark);
-            }
+        }
+        None => {
+            let entry: Map<String, Value> = changes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            obj.append(stem, mark(0));
+            values.push(inline_json(&Value::Object(entry)));
         }
     }
     let mut new_text = root.to_string();
-    for (i, (_, value)) in changes.iter().enumerate() {
-        new_text = new_text.replacen(&format!("\"{token}-{i}\""), &inline_json(value), 1);
+    for (i, value) in values.iter().enumerate() {
+        new_text = new_text.replacen(&format!("\"{token}-{i}\""), value, 1);
     }
     // Duplicate keys: the CST edits the first, a JSON reader keeps the last. Say so.
     let raw: Value = serde_json::from_str(&new_text).map_err(|e| fail(e.to_string()))?;
