@@ -244,6 +244,7 @@ fn status_names_the_dependency_a_unit_waits_for() {
         )
         .sh("app.service", "requires = [\"slow.service\"]", LOOP)
         .spawn();
+    d.wait_listening();
     let s = wait_for("app.service to wait", || {
         let s = d.status("app.service");
         (s["state"] == "waiting").then_some(s)
@@ -508,12 +509,12 @@ fn reload_applies_only_the_difference() {
     )
     .unwrap();
     d.signal(Signal::SIGHUP);
-    d.wait_state("hup.service", "running");
     wait_for("the SIGHUP report", || {
         d.report()
             .contains("[ Reload ] hup.service: started (new unit)")
             .then_some(())
     });
+    assert_eq!(d.state("hup.service"), "running");
     assert_eq!(pid(&d, "same"), before["same"]);
     assert_eq!(d.stop(), Some(0));
 }
@@ -591,6 +592,7 @@ fn a_stop_cancels_a_start_that_waits_and_a_second_start_does_not_double_it() {
         .sh("app.service", "requires = [\"slow.service\"]", LOOP)
         .sh("web.service", "requires = [\"slow.service\"]", LOOP)
         .spawn();
+    d.wait_listening();
     wait_for("app.service to wait", || {
         (d.state("app.service") == "waiting").then_some(())
     });

@@ -216,6 +216,13 @@ impl Daemon {
         v[0].clone()
     }
 
+    /// Waits until the daemon answers on its socket (after [`Setup::spawn`]).
+    pub fn wait_listening(&self) {
+        wait_for("the daemon to answer on its socket", || {
+            self.ctl(&["list"]).status.success().then_some(())
+        });
+    }
+
     /// The state word of `unit`.
     pub fn state(&self, unit: &str) -> String {
         self.status(unit)["state"]
