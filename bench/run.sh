@@ -9,11 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need() {
-    command -v "$1" >/dev/null && return
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
-}
+. bench/common.sh
 need hyperfine hyperfine
 need runsv runit
 need s6-svstat s6
@@ -34,12 +30,6 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
-
-wait_for() { # wait_for DESCRIPTION COMMAND...: poll for up to 60 s
-    local what=$1; shift
-    for _ in $(seq 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    echo "timed out waiting for $what" >&2; exit 1
-}
 
 echo "== 1. status latency: one client process, start to exit"
 "$B/asyncmdd" --units units --socket "$W/a.sock" >/dev/null 2>&1 & pids+=($!)
