@@ -115,6 +115,11 @@ enum Command {
         #[arg(required = true)]
         units: Vec<String>,
     },
+    /// Forget units' restart history and start limit; failed units become inactive.
+    ResetFailed {
+        /// Unit names or globs; every failed unit when none.
+        units: Vec<String>,
+    },
 }
 
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
@@ -203,6 +208,12 @@ fn main() -> ExitCode {
         ),
         Command::Unload { units } => (
             Request::Unload {
+                units: units.clone(),
+            },
+            false,
+        ),
+        Command::ResetFailed { units } => (
+            Request::ResetFailed {
                 units: units.clone(),
             },
             false,

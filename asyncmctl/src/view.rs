@@ -73,10 +73,28 @@ fn state_phrase(u: &UnitStatus, now: i64, color: bool) -> String {
     let when = format!("{}; {}", local_time(since), ago(now, since));
     match u.state {
         UnitState::Waiting => format!("{word} for {} since {when}", u.waiting_for.join(", ")),
+        UnitState::Restarting => {
+            let due = u
+                .next_restart_us
+                .map(|t| format!(" --> next restart in {}", in_secs(now, t)))
+                .unwrap_or_default();
+            let last = u.last_exit.as_deref().unwrap_or("ended");
+            format!("{word} (restart {}; last exit: {last}){due}", u.restarts)
+        }
         UnitState::Running | UnitState::Starting | UnitState::Stopping => {
             format!("{word} since {when}")
         }
         _ => format!("{word} @ {when} --> result: {}", result_text(u)),
+    }
+}
+
+/// `3 s`, `0.4 s`: how far in the future `t` is.
+fn in_secs(now: i64, t: i64) -> String {
+    let us = (t - now).max(0);
+    if us < 10_000_000 {
+        format!("{:.1} s", us as f64 / 1e6)
+    } else {
+        format!("{} s", us / 1_000_000)
     }
 }
 
@@ -156,7 +174,16 @@ pub fn detailed(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
         );
     }
     if u.starts > 0 {
-        let _ = writeln!(out, "{pad}Starts: {}", u.starts);
+        let _ = writeln!(out, "{pad}Starts: {}   Restarts: {}", u.starts, u.restarts);
+    }
+    if let Some(e) = &u.last_exit {
+        let _ = writeln!(out, "{pad}Last exit: {e}");
+    }
+    if let Some(t) = &u.status_text {
+        let _ = writeln!(out, "{pad}Status: \"{t}\"");
+    }
+    if let Some(h) = &u.health {
+        let _ = writeln!(out, "{pad}Health: {h}");
     }
     if let (Some(a), Some(b)) = (u.started_us, u.done_us) {
         let _ = writeln!(
@@ -250,6 +277,11 @@ mod tests {
             memory_bytes: None,
             cpu_us: None,
             starts: 1,
+            restarts: 0,
+            last_exit: None,
+            next_restart_us: None,
+            status_text: None,
+            health: None,
             argv: vec![],
             args: vec![],
             kwargs: Default::default(),
@@ -321,6 +353,23 @@ mod tests {
         compact(&mut out, &u, u.since_us.unwrap() + 2_000_000, false);
         assert!(
             out.contains("status: waiting for db.service, net.service since "),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_restarting_unit_says_when_and_why() {
+        let mut u = unit(UnitState::Restarting);
+        u.restarts = 3;
+        u.last_exit = Some("exit status 1: boom".into());
+        let now = u.since_us.unwrap();
+        u.next_restart_us = Some(now + 2_500_000);
+        let mut out = String::new();
+        compact(&mut out, &u, now, false);
+        assert!(
+            out.contains(
+                "restarting (restart 3; last exit: exit status 1: boom) --> next restart in 2.5 s"
+            ),
             "{out}"
         );
     }

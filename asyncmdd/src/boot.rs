@@ -169,6 +169,94 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
     }
 }
 
+/// Stops every unit that runs (or waits to), in the reverse of the order they start in: a
+/// unit stops only once every unit that requires it or starts after it has stopped, and core
+/// units stop last. Returns the names in the order their stops completed.
+pub async fn stop_all(sup: &Arc<Supervisor>) -> Vec<String> {
+    use asyncmd_proto::UnitState;
+    let busy = |st: UnitState| {
+        st.is_active()
+            || matches!(
+                st,
+                UnitState::Starting | UnitState::Waiting | UnitState::Restarting
+            )
+    };
+    let active: Vec<String> = sup
+        .all()
+        .iter()
+        .filter(|s| busy(s.state()))
+        .map(|s| s.name.clone())
+        .collect();
+    // The start plan of what runs now gives the edges; stops go against them.
+    let plan = crate::graph::plan(&sup.nodes_unready(), &active, crate::graph::Pull::Any);
+    let steps = &plan.steps;
+    let n = steps.len();
+    let is_active: Vec<bool> = steps.iter().map(|s| active.contains(&s.name)).collect();
+    let mut remaining = vec![0usize; n];
+    let mut before: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (k, step) in steps.iter().enumerate().filter(|(k, _)| is_active[*k]) {
+        for &j in step.requires.iter().chain(&step.after) {
+            remaining[j] += 1;
+            before[k].push(j);
+        }
+    }
+    let non_core = (0..n).filter(|&k| is_active[k] && !steps[k].core).count();
+    for j in (0..n).filter(|&j| steps[j].core) {
+        remaining[j] += non_core;
+    }
+    let mut stopping = JoinSet::new();
+    let mut tasks = std::collections::HashMap::new();
+    let mut order = Vec::new();
+    let launch =
+        |i: usize, stopping: &mut JoinSet<_>, tasks: &mut std::collections::HashMap<_, _>| {
+            let slot = sup.get(&steps[i].name);
+            let sup = sup.clone();
+            let t = stopping.spawn(async move {
+                match slot {
+                    Some(slot) => sup.stop(&slot).await,
+                    None => Ok(()),
+                }
+            });
+            tasks.insert(t.id(), i);
+        };
+    // Units outside the plan (a cycle, a unit unloaded meanwhile) have no order to keep.
+    for name in active
+        .iter()
+        .filter(|a| !steps.iter().any(|s| &s.name == *a))
+    {
+        if let Some(slot) = sup.get(name) {
+            let _ = sup.stop(&slot).await;
+            order.push(name.clone());
+        }
+    }
+    let mut settled = vec![false; n];
+    for i in (0..n).filter(|&i| remaining[i] == 0) {
+        launch(i, &mut stopping, &mut tasks);
+    }
+    while let Some(done) = stopping.join_next_with_id().await {
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let Some(i) = tasks.remove(&id) else { continue };
+        settled[i] = true;
+        if is_active[i] {
+            order.push(steps[i].name.clone());
+        }
+        let mut release: Vec<usize> = before[i].clone();
+        if is_active[i] && !steps[i].core {
+            release.extend((0..n).filter(|&j| steps[j].core));
+        }
+        for j in release {
+            remaining[j] -= 1;
+            if remaining[j] == 0 && !settled[j] {
+                launch(j, &mut stopping, &mut tasks);
+            }
+        }
+    }
+    order
+}
+
 /// `[ Booting ] Order: --> a.service --> b.service`, as asyncmd prints before it boots.
 pub fn order_line<'a>(order: impl Iterator<Item = &'a str>, color: bool) -> String {
     let (b, z) = if color {

@@ -13,6 +13,8 @@ use crate::boot;
 use crate::config::{self, ServicesConfig};
 use crate::graph;
 use crate::journal::Journal;
+use crate::notify;
+use crate::process;
 use crate::reload;
 use crate::server::{self, Server};
 use crate::supervisor::{self, Paths, Supervisor};
@@ -135,6 +137,39 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     let server = tokio::spawn(Server::new(sup.clone()).serve(listener));
 
+    // Orphans of services become ours (or are ours anyway, as PID 1): reap them.
+    if std::process::id() != 1 {
+        if let Err(e) = process::become_subreaper() {
+            journal.log(
+                me,
+                Level::Warning,
+                &format!("cannot become a child subreaper: {e}; orphans of services go to init"),
+            );
+        }
+    }
+    let mut child_ended = signal(SignalKind::child()).context("cannot watch SIGCHLD")?;
+    let reaper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = child_ended.recv() => {}
+                _ = tick.tick() => {}
+            }
+            process::reap_orphans();
+        }
+    });
+
+    let notify_path = opts.socket.with_extension("notify");
+    let notify_socket = notify::NotifySocket::bind(&notify_path)
+        .with_context(|| format!("cannot bind the notify socket {}", notify_path.display()))?;
+    sup.set_notify_socket(notify_path);
+    let notify_sup = sup.clone();
+    let notifications = tokio::spawn(async move {
+        while let Ok(m) = notify_socket.recv().await {
+            notify_sup.on_notify(&m);
+        }
+    });
+
     let wanted: Vec<String> = sup
         .all()
         .iter()
@@ -148,7 +183,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         boot::order_line(plan.order(), false),
     );
     let boot = async {
-        let _one_at_a_time = sup.changes.lock().await;
         boot::execute(&sup, &plan, |name, outcome| {
             let source = sup
                 .get(name)
@@ -174,7 +208,25 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             opts.socket.display()
         );
         report(Level::Info, line.clone(), line);
+        let summary = format!("{running} of {} units running", names.len());
+        if let Err(e) = notify::to_manager(&format!("READY=1\nSTATUS={summary}")) {
+            journal.log(
+                me,
+                Level::Warning,
+                &format!("cannot tell the service manager we are ready: {e}"),
+            );
+        }
     };
+    // Under systemd with WatchdogSec=: ping at half the interval it asked for.
+    let manager_watchdog = notify::manager_watchdog().map(|every| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tick.tick().await;
+                let _ = notify::to_manager("WATCHDOG=1");
+            }
+        })
+    });
     tokio::pin!(boot);
     let mut booted = false;
     loop {
@@ -199,9 +251,47 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         }
     }
-    journal.log(me, Level::Info, "Shutting down: stopping every unit");
-    sup.stop_all().await;
-    server.abort();
-    let _ = server.await;
+    journal.log(
+        me,
+        Level::Info,
+        "Shutting down: stopping every unit, dependents first",
+    );
+    let _ = notify::to_manager("STOPPING=1\nSTATUS=stopping every unit");
+    let order = boot::stop_all(&sup).await;
+    if !order.is_empty() {
+        journal.log(
+            me,
+            Level::Info,
+            &format!("Stopped, in order: {}", order.join(", ")),
+        );
+    }
+    for task in [
+        Some(server),
+        Some(reaper),
+        Some(notifications),
+        manager_watchdog,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        task.abort();
+        let _ = task.await;
+    }
+    process::reap_orphans();
+    // A container whose core unit failed should say so with its exit status.
+    let failed_core: Vec<String> = sup
+        .all()
+        .iter()
+        .filter(|s| {
+            let d = s.def();
+            d.kind() == Some(asyncmd_proto::UnitType::Core)
+                && d.config.enabled
+                && s.state() == asyncmd_proto::UnitState::Failed
+        })
+        .map(|s| s.name.clone())
+        .collect();
+    if !failed_core.is_empty() {
+        anyhow::bail!("core unit(s) failed: {}", failed_core.join(", "));
+    }
     Ok(())
 }

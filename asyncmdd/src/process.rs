@@ -1,11 +1,21 @@
 //! Service processes: how one is spawned (own process group, captured output, environment from
 //! the unit and `services.config`), signalled, and measured from `/proc`.
+//!
+//! Every process of a run carries `ASYNCMD_INVOCATION` in its environment, inherited by all it
+//! forks, so a service that double-forks out of its process group is still found and stopped
+//! ([`invocation_pids`]). The daemon is a child subreaper: orphans of its services become its
+//! children, and [`reap_orphans`] collects those that end, never a child tokio waits for
+//! (those are registered in [`OWN`] at spawn, under the same lock the reaper takes).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 
 use asyncmd_proto::ExitResult;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
@@ -19,15 +29,127 @@ pub fn argv(exec: &[String], config: &ServiceConfig) -> Vec<String> {
     argv
 }
 
+/// Children spawned through [`spawn_registered`], which tokio reaps itself.
+static OWN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn own() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
+    OWN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Spawns `cmd`, registering the child so [`reap_orphans`] leaves it to tokio.
+pub fn spawn_registered(cmd: &mut Command) -> std::io::Result<Child> {
+    let mut own = own();
+    let child = cmd.spawn()?;
+    if let Some(pid) = child.id() {
+        own.insert(pid as i32);
+    }
+    Ok(child)
+}
+
+/// Unregisters a child tokio has reaped.
+pub fn forget(pid: u32) {
+    own().remove(&(pid as i32));
+}
+
+/// Makes this process a child subreaper, so orphans of its services become its children
+/// rather than init's.
+pub fn become_subreaper() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+/// Reaps every ended child that tokio is not waiting for (orphans handed to the subreaper);
+/// returns how many.
+pub fn reap_orphans() -> usize {
+    let own = own();
+    let mut reaped = 0;
+    for pid in children() {
+        if own.contains(&pid) || proc_state(pid as u32) != Some('Z') {
+            continue;
+        }
+        if let Ok(st) = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            if st != WaitStatus::StillAlive {
+                reaped += 1;
+            }
+        }
+    }
+    reaped
+}
+
+/// This process's children, from `/proc/self/task/*/children`.
+fn children() -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// The state letter of process `pid` (`R`, `S`, `Z`...).
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// The processes, alive and not zombies, whose environment holds `ASYNCMD_INVOCATION=tag`.
+pub fn invocation_pids(tag: &str) -> Vec<u32> {
+    let needle = format!("{INVOCATION}={tag}\0");
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if memchr::memmem::find(&env, needle.as_bytes()).is_some()
+                && proc_state(pid) != Some('Z')
+            {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Sends `signal` to the process group `pgid` and to every process of invocation `tag`.
+pub fn signal_invocation(pgid: Option<u32>, tag: &str, signal: Signal) {
+    if let Some(p) = pgid {
+        let _ = signal_group(p, signal);
+    }
+    for pid in invocation_pids(tag) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), signal);
+    }
+}
+
+/// The variable that tags every process of one run of a unit.
+pub const INVOCATION: &str = "ASYNCMD_INVOCATION";
+
 /// Spawns `argv` for `unit` in a process group of its own, stdin from /dev/null, stdout and
 /// stderr piped. The environment is the daemon's, plus the unit's `env`, plus the config's
-/// `kwargs`, plus `ASYNCMD_UNIT`.
-pub fn spawn(unit: &Unit, argv: &[String], config: &ServiceConfig) -> std::io::Result<Child> {
+/// `kwargs`, plus `ASYNCMD_UNIT`, `ASYNCMD_INVOCATION=tag` and `extra`.
+pub fn spawn(
+    unit: &Unit,
+    argv: &[String],
+    config: &ServiceConfig,
+    tag: &str,
+    extra: &[(String, String)],
+) -> std::io::Result<Child> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .envs(&unit.env)
         .envs(config.env())
         .env("ASYNCMD_UNIT", &unit.name)
+        .env(INVOCATION, tag)
+        .envs(extra.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -36,7 +158,7 @@ pub fn spawn(unit: &Unit, argv: &[String], config: &ServiceConfig) -> std::io::R
     if let Some(dir) = &unit.workdir {
         cmd.current_dir(dir);
     }
-    cmd.spawn()
+    spawn_registered(&mut cmd)
 }
 
 /// The wire form of how a process ended.

@@ -221,6 +221,20 @@ impl Server {
                     results: reload::load(&self.sup, &units).await,
                 }
             }
+            Request::ResetFailed { units } => match self.sup.select(&units) {
+                Ok((slots, missing)) => {
+                    let mut results = not_found(missing);
+                    for slot in slots {
+                        if slot.reset_failed() {
+                            results.push(ok(&slot.name, "reset"));
+                        } else if !units.is_empty() {
+                            results.push(ok(&slot.name, ""));
+                        }
+                    }
+                    Response::Actions { results }
+                }
+                Err(e) => error(ErrorCode::BadRequest, e),
+            },
             Request::Unload { units } => {
                 if units.is_empty() {
                     return error(ErrorCode::BadRequest, "name at least one unit".into());
@@ -257,6 +271,9 @@ impl Server {
         let word = if enabled { "enabled" } else { "disabled" };
         if now {
             let outcomes = if enabled {
+                for s in &done {
+                    s.reset_restarts();
+                }
                 let names: Vec<String> = done.iter().map(|s| s.name.clone()).collect();
                 self.start_plan(&names).await
             } else {
@@ -382,6 +399,12 @@ impl Server {
             Err(e) => return error(ErrorCode::BadRequest, e),
         };
         let names: Vec<String> = slots.iter().map(|s| s.name.clone()).collect();
+        if !matches!(action, Verb::Stop) {
+            // A person's start always works and clears the start limit.
+            for s in &slots {
+                s.reset_restarts();
+            }
+        }
         let outcomes = match action {
             Verb::Stop => self.stop_each(&slots).await,
             Verb::Start => self.start_plan(&names).await,

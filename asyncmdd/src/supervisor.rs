@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use asyncmd_proto::text::now_us;
 use asyncmd_proto::unit::UnitSummary;
@@ -23,6 +23,7 @@ use crate::graph::Node;
 use crate::journal::{records, Journal, Line, UnitId};
 use crate::pattern::Patterns;
 use crate::process;
+use crate::restart::{Decision, Restarts};
 use crate::unit::{self, Run, Unit};
 
 /// Stderr lines kept as a unit's traceback.
@@ -50,6 +51,24 @@ struct Live {
     cancels: u64,
     /// The definition the current or last run was started with.
     ran_with: Option<Arc<Def>>,
+    /// When the current run started, on the monotonic clock.
+    started_at: Option<Instant>,
+    /// Restart bookkeeping since the last manual start.
+    restarts: Restarts,
+    /// Bumped by anything that overrides a pending automatic restart.
+    restart_gen: u64,
+    next_restart_us: Option<i64>,
+    last_exit: Option<String>,
+    /// Why the daemon itself killed the current run (watchdog, health check).
+    kill_reason: Option<String>,
+    /// The `ASYNCMD_INVOCATION` tag of the current or last run.
+    invocation: Option<String>,
+    status_text: Option<String>,
+    health: Option<String>,
+    /// The last `WATCHDOG=1` (or the start) of the current run.
+    last_ping: Option<Instant>,
+    /// `MAINPID=` as the service told it.
+    main_pid: Option<u32>,
 }
 
 impl Live {
@@ -68,6 +87,17 @@ impl Live {
             waiting_for: Vec::new(),
             cancels: 0,
             ran_with: None,
+            started_at: None,
+            restarts: Restarts::default(),
+            restart_gen: 0,
+            next_restart_us: None,
+            last_exit: None,
+            kill_reason: None,
+            invocation: None,
+            status_text: None,
+            health: None,
+            last_ping: None,
+            main_pid: None,
         }
     }
 
@@ -257,6 +287,52 @@ impl Slot {
         self.state() == UnitState::Waiting
     }
 
+    /// Forgets its restart history and gives up on a pending automatic restart: a person
+    /// started it (or reset it), so the start limit counts from zero again.
+    pub fn reset_restarts(&self) {
+        let mut live = self.live();
+        live.restarts.reset();
+        live.restart_gen += 1;
+        live.next_restart_us = None;
+    }
+
+    /// `asyncmctl reset-failed`: forgets the restart history and turns `failed` into
+    /// `inactive`; returns whether it was failed.
+    pub fn reset_failed(&self) -> bool {
+        self.reset_restarts();
+        let was = {
+            let mut live = self.live();
+            let was = live.state == UnitState::Failed;
+            if was {
+                live.set(UnitState::Inactive);
+                live.error = None;
+            }
+            was
+        };
+        self.notify();
+        was
+    }
+
+    /// Whether run number `run` is the current one and its process is alive.
+    pub fn is_run(&self, run: u32) -> bool {
+        let live = self.live();
+        live.starts == run && live.pid.is_some()
+    }
+
+    /// The last watchdog ping of run `run`, while it is the current one.
+    pub fn last_ping(&self, run: u32) -> Option<Instant> {
+        let live = self.live();
+        (live.starts == run && live.pid.is_some())
+            .then_some(live.last_ping)
+            .flatten()
+    }
+
+    /// Records the last health check's result.
+    pub fn set_health(&self, text: String) {
+        self.live().health = Some(text);
+        self.notify();
+    }
+
     /// How many pending starts a stop has cancelled: a plan compares it before it starts.
     pub fn cancels(&self) -> u64 {
         self.live().cancels
@@ -317,6 +393,11 @@ impl Slot {
             memory_bytes,
             cpu_us,
             starts: live.starts,
+            restarts: live.restarts.count,
+            last_exit: live.last_exit.clone(),
+            next_restart_us: live.next_restart_us,
+            status_text: live.status_text.clone(),
+            health: live.health.clone(),
             argv,
             args: def.config.args.clone(),
             kwargs: def.config.kwargs.clone(),
@@ -369,6 +450,7 @@ pub struct Supervisor {
     journal: Arc<Journal>,
     units: RwLock<BTreeMap<String, Arc<Slot>>>,
     paths: Paths,
+    notify_socket: Mutex<Option<PathBuf>>,
     /// Held by whatever changes the set of units or `services.config`, one at a time.
     pub changes: tokio::sync::Mutex<()>,
 }
@@ -380,6 +462,7 @@ impl Supervisor {
             journal,
             units: RwLock::new(BTreeMap::new()),
             paths,
+            notify_socket: Mutex::new(None),
             changes: tokio::sync::Mutex::new(()),
         })
     }
@@ -387,6 +470,19 @@ impl Supervisor {
     /// Where its units and their configuration live.
     pub fn paths(&self) -> &Paths {
         &self.paths
+    }
+
+    /// The sd_notify socket given to services as `NOTIFY_SOCKET`, once it is bound.
+    pub fn notify_socket(&self) -> Option<PathBuf> {
+        self.notify_socket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets the sd_notify socket path services are given.
+    pub fn set_notify_socket(&self, path: PathBuf) {
+        *self.notify_socket.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
     }
 
     /// The journal units log into.
@@ -433,6 +529,15 @@ impl Supervisor {
     /// What the planner needs to know of every unit.
     pub fn nodes(&self) -> Vec<Node> {
         self.all().iter().map(|s| s.node()).collect()
+    }
+
+    /// The units as the planner would see them before any started: every edge kept, which
+    /// is what a shutdown orders its stops by.
+    pub fn nodes_unready(&self) -> Vec<Node> {
+        self.all()
+            .iter()
+            .map(|s| s.def().node(&s.name, false))
+            .collect()
     }
 
     /// The unit named `name`.
@@ -513,9 +618,14 @@ impl Supervisor {
         };
         if matches!(slot.state(), UnitState::Running | UnitState::Starting) {
             drop(op);
-            // Whoever started it waits for the oneshot to end; so does this caller.
+            // Whoever started it waits for the oneshot to end, or the notify unit to be
+            // ready; so does this caller.
             if unit.kind == UnitType::Oneshot {
                 return self.oneshot_outcome(slot).await;
+            }
+            if unit.kind == UnitType::Notify {
+                let run = slot.live().starts;
+                return self.readiness(slot, run, unit.start_timeout).await;
             }
             return Ok(());
         }
@@ -529,13 +639,17 @@ impl Supervisor {
             }
         };
         let argv = process::argv(exec, &def.config);
-        {
+        let tag = {
             let mut live = slot.live();
             live.set(UnitState::Starting);
             live.waiting_for.clear();
             live.ran_with = Some(def.clone());
-        }
-        let mut child = match process::spawn(unit, &argv, &def.config) {
+            let tag = format!("{}:{}:{}", std::process::id(), slot.name, live.starts + 1);
+            live.invocation = Some(tag.clone());
+            tag
+        };
+        let extra = self.child_env(unit);
+        let mut child = match process::spawn(unit, &argv, &def.config, &tag, &extra) {
             Ok(c) => c,
             Err(e) => {
                 let msg = format!("cannot run {}: {e}", argv[0]);
@@ -544,9 +658,16 @@ impl Supervisor {
             }
         };
         let pid = child.id().unwrap_or(0);
+        let notify = unit.kind == UnitType::Notify;
         let run = {
             let mut live = slot.live();
-            live.set(UnitState::Running);
+            live.set(if notify {
+                UnitState::Starting
+            } else {
+                UnitState::Running
+            });
+            live.last_ping = Some(Instant::now());
+            live.main_pid = None;
             live.started_us = live.since_us;
             live.done_us = None;
             live.pid = Some(pid);
@@ -555,6 +676,11 @@ impl Supervisor {
             live.traceback.clear();
             live.starts += 1;
             live.stop_requested = false;
+            live.started_at = Some(Instant::now());
+            live.next_restart_us = None;
+            live.kill_reason = None;
+            live.status_text = None;
+            live.health = None;
             live.starts
         };
         slot.notify();
@@ -595,6 +721,10 @@ impl Supervisor {
         let (sup, s) = (self.clone(), slot.clone());
         tokio::spawn(async move {
             let status = child.wait().await;
+            process::forget(pid);
+            // Whatever the run left behind (a double-forked daemon, a background job) goes
+            // with it: no process of a unit outlives its main process.
+            sup.clean_up(&s, &tag).await;
             // Let the pipes drain so the traceback is complete; a leftover grandchild holding
             // them open must not keep the unit "running".
             let _ = tokio::time::timeout(DRAIN_GRACE, async {
@@ -605,12 +735,54 @@ impl Supervisor {
             .await;
             sup.finished(&s, run, status.map(process::exit_result));
         });
+        if let Some(every) = unit.watchdog {
+            tokio::spawn(crate::monitor::watchdog(
+                self.clone(),
+                slot.clone(),
+                run,
+                every,
+            ));
+        }
+        if let Some(check) = &unit.health {
+            let check = check.clone();
+            tokio::spawn(crate::monitor::health(
+                self.clone(),
+                slot.clone(),
+                run,
+                check,
+            ));
+        }
         drop(op);
 
         if unit.kind == UnitType::Oneshot {
             return self.oneshot_outcome(slot).await;
         }
+        if notify {
+            return self.readiness(slot, run, unit.start_timeout).await;
+        }
         Ok(())
+    }
+
+    /// Waits for a `notify` unit's `READY=1`; kills it if none comes within `limit`.
+    async fn readiness(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        run: u32,
+        limit: Duration,
+    ) -> Result<(), String> {
+        slot.wait_for(limit, |st| st != UnitState::Starting).await;
+        let state = slot.state();
+        if state == UnitState::Starting && slot.is_run(run) {
+            let why = format!("no READY=1 within {}", humantime::format_duration(limit));
+            let sup = self.clone();
+            let (s, w) = (slot.clone(), why.clone());
+            tokio::spawn(async move { sup.kill_run(&s, run, &w, Signal::SIGTERM).await });
+            return Err(why);
+        }
+        match state {
+            UnitState::Running => Ok(()),
+            _ => Err(failure_reason(&slot.live())),
+        }
     }
 
     /// Waits for a started oneshot to end; an error says how it failed.
@@ -628,6 +800,137 @@ impl Supervisor {
             )),
             _ => Err(failure_reason(&live)),
         }
+    }
+
+    /// Extra environment for a unit's process: the notify socket, and the watchdog interval.
+    fn child_env(&self, unit: &Unit) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(path) = self.notify_socket() {
+            env.push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+        }
+        if let Some(w) = unit.watchdog {
+            env.push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
+        }
+        env
+    }
+
+    /// Ends what a run left behind once its main process is gone: SIGTERM, then SIGKILL
+    /// after the unit's stop timeout.
+    async fn clean_up(&self, slot: &Slot, tag: &str) {
+        let left = process::invocation_pids(tag);
+        if left.is_empty() {
+            return;
+        }
+        self.log(
+            slot,
+            Level::Info,
+            &format!(
+                "Stopping {} leftover process(es) of this run: {left:?}",
+                left.len()
+            ),
+        );
+        let (sig, timeout) = slot
+            .def()
+            .unit
+            .as_ref()
+            .map_or((Signal::SIGTERM, unit::DEFAULT_STOP_TIMEOUT), |u| {
+                (u.stop_signal, u.stop_timeout)
+            });
+        process::signal_invocation(None, tag, sig);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if process::invocation_pids(tag).is_empty() {
+                return;
+            }
+        }
+        let left = process::invocation_pids(tag);
+        self.log(
+            slot,
+            Level::Warning,
+            &format!("Leftover process(es) {left:?} outlived {timeout:?}: sending SIGKILL"),
+        );
+        process::signal_invocation(None, tag, Signal::SIGKILL);
+    }
+
+    /// Kills run `run` of `slot` because of `why` (a watchdog or health check gave up on it):
+    /// `sig` to its processes, SIGKILL after its stop timeout. The run then ends as failed
+    /// with `why` as its reason, and the restart policy applies.
+    pub async fn kill_run(&self, slot: &Arc<Slot>, run: u32, why: &str, sig: Signal) {
+        let (pid, tag) = {
+            let mut live = slot.live();
+            if live.starts != run || live.stop_requested {
+                return;
+            }
+            let Some(pid) = live.pid else { return };
+            live.kill_reason = Some(why.to_string());
+            (pid, live.invocation.clone().unwrap_or_default())
+        };
+        self.log(slot, Level::Error, &format!("{why}: sending {sig}"));
+        process::signal_invocation(Some(pid), &tag, sig);
+        let timeout = slot
+            .def()
+            .unit
+            .as_ref()
+            .map_or(unit::DEFAULT_STOP_TIMEOUT, |u| u.stop_timeout);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !slot.is_run(run) {
+                return;
+            }
+        }
+        process::signal_invocation(Some(pid), &tag, Signal::SIGKILL);
+    }
+
+    /// Applies an sd_notify datagram; its sender's PID says which unit it is from.
+    pub fn on_notify(&self, msg: &crate::notify::Message) {
+        let Some(pid) = msg.pid else { return };
+        let Some(slot) = self.sender(pid) else {
+            tracing::debug!("sd_notify from pid {pid}, which belongs to no unit: ignored");
+            return;
+        };
+        let mut logs = Vec::new();
+        {
+            let mut live = slot.live();
+            for (k, v) in &msg.fields {
+                match (k.as_str(), v.as_str()) {
+                    ("READY", "1") if live.state == UnitState::Starting && live.pid.is_some() => {
+                        live.set(UnitState::Running);
+                        logs.push("Ready (READY=1)".to_string());
+                    }
+                    ("STATUS", text) => live.status_text = Some(text.to_string()),
+                    ("WATCHDOG", "1") => live.last_ping = Some(Instant::now()),
+                    ("MAINPID", p) => live.main_pid = p.parse().ok(),
+                    ("STOPPING", "1") => logs.push("Stopping (STOPPING=1)".to_string()),
+                    _ => {}
+                }
+            }
+        }
+        slot.notify();
+        for l in logs {
+            self.log(&slot, Level::Info, &l);
+        }
+    }
+
+    /// The unit whose process `pid` is: its main process, its `MAINPID=`, or any process
+    /// carrying its current run's `ASYNCMD_INVOCATION`.
+    fn sender(&self, pid: u32) -> Option<Arc<Slot>> {
+        let all = self.all();
+        if let Some(s) = all.iter().find(|s| {
+            let live = s.live();
+            live.pid == Some(pid) || live.main_pid == Some(pid)
+        }) {
+            return Some(s.clone());
+        }
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let prefix = format!("{}=", process::INVOCATION);
+        let tag = env
+            .split(|&b| b == 0)
+            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))?;
+        let tag = std::str::from_utf8(tag).ok()?;
+        all.into_iter()
+            .find(|s| s.live().invocation.as_deref() == Some(tag))
     }
 
     /// Records that `slot` will not start because of `msg` (a dependency failed).
@@ -649,7 +952,7 @@ impl Supervisor {
         self.log(slot, Level::Error, &format!("Failed to start: {msg}"));
     }
 
-    fn finished(&self, slot: &Slot, run: u32, status: std::io::Result<ExitResult>) {
+    fn finished(self: &Arc<Self>, slot: &Arc<Slot>, run: u32, status: std::io::Result<ExitResult>) {
         let (state, text) = {
             let mut live = slot.live();
             if live.starts != run {
@@ -662,23 +965,67 @@ impl Supervisor {
                 );
                 return;
             }
-            let state = match &status {
+            let killed_by_us = live.kill_reason.take();
+            let mut state = match &status {
                 _ if live.stop_requested => UnitState::Stopped,
+                _ if killed_by_us.is_some() => UnitState::Failed,
                 Ok(r) if r.success() => UnitState::Done,
                 _ => UnitState::Failed,
             };
-            live.set(state);
-            live.done_us = live.since_us;
+            live.done_us = Some(now_us());
             live.pid = None;
             match status {
                 Ok(r) => live.result = Some(r),
                 Err(e) => live.error = Some(format!("lost track of the process: {e}")),
             }
-            let text = match state {
+            if let Some(why) = &killed_by_us {
+                live.error = Some(why.clone());
+            }
+            let mut text = match state {
                 UnitState::Stopped => format!("Stopped ({})", result_text(&live)),
                 UnitState::Done => "Finished (exit status 0)".to_string(),
                 _ => format!("Failed: {}", failure_reason(&live)),
             };
+            if state == UnitState::Failed {
+                live.last_exit = Some(failure_reason(&live));
+            }
+            let unit = live.ran_with.as_ref().and_then(|d| d.unit.clone());
+            if let (Some(unit), UnitState::Done | UnitState::Failed) = (unit, state) {
+                let ran = live.started_at.map_or(Duration::ZERO, |t| t.elapsed());
+                let failed = state == UnitState::Failed;
+                let decision =
+                    live.restarts
+                        .on_exit(unit.restart, &unit.backoff, failed, ran, Instant::now());
+                match decision {
+                    Decision::Stay => {}
+                    Decision::GiveUp(why) => {
+                        text = format!("{text}; {why}");
+                        live.error = Some(why);
+                    }
+                    Decision::RestartIn(delay) => {
+                        state = UnitState::Restarting;
+                        live.next_restart_us = Some(now_us() + delay.as_micros() as i64);
+                        let gen = live.restart_gen;
+                        text = format!(
+                            "{text}; restarting in {} (restart {})",
+                            humantime::format_duration(delay),
+                            live.restarts.count
+                        );
+                        let (sup, s) = (self.clone(), slot.clone());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let due = {
+                                let live = s.live();
+                                live.state == UnitState::Restarting && live.restart_gen == gen
+                            };
+                            if due {
+                                let _ = sup.start(&s).await;
+                            }
+                        });
+                    }
+                }
+            }
+            live.set(state);
             (state, text)
         };
         slot.notify();
@@ -693,9 +1040,19 @@ impl Supervisor {
     /// Stops `slot`: SIGTERM to its process group, SIGKILL after its `stop_timeout`.
     pub async fn stop(&self, slot: &Arc<Slot>) -> Result<(), String> {
         let _op = slot.op.lock().await;
-        let pid = {
+        let (pid, tag) = {
             let mut live = slot.live();
-            match (live.state, live.pid) {
+            let tag = live.invocation.clone().unwrap_or_default();
+            let pid = match (live.state, live.pid) {
+                (UnitState::Restarting, _) => {
+                    live.restart_gen += 1;
+                    live.next_restart_us = None;
+                    live.set(UnitState::Stopped);
+                    drop(live);
+                    slot.notify();
+                    self.log(slot, Level::Info, "Pending restart cancelled");
+                    return Ok(());
+                }
                 (UnitState::Waiting, _) => {
                     live.waiting_for.clear();
                     live.cancels += 1;
@@ -709,34 +1066,43 @@ impl Supervisor {
                     );
                     return Ok(());
                 }
-                (UnitState::Running | UnitState::Stopping, Some(pid)) => {
+                (UnitState::Running | UnitState::Stopping | UnitState::Starting, Some(pid)) => {
                     live.stop_requested = true;
                     live.set(UnitState::Stopping);
                     pid
                 }
                 _ => return Ok(()),
-            }
+            };
+            (pid, tag)
         };
         slot.notify();
-        let timeout = slot
+        let (sig, timeout) = slot
             .def()
             .unit
             .as_ref()
-            .map_or(unit::DEFAULT_STOP_TIMEOUT, |u| u.stop_timeout);
-        let gone = |st: UnitState| !matches!(st, UnitState::Running | UnitState::Stopping);
-        if let Err(e) = process::signal_group(pid, Signal::SIGTERM) {
+            .map_or((Signal::SIGTERM, unit::DEFAULT_STOP_TIMEOUT), |u| {
+                (u.stop_signal, u.stop_timeout)
+            });
+        let gone = |st: UnitState| {
+            !matches!(
+                st,
+                UnitState::Running | UnitState::Stopping | UnitState::Starting
+            )
+        };
+        if let Err(e) = process::signal_group(pid, sig) {
             return Err(format!("cannot signal process group {pid}: {e}"));
         }
+        process::signal_invocation(None, &tag, sig);
         if slot.wait_for(timeout, gone).await {
             return Ok(());
         }
         self.log(
             slot,
             Level::Warning,
-            &format!("Did not stop within {timeout:?} of SIGTERM: sending SIGKILL"),
+            &format!("Did not stop within {timeout:?} of {sig}: sending SIGKILL"),
         );
-        let _ = process::signal_group(pid, Signal::SIGKILL);
-        if slot.wait_for(KILL_GRACE, gone).await {
+        process::signal_invocation(Some(pid), &tag, Signal::SIGKILL);
+        if slot.wait_for(KILL_GRACE + timeout, gone).await {
             Ok(())
         } else {
             Err(format!("process {pid} survived SIGKILL for {KILL_GRACE:?}"))

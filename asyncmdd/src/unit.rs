@@ -47,6 +47,46 @@ pub struct Schedule {
     pub at: Option<String>,
 }
 
+/// How a unit comes back after it ends by itself: `restart`, its backoff and its start limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay before a restart.
+    pub delay: Duration,
+    /// The delay doubles after each restart up to this.
+    pub max_delay: Duration,
+    /// A run this long resets the delay to `delay`.
+    pub reset_after: Duration,
+    /// Give up after this many failures within `limit_interval` (0: never give up).
+    pub limit: u32,
+    /// The window `limit` counts failures in.
+    pub limit_interval: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            reset_after: Duration::from_secs(10),
+            limit: 10,
+            limit_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A `[health]` check: a command run every `interval` while the unit runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The check's argv; exit status 0 means healthy.
+    pub exec: Vec<String>,
+    /// Time between checks.
+    pub interval: Duration,
+    /// A check running longer fails.
+    pub timeout: Duration,
+    /// Consecutive failures that make the unit unhealthy.
+    pub retries: u32,
+}
+
 /// A parsed unit file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unit {
@@ -76,8 +116,16 @@ pub struct Unit {
     pub workdir: Option<PathBuf>,
     /// Restart policy.
     pub restart: Restart,
-    /// How long `stop` waits after SIGTERM before SIGKILL.
+    /// Restart delays and the start limit.
+    pub backoff: Backoff,
+    /// The signal `stop` sends first (SIGTERM unless `stop_signal` says otherwise).
+    pub stop_signal: nix::sys::signal::Signal,
+    /// How long `stop` waits after the stop signal before SIGKILL.
     pub stop_timeout: Duration,
+    /// How long a `notify` unit may take to send `READY=1`.
+    pub start_timeout: Duration,
+    /// The health check, if any.
+    pub health: Option<Health>,
     /// Watchdog interval for notify units.
     pub watchdog: Option<Duration>,
     /// The schedule, if any.
@@ -86,6 +134,8 @@ pub struct Unit {
 
 /// Default time a stopping service gets between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time a `notify` unit gets to send `READY=1`.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A unit file that could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +167,18 @@ struct File {
     unit: UnitSection,
     service: ServiceSection,
     schedule: Option<ScheduleSection>,
+    health: Option<HealthSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthSection {
+    exec: Vec<String>,
+    #[serde(default, deserialize_with = "duration")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    timeout: Option<Duration>,
+    retries: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,7 +211,19 @@ struct ServiceSection {
     #[serde(default)]
     restart: Restart,
     #[serde(default, deserialize_with = "duration")]
+    restart_delay: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    restart_max_delay: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    restart_reset_after: Option<Duration>,
+    start_limit: Option<u32>,
+    #[serde(default, deserialize_with = "duration")]
+    start_limit_interval: Option<Duration>,
+    stop_signal: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
     stop_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    start_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     watchdog: Option<Duration>,
 }
@@ -276,6 +350,51 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
             ));
         }
     }
+    let stop_signal = match &s.stop_signal {
+        None => nix::sys::signal::Signal::SIGTERM,
+        Some(name) => {
+            let full = if name.starts_with("SIG") {
+                name.clone()
+            } else {
+                format!("SIG{name}")
+            };
+            full.parse().map_err(|_| {
+                err(
+                    key_at("stop_signal"),
+                    format!("stop_signal '{name}' is not a signal (write e.g. \"SIGINT\")"),
+                )
+            })?
+        }
+    };
+    let defaults = Backoff::default();
+    let backoff = Backoff {
+        delay: s.restart_delay.unwrap_or(defaults.delay),
+        max_delay: s.restart_max_delay.unwrap_or(defaults.max_delay),
+        reset_after: s.restart_reset_after.unwrap_or(defaults.reset_after),
+        limit: s.start_limit.unwrap_or(defaults.limit),
+        limit_interval: s.start_limit_interval.unwrap_or(defaults.limit_interval),
+    };
+    if backoff.max_delay < backoff.delay {
+        return Err(err(
+            key_at("restart_max_delay"),
+            "restart_max_delay is shorter than restart_delay".into(),
+        ));
+    }
+    let health = match file.health {
+        None => None,
+        Some(h) if h.exec.is_empty() => {
+            return Err(err(
+                key_at("exec"),
+                "[health] exec is empty: name the check to run".into(),
+            ))
+        }
+        Some(h) => Some(Health {
+            exec: h.exec,
+            interval: h.interval.unwrap_or(Duration::from_secs(30)),
+            timeout: h.timeout.unwrap_or(Duration::from_secs(10)),
+            retries: h.retries.unwrap_or(3).max(1),
+        }),
+    };
     let dir = source.parent().unwrap_or(Path::new("."));
     Ok(Unit {
         name: name.to_string(),
@@ -291,7 +410,11 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         env: s.env,
         workdir: s.workdir.map(|w| dir.join(w)),
         restart: s.restart,
+        backoff,
+        stop_signal,
         stop_timeout: s.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+        start_timeout: s.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT),
+        health,
         watchdog: s.watchdog,
         schedule: file.schedule.map(|sc| Schedule {
             start_in: sc.start_in,

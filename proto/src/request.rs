@@ -97,6 +97,12 @@ pub enum Request {
         /// Unit names or globs.
         units: Vec<String>,
     },
+    /// Forget the restart history of units and turn `failed` into `inactive`.
+    ResetFailed {
+        /// Unit names or globs; all failed units when empty.
+        #[serde(default)]
+        units: Vec<String>,
+    },
 }
 
 impl Request {

@@ -57,6 +57,8 @@ pub enum UnitState {
     Failed,
     /// Stopped on request.
     Stopped,
+    /// Ended by itself, and waits for its automatic restart.
+    Restarting,
 }
 
 impl UnitState {
@@ -71,6 +73,7 @@ impl UnitState {
             UnitState::Done => "done",
             UnitState::Failed => "failed",
             UnitState::Stopped => "stopped",
+            UnitState::Restarting => "restarting",
         }
     }
 
@@ -78,7 +81,7 @@ impl UnitState {
     pub fn active_word(self) -> &'static str {
         match self {
             UnitState::Running => "active",
-            UnitState::Waiting | UnitState::Starting => "activating",
+            UnitState::Waiting | UnitState::Starting | UnitState::Restarting => "activating",
             UnitState::Stopping => "deactivating",
             UnitState::Failed => "failed",
             UnitState::Inactive | UnitState::Done | UnitState::Stopped => "inactive",
@@ -196,6 +199,21 @@ pub struct UnitStatus {
     /// How many times it was started since the daemon booted.
     #[serde(default)]
     pub starts: u32,
+    /// Automatic restarts since it was last started by hand.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Why its last run ended, when it ended badly (kept across restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
+    /// While [`UnitState::Restarting`]: when the restart is due (µs since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_restart_us: Option<i64>,
+    /// The service's own `STATUS=` line (sd_notify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
+    /// The last health check's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     /// The full command line, `exec` plus `args` from `services.config`.
     #[serde(default)]
     pub argv: Vec<String>,
