@@ -367,9 +367,11 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         }
     };
     let defaults = Backoff::default();
+    let delay = s.restart_delay.unwrap_or(defaults.delay);
     let backoff = Backoff {
-        delay: s.restart_delay.unwrap_or(defaults.delay),
-        max_delay: s.restart_max_delay.unwrap_or(defaults.max_delay),
+        delay,
+        // A first delay longer than the default cap raises the cap with it.
+        max_delay: s.restart_max_delay.unwrap_or(defaults.max_delay.max(delay)),
         reset_after: s.restart_reset_after.unwrap_or(defaults.reset_after),
         limit: s.start_limit.unwrap_or(defaults.limit),
         limit_interval: s.start_limit_interval.unwrap_or(defaults.limit_interval),

@@ -84,6 +84,8 @@ pub struct Setup {
     units: Vec<(String, String)>,
     config: Option<String>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
+    wrapper: Vec<String>,
 }
 
 impl Setup {
@@ -118,6 +120,18 @@ impl Setup {
         self
     }
 
+    /// Sets an environment variable of the daemon.
+    pub fn env(mut self, key: &str, value: &str) -> Setup {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs the daemon under `wrapper` (a command and its arguments, such as `unshare -pf`).
+    pub fn wrapped(mut self, wrapper: &[&str]) -> Setup {
+        self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     /// Writes the files and starts the daemon; returns once its boot report is complete.
     pub fn boot(self) -> Daemon {
         let d = self.spawn();
@@ -139,7 +153,16 @@ impl Setup {
         let socket = dir.path().join("asyncmdd.sock");
         let out = std::fs::File::create(dir.path().join("daemon.out")).unwrap();
         let err = std::fs::File::create(dir.path().join("daemon.err")).unwrap();
-        let child = Command::new(bin("asyncmdd"))
+        let mut cmd = match self.wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(bin("asyncmdd"));
+                c
+            }
+            None => Command::new(bin("asyncmdd")),
+        };
+        let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--units")
             .arg("units")
             .arg("--socket")
@@ -275,6 +298,14 @@ impl Daemon {
     pub fn crash(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits for the daemon process to exit by itself; returns its exit status code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        wait_for("the daemon to exit", || {
+            self.child.try_wait().ok().flatten()
+        })
+        .code()
     }
 
     /// Sends SIGTERM and waits for the daemon to exit; returns its exit status code.

@@ -1,0 +1,427 @@
+//! Supervision: restarts with backoff and a start limit, process groups and orphans, the
+//! sd_notify protocol (readiness, status, watchdog), health checks, shutdown order, the
+//! daemon's own sd_notify, and PID 1.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use asyncmd_e2e::{stderr, stdout, wait_for, Daemon, Setup, Signal};
+
+const LOOP: &str = "while :; do sleep 1; done";
+
+/// Journal entries of `unit` whose message starts with `prefix`, as (time µs, message).
+fn logged(d: &Daemon, unit: &str, prefix: &str) -> Vec<(i64, String)> {
+    d.entries(&["-u", unit])
+        .iter()
+        .filter_map(|e| {
+            let msg = e["msg"].as_str()?;
+            msg.starts_with(prefix)
+                .then(|| (e["time_us"].as_i64().unwrap(), msg.to_string()))
+        })
+        .collect()
+}
+
+/// Processes whose command line is exactly `argv`.
+fn pids_of(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .as_deref()
+                == Some(&want[..])
+        })
+        .collect()
+}
+
+/// Zombie children of `ppid`.
+fn zombies_of(ppid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            f.first() == Some(&"Z") && f.get(1).and_then(|p| p.parse().ok()) == Some(ppid)
+        })
+        .collect()
+}
+
+fn gate() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    (dir, go)
+}
+
+#[test]
+fn restart_delays_grow_cap_and_reset_after_a_long_run() {
+    let counter = tempfile::tempdir().unwrap();
+    let count = counter.path().join("n");
+    // Runs 1-3 and 5-6 fail at once; run 4 lasts longer than restart_reset_after first.
+    let script = format!(
+        "n=$(($(cat {c} 2>/dev/null || echo 0) + 1)); echo $n > {c}; \
+         if [ $n -eq 4 ]; then sleep 1.5; fi; if [ $n -ge 7 ]; then exec sleep 1000; fi; exit 1",
+        c = count.display()
+    );
+    let d = Setup::new()
+        .unit(
+            "flap.service",
+            &format!(
+                "[service]\nexec = [\"sh\", \"-c\", '''{script}''']\nrestart = \"on-failure\"\n\
+                 restart_delay = \"200ms\"\nrestart_max_delay = \"500ms\"\nrestart_reset_after = \"1s\"\n\
+                 start_limit = 0\n"
+            ),
+        )
+        .boot();
+    wait_for("the 7th run", || {
+        (logged(&d, "flap", "Started").len() >= 7).then_some(())
+    });
+    let fails = logged(&d, "flap", "Failed");
+    let starts = logged(&d, "flap", "Started");
+    // The gap from each failure to the next start is the delay it waited.
+    let gaps: Vec<i64> = (0..6).map(|i| starts[i + 1].0 - fails[i].0).collect();
+    let expected_ms = [200, 400, 500, 200, 400, 500];
+    for (i, (&gap, &ms)) in gaps.iter().zip(&expected_ms).enumerate() {
+        assert!(
+            gap >= ms * 1000 && gap < ms * 1000 + 1_500_000,
+            "delay {i}: {gap} µs, expected {ms} ms (gaps {gaps:?})"
+        );
+        assert!(
+            fails[i].1.contains(&format!("restarting in {ms}ms")),
+            "{}",
+            fails[i].1
+        );
+    }
+    let s = d.wait_state("flap.service", "running");
+    assert_eq!(s["restarts"], 6);
+    assert_eq!(s["last_exit"], "exit status 1");
+}
+
+#[test]
+fn the_start_limit_gives_up_and_a_manual_start_always_works() {
+    let d = Setup::new()
+        .unit(
+            "bad.service",
+            "[service]\nexec = [\"sh\", \"-c\", \"echo broken >&2; exit 2\"]\nrestart = \"always\"\n\
+             restart_delay = \"20ms\"\nstart_limit = 3\nstart_limit_interval = \"1m\"\n",
+        )
+        .unit(
+            "slow.service",
+            "[service]\nexec = [\"sh\", \"-c\", \"exit 1\"]\nrestart = \"on-failure\"\nrestart_delay = \"1h\"\n",
+        )
+        .boot();
+    let s = wait_for("bad.service to give up", || {
+        let s = d.status("bad.service");
+        (s["state"] == "failed").then_some(s)
+    });
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("start limit hit: 3 failures within 1m"),
+        "{s}"
+    );
+    assert_eq!(s["starts"], 3);
+    let o = d.ctl(&["start", "bad"]);
+    assert!(o.status.success(), "a manual start works: {}", stderr(&o));
+    let s = wait_for("the manual start to run and give up again", || {
+        let s = d.status("bad.service");
+        (s["state"] == "failed" && s["starts"] == 6).then_some(s)
+    });
+    assert_eq!(s["restarts"], 2);
+    assert!(d.ctl(&["reset-failed", "bad"]).status.success());
+    assert_eq!(d.state("bad.service"), "inactive");
+
+    // While it waits for its restart, status says when; a stop cancels it.
+    let s = d.wait_state("slow.service", "restarting");
+    assert!(s["next_restart_us"].as_i64().unwrap() > s["since_us"].as_i64().unwrap());
+    let text = stdout(&d.ctl(&["status", "slow*"]));
+    assert!(
+        text.contains("restarting (restart 1; last exit: exit status 1) --> next restart in 3599")
+            || text.contains("--> next restart in 3600 s"),
+        "{text}"
+    );
+    assert!(d.ctl(&["stop", "slow"]).status.success());
+    assert_eq!(d.state("slow.service"), "stopped");
+}
+
+#[test]
+fn a_double_forking_service_leaves_nothing_behind() {
+    let d = Setup::new()
+        .sh(
+            "forks.service",
+            "",
+            "setsid sh -c 'exec sleep 7771' & (sleep 7772 &) ; exec sleep 7773",
+        )
+        .sh(
+            "leaves.service",
+            "type = \"oneshot\"",
+            "setsid sh -c 'exec sleep 7774' & exit 0",
+        )
+        .boot();
+    wait_for("the forked processes", || {
+        (pids_of(&["sleep", "7771"]).len() == 1 && pids_of(&["sleep", "7772"]).len() == 1)
+            .then_some(())
+    });
+    assert!(d.ctl(&["stop", "forks"]).status.success());
+    // The oneshot ended at once; what it left behind was stopped with it.
+    assert_eq!(d.state("leaves.service"), "done");
+    wait_for("every process of both units to be gone", || {
+        ["7771", "7772", "7773", "7774"]
+            .iter()
+            .all(|n| pids_of(&["sleep", n]).is_empty())
+            .then_some(())
+    });
+    wait_for("no zombie under the daemon", || {
+        zombies_of(d.pid()).is_empty().then_some(())
+    });
+    let j = stdout(&d.journal(&["-u", "leaves", "-o", "cat"]));
+    assert!(j.contains("leftover process"), "{j}");
+}
+
+const NOTIFY: &str = "import os, socket, sys, time\n\
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+def send(m): s.sendto(m.encode(), os.environ['NOTIFY_SOCKET'])\n";
+
+fn python_unit(lines: &str, code: &str) -> String {
+    let code = format!("{NOTIFY}{code}");
+    format!(
+        "[unit]\n{lines}\n[service]\nexec = [\"python3\", \"-c\", '''{code}''']\nstop_timeout = \"2s\"\n"
+    )
+}
+
+#[test]
+fn a_notify_unit_is_ready_only_on_ready_and_reports_its_status() {
+    let (_g, go) = gate();
+    let code = format!(
+        "send('STATUS=warming up')\nwhile not os.path.exists('{}'): time.sleep(0.05)\n\
+         send('READY=1\\nSTATUS=serving 3 clients')\nwhile True: time.sleep(1)\n",
+        go.display()
+    );
+    let d = Setup::new()
+        .unit("svc.service", &python_unit("type = \"notify\"", &code))
+        .sh("app.service", "requires = [\"svc.service\"]", LOOP)
+        .spawn();
+    d.wait_listening();
+    let s = wait_for("svc.service to say it warms up", || {
+        let s = d.status("svc.service");
+        (s["status_text"] == "warming up").then_some(s)
+    });
+    assert_eq!(s["state"], "starting", "no READY=1 yet");
+    assert_eq!(d.state("app.service"), "waiting");
+    std::fs::write(&go, "").unwrap();
+    d.wait_booted();
+    let s = d.status("svc.service");
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["status_text"], "serving 3 clients");
+    assert_eq!(d.state("app.service"), "running");
+    let text = stdout(&d.ctl(&["status", "svc.service"]));
+    assert!(text.contains("Status: \"serving 3 clients\""), "{text}");
+}
+
+#[test]
+fn a_silent_watchdog_unit_is_killed_and_restarted() {
+    let code = "send('READY=1')\nfor i in range(3):\n    send('WATCHDOG=1')\n    time.sleep(0.1)\n\
+                while True: time.sleep(1)\n";
+    let d = Setup::new()
+        .unit(
+            "dog.service",
+            &python_unit("type = \"notify\"", code).replace(
+                "stop_timeout",
+                "watchdog = \"600ms\"\nrestart = \"on-failure\"\nstop_timeout",
+            ),
+        )
+        .boot();
+    let s = wait_for("a restart after the watchdog timeout", || {
+        let s = d.status("dog.service");
+        (s["starts"].as_u64() >= Some(2)).then_some(s)
+    });
+    assert!(
+        s["last_exit"]
+            .as_str()
+            .unwrap()
+            .starts_with("watchdog timeout (no WATCHDOG=1 within 600ms)"),
+        "{s}"
+    );
+    let j = stdout(&d.journal(&["-u", "dog", "-o", "cat"]));
+    assert!(
+        j.contains("watchdog timeout (no WATCHDOG=1 within 600ms): sending SIGABRT"),
+        "{j}"
+    );
+}
+
+#[test]
+fn a_failing_health_check_restarts_the_unit() {
+    let (_g, go) = gate();
+    let d = Setup::new()
+        .unit(
+            "web.service",
+            &format!(
+                "[service]\nexec = [\"sleep\", \"1000\"]\nrestart = \"on-failure\"\nrestart_delay = \"50ms\"\n\
+                 [health]\nexec = [\"test\", \"-e\", \"{}\"]\ninterval = \"100ms\"\ntimeout = \"5s\"\nretries = 2\n",
+                go.display()
+            ),
+        )
+        .boot();
+    let s = wait_for("a restart after failed checks", || {
+        let s = d.status("web.service");
+        (s["starts"].as_u64() >= Some(2)).then_some(s)
+    });
+    assert!(
+        s["last_exit"]
+            .as_str()
+            .unwrap()
+            .starts_with("health check failed 2 times in a row: exit status 1"),
+        "{s}"
+    );
+    std::fs::write(&go, "").unwrap();
+    let s = wait_for("a healthy check", || {
+        let s = d.status("web.service");
+        s["health"]
+            .as_str()
+            .filter(|h| h.starts_with("ok @"))
+            .map(|_| s.clone())
+    });
+    assert_eq!(s["state"], "running");
+    let text = stdout(&d.ctl(&["status", "web.service"]));
+    assert!(text.contains("Health: ok @ "), "{text}");
+}
+
+#[test]
+fn shutdown_stops_units_in_reverse_dependency_order() {
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("order");
+    let unit = |name: &str, lines: &str| {
+        let script = format!(
+            "trap 'echo {name} >> {}; exit 0' TERM; while :; do sleep 0.05; done",
+            log.display()
+        );
+        format!("[unit]\n{lines}\n[service]\nexec = [\"sh\", \"-c\", \"{script}\"]\n")
+    };
+    let mut d = Setup::new()
+        .unit("base.service", &unit("base", "type = \"core\""))
+        .unit("db.service", &unit("db", "requires = [\"base.service\"]"))
+        .unit("app.service", &unit("app", "requires = [\"db.service\"]"))
+        .unit("ui.service", &unit("ui", "after = [\"app.service\"]"))
+        .unit("free.service", &unit("free", ""))
+        .boot();
+    assert_eq!(d.stop(), Some(0));
+    let order = std::fs::read_to_string(&log).unwrap();
+    let order: Vec<&str> = order.lines().collect();
+    let at = |n: &str| {
+        order
+            .iter()
+            .position(|x| *x == n)
+            .unwrap_or_else(|| panic!("{n} in {order:?}"))
+    };
+    assert!(
+        at("ui") < at("app") && at("app") < at("db") && at("db") < at("base"),
+        "{order:?}"
+    );
+    assert!(at("free") < at("base"), "core units stop last: {order:?}");
+}
+
+#[test]
+fn the_daemon_speaks_sd_notify_to_its_own_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("systemd.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut d = Setup::new()
+        .sh("a.service", "", LOOP)
+        .env("NOTIFY_SOCKET", path.to_str().unwrap())
+        .env("WATCHDOG_USEC", "400000")
+        .spawn();
+    let mut buf = [0u8; 4096];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a datagram from asyncmdd");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = next();
+    assert_eq!(first, "READY=1\nSTATUS=1 of 1 units running");
+    let mut pings = 0;
+    while pings < 2 {
+        let m = next();
+        assert_eq!(m, "WATCHDOG=1");
+        pings += 1;
+    }
+    d.signal(Signal::SIGTERM);
+    loop {
+        let m = next();
+        if m.starts_with("STOPPING=1") {
+            break;
+        }
+        assert_eq!(m, "WATCHDOG=1");
+    }
+    assert_eq!(d.wait_exit(), Some(0));
+}
+
+#[test]
+fn as_pid_1_it_reaps_orphans_and_a_failed_core_unit_fails_the_container() {
+    let check = std::process::Command::new("unshare")
+        .args(["-pf", "--mount-proc", "true"])
+        .output()
+        .expect("unshare from util-linux");
+    assert!(
+        check.status.success(),
+        "unshare -pf needs root: {}",
+        stderr(&check)
+    );
+    let out = tempfile::tempdir().unwrap();
+    let made = out.path().join("made");
+    // Each loop leaves an orphan that ends 10 ms later: PID 1 must reap every one.
+    let script = format!(
+        "i=0; while :; do (sleep 0.01 &); i=$((i+1)); echo $i > {}; sleep 0.02; done",
+        made.display()
+    );
+    let mut d = Setup::new()
+        .sh("orphans.service", "", &script)
+        .unit(
+            "core.service",
+            "[unit]\ntype = \"core\"\n[service]\nexec = [\"sh\", \"-c\", \"exit 3\"]\n",
+        )
+        .wrapped(&["unshare", "-pf", "--mount-proc"])
+        .boot();
+    // The daemon is the wrapper's child, and PID 1 of its namespace.
+    let daemon: u32 = wait_for("the daemon under unshare", || {
+        let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", d.pid())).ok()?;
+        kids.split_whitespace().next()?.parse().ok()
+    });
+    let status = std::fs::read_to_string(format!("/proc/{daemon}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("NSpid:") && l.trim_end().ends_with("\t1")),
+        "{status}"
+    );
+    wait_for("50 orphans made", || {
+        let n: u32 = std::fs::read_to_string(&made).ok()?.trim().parse().ok()?;
+        (n >= 50).then_some(())
+    });
+    // Unreaped, they would pile up as zombies under PID 1; reaped, at most a fresh one or two.
+    wait_for("no pile of zombies under PID 1", || {
+        (zombies_of(daemon).len() <= 2).then_some(())
+    });
+    assert_eq!(d.state("core.service"), "failed");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(
+        d.wait_exit(),
+        Some(1),
+        "a failed core unit makes the exit status non-zero"
+    );
+    let err = std::fs::read_to_string(d.dir.path().join("daemon.err")).unwrap();
+    assert!(err.contains("core unit(s) failed: core.service"), "{err}");
+}
