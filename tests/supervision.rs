@@ -425,3 +425,63 @@ fn as_pid_1_it_reaps_orphans_and_a_failed_core_unit_fails_the_container() {
     let err = std::fs::read_to_string(d.dir.path().join("daemon.err")).unwrap();
     assert!(err.contains("core unit(s) failed: core.service"), "{err}");
 }
+
+#[test]
+fn the_watcher_counts_errors_and_feeds_the_watchdog_device() {
+    let dev = tempfile::tempdir().unwrap();
+    let wd = dev.path().join("watchdog");
+    std::fs::write(&wd, "").unwrap();
+    let mut d = Setup::new()
+        .unit("watcher.service", "[service]\nbuiltin = \"watcher\"\n")
+        .sh("bad.service", "type = \"oneshot\"", "echo 'no disk' >&2; exit 1")
+        .config(&format!(
+            r#"{{"watcher": {{"kwargs": {{"interval": 0.1, "watchdog_device": "{}", "watchdog_interval": 0.05}}}}}}"#,
+            wd.display()
+        ))
+        .boot();
+    let s = wait_for("the watcher to count bad.service's failure", || {
+        let s = d.status("watcher.service");
+        (s["stats"]["errors"]["bad.service"] == 1).then_some(s)
+    });
+    assert_eq!(s["state"], "running");
+    assert_eq!(
+        s["stats"]["last_errors"],
+        serde_json::json!(["bad.service"])
+    );
+    assert!(d.ctl(&["start", "bad"]).status.code() == Some(1));
+    wait_for("a second failure counted", || {
+        (d.status("watcher.service")["stats"]["errors"]["bad.service"] == 2).then_some(())
+    });
+    let text = stdout(&d.ctl(&["status", "watcher.service"]));
+    assert!(
+        text.contains("Stats: errors: {\"bad.service\":2}"),
+        "{text}"
+    );
+    wait_for("a few pings of the device", || {
+        (std::fs::read_to_string(&wd).unwrap().matches('.').count() >= 3).then_some(())
+    });
+    assert_eq!(d.stop(), Some(0));
+    let written = std::fs::read_to_string(&wd).unwrap();
+    assert!(
+        written.ends_with('V'),
+        "magic close on a clean stop: {written:?}"
+    );
+    assert!(
+        written.trim_end_matches('V').chars().all(|c| c == '.'),
+        "{written:?}"
+    );
+}
+
+#[test]
+fn an_unknown_builtin_is_an_error_that_names_the_ones_there_are() {
+    let d = Setup::new()
+        .unit("x.service", "[service]\nbuiltin = \"nope\"\n")
+        .boot();
+    assert!(
+        d.report().contains(
+            "builtin service 'nope' does not exist in this version of asyncmdd (there is: watcher)"
+        ),
+        "{}",
+        d.report()
+    );
+}

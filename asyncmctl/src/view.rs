@@ -185,6 +185,10 @@ pub fn detailed(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
     if let Some(h) = &u.health {
         let _ = writeln!(out, "{pad}Health: {h}");
     }
+    if !u.stats.is_empty() {
+        let stats: Vec<String> = u.stats.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let _ = writeln!(out, "{pad}Stats: {}", stats.join("; "));
+    }
     if let (Some(a), Some(b)) = (u.started_us, u.done_us) {
         let _ = writeln!(
             out,
@@ -282,6 +286,7 @@ mod tests {
             next_restart_us: None,
             status_text: None,
             health: None,
+            stats: Default::default(),
             argv: vec![],
             args: vec![],
             kwargs: Default::default(),

@@ -3,6 +3,7 @@
 //! binary wires these together; a tokio application can use them as a library.
 
 pub mod boot;
+pub mod builtin;
 pub mod capture;
 pub mod config;
 pub mod daemon;
@@ -17,3 +18,4 @@ pub mod restart;
 pub mod server;
 pub mod supervisor;
 pub mod unit;
+pub mod watcher;

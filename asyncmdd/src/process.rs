@@ -125,8 +125,13 @@ pub fn signal_invocation(pgid: Option<u32>, tag: &str, signal: Signal) {
     if let Some(p) = pgid {
         let _ = signal_group(p, signal);
     }
+    if tag.is_empty() {
+        return;
+    }
     for pid in invocation_pids(tag) {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), signal);
+        if pid > 1 && pid != std::process::id() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), signal);
+        }
     }
 }
 
@@ -178,6 +183,10 @@ pub fn exit_result(status: ExitStatus) -> ExitResult {
 
 /// Sends `signal` to the process group led by `pid`; a group already gone is not an error.
 pub fn signal_group(pid: u32, signal: Signal) -> nix::Result<()> {
+    // 0 would be our own group, 1 init's: never a service's.
+    if pid <= 1 {
+        return Err(nix::errno::Errno::EINVAL);
+    }
     match killpg(Pid::from_raw(pid as i32), signal) {
         Err(nix::errno::Errno::ESRCH) => Ok(()),
         other => other,

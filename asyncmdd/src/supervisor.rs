@@ -69,6 +69,10 @@ struct Live {
     last_ping: Option<Instant>,
     /// `MAINPID=` as the service told it.
     main_pid: Option<u32>,
+    /// Stats a builtin service published.
+    stats: serde_json::Map<String, serde_json::Value>,
+    /// Asks a running builtin service to stop; aborts it when it does not.
+    builtin: Option<(watch::Sender<bool>, tokio::task::AbortHandle)>,
 }
 
 impl Live {
@@ -98,6 +102,8 @@ impl Live {
             health: None,
             last_ping: None,
             main_pid: None,
+            stats: serde_json::Map::new(),
+            builtin: None,
         }
     }
 
@@ -327,6 +333,12 @@ impl Slot {
             .flatten()
     }
 
+    /// Publishes a builtin service's stats.
+    pub fn set_stats(&self, stats: serde_json::Map<String, serde_json::Value>) {
+        self.live().stats = stats;
+        self.notify();
+    }
+
     /// Records the last health check's result.
     pub fn set_health(&self, text: String) {
         self.live().health = Some(text);
@@ -398,6 +410,7 @@ impl Slot {
             next_restart_us: live.next_restart_us,
             status_text: live.status_text.clone(),
             health: live.health.clone(),
+            stats: live.stats.clone(),
             argv,
             args: def.config.args.clone(),
             kwargs: def.config.kwargs.clone(),
@@ -602,6 +615,11 @@ impl Supervisor {
         self.journal.log(slot.id, level, msg);
     }
 
+    /// Logs `msg` under `slot`'s name (for builtin services).
+    pub fn log_for(&self, slot: &Slot, level: Level, msg: &str) {
+        self.log(slot, level, msg);
+    }
+
     /// Starts `slot`. Returns once the process is spawned (for a oneshot unit: once it ended);
     /// an error says why it could not start or, for a oneshot, how it failed.
     pub async fn start(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<(), String> {
@@ -632,10 +650,9 @@ impl Supervisor {
         let exec = match &unit.run {
             Run::Exec(exec) => exec,
             Run::Builtin(b) => {
-                let msg =
-                    format!("builtin service '{b}' does not exist in this version of asyncmdd");
-                self.fail_start(slot, &msg);
-                return Err(msg);
+                let r = self.start_builtin(slot, &def, b);
+                drop(op);
+                return r;
             }
         };
         let argv = process::argv(exec, &def.config);
@@ -760,6 +777,74 @@ impl Supervisor {
         if notify {
             return self.readiness(slot, run, unit.start_timeout).await;
         }
+        Ok(())
+    }
+
+    /// Starts builtin service `name` of `slot` as a task of the daemon.
+    fn start_builtin(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        def: &Arc<Def>,
+        name: &str,
+    ) -> Result<(), String> {
+        if !crate::builtin::NAMES.contains(&name) {
+            let msg = format!(
+                "builtin service '{name}' does not exist in this version of asyncmdd (there is: {})",
+                crate::builtin::NAMES.join(", ")
+            );
+            self.fail_start(slot, &msg);
+            return Err(msg);
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ctx = crate::builtin::Context {
+            sup: self.clone(),
+            slot: slot.clone(),
+            kwargs: def.config.kwargs.clone(),
+            stop: stop_rx,
+        };
+        let owned = name.to_string();
+        let inner = tokio::spawn(async move { crate::builtin::run(&owned, ctx).await });
+        let run = {
+            let mut live = slot.live();
+            live.set(UnitState::Running);
+            live.started_us = live.since_us;
+            live.done_us = None;
+            live.pid = None;
+            live.result = None;
+            live.error = None;
+            live.traceback.clear();
+            live.starts += 1;
+            live.stop_requested = false;
+            live.started_at = Some(Instant::now());
+            live.next_restart_us = None;
+            live.kill_reason = None;
+            live.waiting_for.clear();
+            live.ran_with = Some(def.clone());
+            live.stats.clear();
+            live.builtin = Some((stop_tx, inner.abort_handle()));
+            live.starts
+        };
+        slot.notify();
+        self.log(slot, Level::Info, &format!("Started (builtin {name})"));
+        let (sup, s) = (self.clone(), slot.clone());
+        tokio::spawn(async move {
+            let outcome = match inner.await {
+                Ok(r) => r,
+                Err(e) if e.is_cancelled() => {
+                    Err("aborted: it did not stop within its stop timeout".into())
+                }
+                Err(e) => Err(format!("panicked: {e}")),
+            };
+            let status = match outcome {
+                Ok(()) => ExitResult::Exited { code: 0 },
+                Err(why) => {
+                    s.live().kill_reason = Some(why);
+                    ExitResult::Exited { code: 1 }
+                }
+            };
+            s.live().builtin = None;
+            sup.finished(&s, run, Ok(status));
+        });
         Ok(())
     }
 
@@ -1040,6 +1125,7 @@ impl Supervisor {
     /// Stops `slot`: SIGTERM to its process group, SIGKILL after its `stop_timeout`.
     pub async fn stop(&self, slot: &Arc<Slot>) -> Result<(), String> {
         let _op = slot.op.lock().await;
+        let mut builtin = None;
         let (pid, tag) = {
             let mut live = slot.live();
             let tag = live.invocation.clone().unwrap_or_default();
@@ -1066,6 +1152,12 @@ impl Supervisor {
                     );
                     return Ok(());
                 }
+                (UnitState::Running | UnitState::Stopping, None) if live.builtin.is_some() => {
+                    live.stop_requested = true;
+                    live.set(UnitState::Stopping);
+                    builtin = live.builtin.clone();
+                    0
+                }
                 (UnitState::Running | UnitState::Stopping | UnitState::Starting, Some(pid)) => {
                     live.stop_requested = true;
                     live.set(UnitState::Stopping);
@@ -1076,6 +1168,9 @@ impl Supervisor {
             (pid, tag)
         };
         slot.notify();
+        if let Some((tx, abort)) = builtin {
+            return self.stop_builtin(slot, tx, abort).await;
+        }
         let (sig, timeout) = slot
             .def()
             .unit
@@ -1106,6 +1201,36 @@ impl Supervisor {
             Ok(())
         } else {
             Err(format!("process {pid} survived SIGKILL for {KILL_GRACE:?}"))
+        }
+    }
+
+    /// Asks a builtin to stop; aborts it after the unit's stop timeout.
+    async fn stop_builtin(
+        &self,
+        slot: &Arc<Slot>,
+        tx: watch::Sender<bool>,
+        abort: tokio::task::AbortHandle,
+    ) -> Result<(), String> {
+        let timeout = slot
+            .def()
+            .unit
+            .as_ref()
+            .map_or(unit::DEFAULT_STOP_TIMEOUT, |u| u.stop_timeout);
+        let _ = tx.send(true);
+        let gone = |st: UnitState| !matches!(st, UnitState::Running | UnitState::Stopping);
+        if slot.wait_for(timeout, gone).await {
+            return Ok(());
+        }
+        self.log(
+            slot,
+            Level::Warning,
+            &format!("Did not stop within {timeout:?}: aborting it"),
+        );
+        abort.abort();
+        if slot.wait_for(KILL_GRACE, gone).await {
+            Ok(())
+        } else {
+            Err("the builtin service did not end after it was aborted".into())
         }
     }
 

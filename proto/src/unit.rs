@@ -214,6 +214,9 @@ pub struct UnitStatus {
     /// The last health check's result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// Stats a builtin service publishes (`Stats:` in the detailed view).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub stats: Map<String, Value>,
     /// The full command line, `exec` plus `args` from `services.config`.
     #[serde(default)]
     pub argv: Vec<String>,
