@@ -138,14 +138,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let server = tokio::spawn(Server::new(sup.clone()).serve(listener));
 
     // Orphans of services become ours (or are ours anyway, as PID 1): reap them.
-    if std::process::id() != 1 {
-        if let Err(e) = process::become_subreaper() {
-            journal.log(
-                me,
-                Level::Warning,
-                &format!("cannot become a child subreaper: {e}; orphans of services go to init"),
-            );
-        }
+    if let Err(e) = process::become_subreaper() {
+        journal.log(
+            me,
+            Level::Warning,
+            &format!("cannot become a child subreaper: {e}; orphans of services go to init"),
+        );
     }
     let mut child_ended = signal(SignalKind::child()).context("cannot watch SIGCHLD")?;
     let reaper = tokio::spawn(async move {

@@ -12,6 +12,7 @@ use std::process::{ExitStatus, Stdio};
 
 use asyncmd_proto::ExitResult;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use nix::sys::signal::{killpg, Signal};
@@ -51,10 +52,17 @@ pub fn forget(pid: u32) {
     own().remove(&(pid as i32));
 }
 
+/// Whether orphans of services come to this process (a subreaper, or PID 1).
+static SUBREAPER: AtomicBool = AtomicBool::new(false);
+
 /// Makes this process a child subreaper, so orphans of its services become its children
-/// rather than init's.
+/// rather than init's. PID 1 is one already.
 pub fn become_subreaper() -> nix::Result<()> {
-    nix::sys::prctl::set_child_subreaper(true)
+    if std::process::id() != 1 {
+        nix::sys::prctl::set_child_subreaper(true)?;
+    }
+    SUBREAPER.store(true, Ordering::SeqCst);
+    Ok(())
 }
 
 /// Reaps every ended child that tokio is not waiting for (orphans handed to the subreaper);
@@ -73,6 +81,27 @@ pub fn reap_orphans() -> usize {
         }
     }
     reaped
+}
+
+/// `roots` and every process below them.
+fn descendants(roots: Vec<u32>) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = roots;
+    while let Some(p) = todo.pop() {
+        out.push(p);
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                todo.extend(
+                    text.split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// This process's children, from `/proc/self/task/*/children`.
@@ -98,17 +127,33 @@ pub fn proc_state(pid: u32) -> Option<char> {
     stat[stat.rfind(')')? + 2..].chars().next()
 }
 
-/// The processes, alive and not zombies, whose environment holds `ASYNCMD_INVOCATION=tag`.
+/// The processes, alive and not zombies, whose environment holds `ASYNCMD_INVOCATION=tag`
+/// and whose parent is gone (orphans, and what they started). As a subreaper the daemon finds
+/// them among its own children that tokio does not wait for, which is cheap, and usually none;
+/// otherwise it reads every process's environment.
 pub fn invocation_pids(tag: &str) -> Vec<u32> {
+    let candidates: Vec<u32> = if SUBREAPER.load(Ordering::SeqCst) {
+        let roots: Vec<u32> = {
+            let own = own();
+            children()
+                .into_iter()
+                .filter(|p| !own.contains(p))
+                .map(|p| p as u32)
+                .collect()
+        };
+        descendants(roots)
+    } else {
+        std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let needle = format!("{INVOCATION}={tag}\0");
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
+    for pid in candidates {
         if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
             if memchr::memmem::find(&env, needle.as_bytes()).is_some()
                 && proc_state(pid) != Some('Z')

@@ -1184,10 +1184,11 @@ impl Supervisor {
                 UnitState::Running | UnitState::Stopping | UnitState::Starting
             )
         };
+        // The group now; whatever escaped it is an orphan once the main process is gone, and
+        // the monitor's clean-up stops it.
         if let Err(e) = process::signal_group(pid, sig) {
             return Err(format!("cannot signal process group {pid}: {e}"));
         }
-        process::signal_invocation(None, &tag, sig);
         if slot.wait_for(timeout, gone).await {
             return Ok(());
         }
