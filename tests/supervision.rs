@@ -485,3 +485,16 @@ fn an_unknown_builtin_is_an_error_that_names_the_ones_there_are() {
         d.report()
     );
 }
+
+#[test]
+fn a_datagram_with_descriptors_does_not_deafen_the_notify_socket() {
+    let code = "import array\nfds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [0, 1, 2]))]\n\
+                s.sendmsg([b'FDSTORE=1'], fds, 0, os.environ['NOTIFY_SOCKET'])\n\
+                send('X' * 10000)\nsend('READY=1\\nSTATUS=still heard')\nwhile True: time.sleep(1)\n";
+    let d = Setup::new()
+        .unit("fds.service", &python_unit("type = \"notify\"", code))
+        .boot();
+    let s = d.status("fds.service");
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["status_text"], "still heard");
+}

@@ -163,8 +163,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     sup.set_notify_socket(notify_path);
     let notify_sup = sup.clone();
     let notifications = tokio::spawn(async move {
-        while let Ok(m) = notify_socket.recv().await {
-            notify_sup.on_notify(&m);
+        loop {
+            match notify_socket.recv().await {
+                Ok(m) => notify_sup.on_notify(&m),
+                // One bad datagram must not deafen the daemon to every later one.
+                Err(e) => {
+                    tracing::warn!("sd_notify socket: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
         }
     });
 
@@ -255,6 +262,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         "Shutting down: stopping every unit, dependents first",
     );
     let _ = notify::to_manager("STOPPING=1\nSTATUS=stopping every unit");
+    // No request may start anything behind the shutdown's back.
+    sup.shut_down();
+    server.abort();
     let order = boot::stop_all(&sup).await;
     if !order.is_empty() {
         journal.log(

@@ -4,7 +4,7 @@
 //! it runs under it.
 
 use std::io::{self, IoSliceMut};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram as StdDatagram;
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,9 @@ impl NotifySocket {
             self.sock.readable().await?;
             let got = self.sock.try_io(Interest::READABLE, || {
                 let mut buf = [0u8; MAX_DATAGRAM];
-                let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+                // Room for credentials and for descriptors someone may send (FDSTORE=1), which
+                // are closed: this daemon keeps no file descriptor store.
+                let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials, [RawFd; 32]);
                 let mut iov = [IoSliceMut::new(&mut buf)];
                 let msg = recvmsg::<()>(
                     self.sock.as_raw_fd(),
@@ -72,9 +74,20 @@ impl NotifySocket {
                 )
                 .map_err(io::Error::from)?;
                 let mut pid = None;
-                for c in msg.cmsgs().map_err(io::Error::from)? {
-                    if let ControlMessageOwned::ScmCredentials(cred) = c {
-                        pid = u32::try_from(cred.pid()).ok();
+                // A truncated control part still leaves the datagram itself readable.
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        match c {
+                            ControlMessageOwned::ScmCredentials(cred) => {
+                                pid = u32::try_from(cred.pid()).ok();
+                            }
+                            ControlMessageOwned::ScmRights(fds) => {
+                                for fd in fds {
+                                    let _ = nix::unistd::close(fd);
+                                }
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 let n = msg.bytes;

@@ -165,6 +165,16 @@ pub fn invocation_pids(tag: &str) -> Vec<u32> {
     out
 }
 
+/// The `ASYNCMD_INVOCATION` tag in the environment of process `pid`, if any.
+pub fn invocation_of(pid: u32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{INVOCATION}=");
+    let tag = env
+        .split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))?;
+    String::from_utf8(tag.to_vec()).ok()
+}
+
 /// Sends `signal` to the process group `pgid` and to every process of invocation `tag`.
 pub fn signal_invocation(pgid: Option<u32>, tag: &str, signal: Signal) {
     if let Some(p) = pgid {

@@ -69,6 +69,8 @@ struct Live {
     last_ping: Option<Instant>,
     /// `MAINPID=` as the service told it.
     main_pid: Option<u32>,
+    /// The main process has been reaped (its PID may be reused): signal it no more.
+    main_exited: bool,
     /// Stats a builtin service published.
     stats: serde_json::Map<String, serde_json::Value>,
     /// Asks a running builtin service to stop; aborts it when it does not.
@@ -102,6 +104,7 @@ impl Live {
             health: None,
             last_ping: None,
             main_pid: None,
+            main_exited: false,
             stats: serde_json::Map::new(),
             builtin: None,
         }
@@ -305,9 +308,10 @@ impl Slot {
     /// `asyncmctl reset-failed`: forgets the restart history and turns `failed` into
     /// `inactive`; returns whether it was failed.
     pub fn reset_failed(&self) -> bool {
-        self.reset_restarts();
         let was = {
             let mut live = self.live();
+            // The count goes; a restart already pending stays due.
+            live.restarts.reset();
             let was = live.state == UnitState::Failed;
             if was {
                 live.set(UnitState::Inactive);
@@ -322,7 +326,7 @@ impl Slot {
     /// Whether run number `run` is the current one and its process is alive.
     pub fn is_run(&self, run: u32) -> bool {
         let live = self.live();
-        live.starts == run && live.pid.is_some()
+        live.starts == run && live.pid.is_some() && !live.main_exited
     }
 
     /// The last watchdog ping of run `run`, while it is the current one.
@@ -379,7 +383,8 @@ impl Slot {
             Some(Run::Exec(exec)) => process::argv(exec, &def.config),
             _ => Vec::new(),
         };
-        let (memory_bytes, cpu_us) = match live.pid.and_then(process::stats) {
+        let alive = live.pid.filter(|_| !live.main_exited);
+        let (memory_bytes, cpu_us) = match alive.and_then(process::stats) {
             Some((m, c)) => (Some(m), Some(c)),
             None => (None, None),
         };
@@ -464,6 +469,8 @@ pub struct Supervisor {
     units: RwLock<BTreeMap<String, Arc<Slot>>>,
     paths: Paths,
     notify_socket: Mutex<Option<PathBuf>>,
+    /// Set once the daemon shuts down: nothing starts any more.
+    shutting_down: std::sync::atomic::AtomicBool,
     /// Held by whatever changes the set of units or `services.config`, one at a time.
     pub changes: tokio::sync::Mutex<()>,
 }
@@ -476,6 +483,7 @@ impl Supervisor {
             units: RwLock::new(BTreeMap::new()),
             paths,
             notify_socket: Mutex::new(None),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
             changes: tokio::sync::Mutex::new(()),
         })
     }
@@ -483,6 +491,12 @@ impl Supervisor {
     /// Where its units and their configuration live.
     pub fn paths(&self) -> &Paths {
         &self.paths
+    }
+
+    /// From now on nothing starts: the daemon is shutting down.
+    pub fn shut_down(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The sd_notify socket given to services as `NOTIFY_SOCKET`, once it is bound.
@@ -623,9 +637,31 @@ impl Supervisor {
     /// Starts `slot`. Returns once the process is spawned (for a oneshot unit: once it ended);
     /// an error says why it could not start or, for a oneshot, how it failed.
     pub async fn start(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<(), String> {
+        self.start_inner(slot, None).await
+    }
+
+    /// Starts `slot`; with `due`, only if the automatic restart of that generation is still
+    /// pending once the unit's operation lock is held (a stop or start may have come first).
+    async fn start_inner(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        due: Option<u64>,
+    ) -> Result<(), String> {
         let op = slot.op.lock().await;
+        if let Some(gen) = due {
+            let live = slot.live();
+            if live.state != UnitState::Restarting || live.restart_gen != gen {
+                return Ok(());
+            }
+        }
         if slot.retired.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("unloaded".into());
+        }
+        if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("asyncmdd is shutting down".into());
+        }
+        if slot.state() == UnitState::Stopping {
+            return Err("it is still stopping; try again once it has stopped".into());
         }
         let def = slot.def();
         let Some(unit) = def.unit.as_ref() else {
@@ -685,6 +721,7 @@ impl Supervisor {
             });
             live.last_ping = Some(Instant::now());
             live.main_pid = None;
+            live.main_exited = false;
             live.started_us = live.since_us;
             live.done_us = None;
             live.pid = Some(pid);
@@ -738,6 +775,7 @@ impl Supervisor {
         let (sup, s) = (self.clone(), slot.clone());
         tokio::spawn(async move {
             let status = child.wait().await;
+            s.live().main_exited = true;
             process::forget(pid);
             // Whatever the run left behind (a double-forked daemon, a background job) goes
             // with it: no process of a unit outlives its main process.
@@ -835,15 +873,17 @@ impl Supervisor {
                 }
                 Err(e) => Err(format!("panicked: {e}")),
             };
-            let status = match outcome {
-                Ok(()) => ExitResult::Exited { code: 0 },
-                Err(why) => {
-                    s.live().kill_reason = Some(why);
-                    ExitResult::Exited { code: 1 }
+            let code = i32::from(outcome.is_err());
+            {
+                let mut live = s.live();
+                if live.starts == run {
+                    if let Err(why) = outcome {
+                        live.kill_reason = Some(why);
+                    }
+                    live.builtin = None;
                 }
-            };
-            s.live().builtin = None;
-            sup.finished(&s, run, Ok(status));
+            }
+            sup.finished(&s, run, Ok(ExitResult::Exited { code }));
         });
         Ok(())
     }
@@ -861,7 +901,12 @@ impl Supervisor {
             let why = format!("no READY=1 within {}", humantime::format_duration(limit));
             let sup = self.clone();
             let (s, w) = (slot.clone(), why.clone());
-            tokio::spawn(async move { sup.kill_run(&s, run, &w, Signal::SIGTERM).await });
+            let sig = slot
+                .def()
+                .unit
+                .as_ref()
+                .map_or(Signal::SIGTERM, |u| u.stop_signal);
+            tokio::spawn(async move { sup.kill_run(&s, run, &w, sig).await });
             return Err(why);
         }
         match state {
@@ -947,7 +992,9 @@ impl Supervisor {
             if live.starts != run || live.stop_requested {
                 return;
             }
-            let Some(pid) = live.pid else { return };
+            let Some(pid) = live.pid.filter(|_| !live.main_exited) else {
+                return;
+            };
             live.kill_reason = Some(why.to_string());
             (pid, live.invocation.clone().unwrap_or_default())
         };
@@ -986,7 +1033,15 @@ impl Supervisor {
                     }
                     ("STATUS", text) => live.status_text = Some(text.to_string()),
                     ("WATCHDOG", "1") => live.last_ping = Some(Instant::now()),
-                    ("MAINPID", p) => live.main_pid = p.parse().ok(),
+                    ("MAINPID", p) => {
+                        // Only a process of this very run may be named its main process.
+                        let claimed = p.parse().ok().filter(|&p| {
+                            process::invocation_of(p).as_deref() == live.invocation.as_deref()
+                        });
+                        if claimed.is_some() {
+                            live.main_pid = claimed;
+                        }
+                    }
                     ("STOPPING", "1") => logs.push("Stopping (STOPPING=1)".to_string()),
                     _ => {}
                 }
@@ -1002,20 +1057,19 @@ impl Supervisor {
     /// carrying its current run's `ASYNCMD_INVOCATION`.
     fn sender(&self, pid: u32) -> Option<Arc<Slot>> {
         let all = self.all();
-        if let Some(s) = all.iter().find(|s| {
-            let live = s.live();
-            live.pid == Some(pid) || live.main_pid == Some(pid)
-        }) {
-            return Some(s.clone());
+        // The run tag in its environment is the surest sign; PIDs come second.
+        if let Some(tag) = process::invocation_of(pid) {
+            if let Some(s) = all
+                .iter()
+                .find(|s| s.live().invocation.as_deref() == Some(&tag))
+            {
+                return Some(s.clone());
+            }
         }
-        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        let prefix = format!("{}=", process::INVOCATION);
-        let tag = env
-            .split(|&b| b == 0)
-            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))?;
-        let tag = std::str::from_utf8(tag).ok()?;
-        all.into_iter()
-            .find(|s| s.live().invocation.as_deref() == Some(tag))
+        all.into_iter().find(|s| {
+            let live = s.live();
+            !live.main_exited && (live.pid == Some(pid) || live.main_pid == Some(pid))
+        })
     }
 
     /// Records that `slot` will not start because of `msg` (a dependency failed).
@@ -1059,6 +1113,7 @@ impl Supervisor {
             };
             live.done_us = Some(now_us());
             live.pid = None;
+            live.main_pid = None;
             match status {
                 Ok(r) => live.result = Some(r),
                 Err(e) => live.error = Some(format!("lost track of the process: {e}")),
@@ -1099,12 +1154,13 @@ impl Supervisor {
                         let (sup, s) = (self.clone(), slot.clone());
                         tokio::spawn(async move {
                             tokio::time::sleep(delay).await;
-                            let due = {
-                                let live = s.live();
-                                live.state == UnitState::Restarting && live.restart_gen == gen
-                            };
-                            if due {
-                                let _ = sup.start(&s).await;
+                            if let Err(e) = sup.start_inner(&s, Some(gen)).await {
+                                // Not started (its file broke, say): failed, not restarting.
+                                let down =
+                                    sup.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
+                                if s.state() == UnitState::Restarting && !down {
+                                    sup.fail_start(&s, &format!("restart failed: {e}"));
+                                }
                             }
                         });
                     }
@@ -1186,8 +1242,16 @@ impl Supervisor {
         };
         // The group now; whatever escaped it is an orphan once the main process is gone, and
         // the monitor's clean-up stops it.
-        if let Err(e) = process::signal_group(pid, sig) {
-            return Err(format!("cannot signal process group {pid}: {e}"));
+        let leader_alive = || !slot.live().main_exited;
+        if leader_alive() {
+            if let Err(e) = process::signal_group(pid, sig) {
+                let mut live = slot.live();
+                live.stop_requested = false;
+                if live.state == UnitState::Stopping {
+                    live.set(UnitState::Running);
+                }
+                return Err(format!("cannot signal process group {pid}: {e}"));
+            }
         }
         if slot.wait_for(timeout, gone).await {
             return Ok(());
@@ -1197,7 +1261,8 @@ impl Supervisor {
             Level::Warning,
             &format!("Did not stop within {timeout:?} of {sig}: sending SIGKILL"),
         );
-        process::signal_invocation(Some(pid), &tag, Signal::SIGKILL);
+        let group = leader_alive().then_some(pid);
+        process::signal_invocation(group, &tag, Signal::SIGKILL);
         if slot.wait_for(KILL_GRACE + timeout, gone).await {
             Ok(())
         } else {
