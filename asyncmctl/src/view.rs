@@ -98,7 +98,8 @@ fn in_secs(now: i64, t: i64) -> String {
     }
 }
 
-/// `● hello.service: status: running since 2026-11-25 10:00:19; 4 s ago`
+/// `● hello.service: status: running since 2026-11-25 10:00:19; 4 s ago`, and the schedule
+/// line under a scheduled unit.
 pub fn compact(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
     let _ = writeln!(
         out,
@@ -107,6 +108,29 @@ pub fn compact(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
         u.name,
         state_phrase(u, now, color)
     );
+    schedule_line(out, "    ", u, now);
+}
+
+/// `┗━► schedule: last @ 2026-11-25 10:00:20 --> next in 37 s @ 2026-11-25 10:01:20`, as
+/// asyncmd prints it; `starts in` before the first run.
+fn schedule_line(out: &mut String, pad: &str, u: &UnitStatus, now: i64) {
+    let Some(sc) = &u.schedule else { return };
+    let next = match sc.next_us {
+        Some(t) => format!("{} @ {}", in_secs(now, t), local_time(t)),
+        None => "no run ahead".into(),
+    };
+    let _ = match sc.last_us {
+        Some(l) => writeln!(
+            out,
+            "{pad}┗━► schedule: last @ {} --> next in {next} ({})",
+            local_time(l),
+            sc.spec
+        ),
+        None if sc.next_us.is_some() => {
+            writeln!(out, "{pad}┗━► schedule: starts in {next} ({})", sc.spec)
+        }
+        None => writeln!(out, "{pad}┗━► schedule: {next} ({})", sc.spec),
+    };
 }
 
 fn human_bytes(b: u64) -> String {
@@ -196,6 +220,7 @@ pub fn detailed(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
             duration((b - a).max(0) / 1_000_000)
         );
     }
+    schedule_line(out, pad, u, now);
     if !u.argv.is_empty() {
         let cmd: Vec<String> = u.argv.iter().map(|a| a.replace('\n', "\\n")).collect();
         let _ = writeln!(out, "{pad}┗━► exec: {}", cmd.join(" "));
@@ -287,6 +312,7 @@ mod tests {
             status_text: None,
             health: None,
             stats: Default::default(),
+            schedule: None,
             argv: vec![],
             args: vec![],
             kwargs: Default::default(),
@@ -377,6 +403,27 @@ mod tests {
             ),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_scheduled_unit_shows_last_and_next_runs() {
+        let mut u = unit(UnitState::Done);
+        let now = u.since_us.unwrap();
+        u.schedule = Some(asyncmd_proto::unit::ScheduleStatus {
+            spec: "every 1m".into(),
+            last_us: Some(now - 23_000_000),
+            next_us: Some(now + 37_000_000),
+        });
+        let mut out = String::new();
+        compact(&mut out, &u, now, false);
+        let line = out.lines().nth(1).unwrap();
+        assert!(line.starts_with("    ┗━► schedule: last @ "), "{out}");
+        assert!(line.contains(" --> next in 37 s @ "), "{out}");
+        assert!(line.ends_with("(every 1m)"), "{out}");
+        u.schedule.as_mut().unwrap().last_us = None;
+        let mut out = String::new();
+        compact(&mut out, &u, now, false);
+        assert!(out.contains("┗━► schedule: starts in 37 s @ "), "{out}");
     }
 
     #[test]

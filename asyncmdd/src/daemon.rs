@@ -178,7 +178,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let wanted: Vec<String> = sup
         .all()
         .iter()
-        .filter(|s| s.def().config.enabled)
+        .filter(|s| s.def().config.enabled && !sup.scheduled(&s.name))
         .map(|s| s.name.clone())
         .collect();
     let plan = graph::plan(&sup.nodes(), &wanted, graph::Pull::Enabled);

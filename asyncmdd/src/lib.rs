@@ -15,6 +15,7 @@ pub mod pattern;
 pub mod process;
 pub mod reload;
 pub mod restart;
+pub mod schedule;
 pub mod server;
 pub mod supervisor;
 pub mod unit;

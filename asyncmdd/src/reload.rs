@@ -261,7 +261,8 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
                 }
             }
         }
-        if matches!(p.action, ChangeAction::Start | ChangeAction::Restart) {
+        // A scheduled unit starts when its schedule says, not now.
+        if matches!(p.action, ChangeAction::Start | ChangeAction::Restart) && !sup.scheduled(name) {
             wanted.push(name.clone());
         }
     }
@@ -384,6 +385,14 @@ pub async fn load(sup: &Arc<Supervisor>, names: &[String]) -> Vec<ActionResult> 
             None => {
                 sup.add(name.clone(), def);
             }
+        }
+        if sup.scheduled(&name) {
+            results.push(fail(
+                name,
+                ActionOutcome::Ok,
+                "loaded; it runs on its schedule".into(),
+            ));
+            continue;
         }
         wanted.push(name);
     }

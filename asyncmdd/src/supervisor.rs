@@ -73,6 +73,9 @@ struct Live {
     main_exited: bool,
     /// Stats a builtin service published.
     stats: serde_json::Map<String, serde_json::Value>,
+    /// When the last scheduled run was due, and the next one is.
+    schedule_last_us: Option<i64>,
+    schedule_next_us: Option<i64>,
     /// Asks a running builtin service to stop; aborts it when it does not.
     builtin: Option<(watch::Sender<bool>, tokio::task::AbortHandle)>,
 }
@@ -106,6 +109,8 @@ impl Live {
             main_pid: None,
             main_exited: false,
             stats: serde_json::Map::new(),
+            schedule_last_us: None,
+            schedule_next_us: None,
             builtin: None,
         }
     }
@@ -337,6 +342,21 @@ impl Slot {
             .flatten()
     }
 
+    /// A receiver that sees every change of this unit (state or definition).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Records when its next scheduled run is due.
+    pub fn set_schedule(&self, next_us: Option<i64>) {
+        self.live().schedule_next_us = next_us;
+    }
+
+    /// Records a scheduled run, due at `due_us`, as started.
+    pub fn ran_on_schedule(&self, due_us: i64) {
+        self.live().schedule_last_us = Some(due_us);
+    }
+
     /// Publishes a builtin service's stats.
     pub fn set_stats(&self, stats: serde_json::Map<String, serde_json::Value>) {
         self.live().stats = stats;
@@ -416,6 +436,15 @@ impl Slot {
             status_text: live.status_text.clone(),
             health: live.health.clone(),
             stats: live.stats.clone(),
+            schedule: current
+                .unit
+                .as_ref()
+                .and_then(|u| u.schedule.as_ref())
+                .map(|sc| asyncmd_proto::unit::ScheduleStatus {
+                    spec: crate::schedule::describe(&sc.spec),
+                    last_us: live.schedule_last_us,
+                    next_us: live.schedule_next_us,
+                }),
             argv,
             args: def.config.args.clone(),
             kwargs: def.config.kwargs.clone(),
@@ -517,8 +546,14 @@ impl Supervisor {
         &self.journal
     }
 
+    /// Whether `slot` is still the loaded unit of its name.
+    pub fn holds(&self, slot: &Arc<Slot>) -> bool {
+        !slot.retired.load(std::sync::atomic::Ordering::SeqCst)
+            && self.get(&slot.name).is_some_and(|s| Arc::ptr_eq(&s, slot))
+    }
+
     /// Adds the unit `name`, replacing any unit of that name.
-    pub fn add(&self, name: String, def: Def) -> Arc<Slot> {
+    pub fn add(self: &Arc<Self>, name: String, def: Def) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             id: self.journal.unit_id(&name),
             name: name.clone(),
@@ -528,8 +563,14 @@ impl Supervisor {
             changed: watch::channel(0).0,
             op: tokio::sync::Mutex::new(()),
         });
-        let mut units = self.units.write().unwrap_or_else(|e| e.into_inner());
-        units.insert(name, slot.clone());
+        self.units
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, slot.clone());
+        // Every unit has a scheduler; it sleeps until the unit has a [schedule].
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(crate::schedule::run(self.clone(), slot.clone()));
+        }
         slot
     }
 
@@ -551,6 +592,12 @@ impl Supervisor {
             units.remove(&slot.name);
         }
         Ok(())
+    }
+
+    /// Whether `name` starts by its schedule rather than at boot or reload.
+    pub fn scheduled(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|s| s.def().unit.as_ref().is_some_and(|u| u.schedule.is_some()))
     }
 
     /// What the planner needs to know of every unit.

@@ -39,12 +39,8 @@ pub enum Restart {
 /// A unit's `[schedule]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Schedule {
-    /// First run this long after boot.
-    pub start_in: Option<Duration>,
-    /// Repeat at this interval.
-    pub every: Option<Duration>,
-    /// Wall-clock time (`HH:MM[:SS]` daily, or an RFC 3339 instant).
-    pub at: Option<String>,
+    /// When it runs.
+    pub spec: crate::schedule::Spec,
 }
 
 /// How a unit comes back after it ends by itself: `restart`, its backoff and its start limit.
@@ -397,6 +393,13 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
             retries: h.retries.unwrap_or(3).max(1),
         }),
     };
+    let schedule = match file.schedule {
+        None => None,
+        Some(sc) => Some(Schedule {
+            spec: crate::schedule::Spec::new(sc.start_in, sc.every, sc.at.as_deref())
+                .map_err(|e| err(key_at("at").or_else(|| key_at("every")), e))?,
+        }),
+    };
     let dir = source.parent().unwrap_or(Path::new("."));
     Ok(Unit {
         name: name.to_string(),
@@ -418,11 +421,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         start_timeout: s.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT),
         health,
         watchdog: s.watchdog,
-        schedule: file.schedule.map(|sc| Schedule {
-            start_in: sc.start_in,
-            every: sc.every,
-            at: sc.at,
-        }),
+        schedule,
     })
 }
 
@@ -498,9 +497,14 @@ at = "07:30"
         assert_eq!(u.restart, Restart::OnFailure);
         assert_eq!(u.stop_timeout, Duration::from_secs(5));
         assert_eq!(u.watchdog, Some(Duration::from_secs(10)));
-        let s = u.schedule.unwrap();
+        let s = u.schedule.unwrap().spec;
         assert_eq!(s.every, Some(Duration::from_secs(60)));
-        assert_eq!(s.at.as_deref(), Some("07:30"));
+        assert_eq!(
+            s.at,
+            Some(crate::schedule::At::Daily(
+                chrono::NaiveTime::from_hms_opt(7, 30, 0).unwrap()
+            ))
+        );
     }
 
     #[test]

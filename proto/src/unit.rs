@@ -214,6 +214,9 @@ pub struct UnitStatus {
     /// The last health check's result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// Its schedule, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleStatus>,
     /// Stats a builtin service publishes (`Stats:` in the detailed view).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub stats: Map<String, Value>,
@@ -232,6 +235,19 @@ pub struct UnitStatus {
     /// Host the journal entries were logged on.
     #[serde(default)]
     pub host: String,
+}
+
+/// Where a scheduled unit stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleStatus {
+    /// The schedule, for a person: `first in 20s, every 1m`.
+    pub spec: String,
+    /// When the last scheduled run was due (µs since the Unix epoch).
+    #[serde(default)]
+    pub last_us: Option<i64>,
+    /// When the next run is due, if one is ahead.
+    #[serde(default)]
+    pub next_us: Option<i64>,
 }
 
 /// One row of `asyncmctl list`.
