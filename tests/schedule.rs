@@ -89,3 +89,41 @@ fn a_run_still_going_when_the_next_is_due_is_not_started_twice() {
         }
     }
 }
+
+#[test]
+fn the_example_builtins_hello_world_and_sensor() {
+    let d = Setup::new()
+        .unit("hello.service", "[service]\nbuiltin = \"hello\"\n")
+        .unit(
+            "world.service",
+            "[unit]\ntype = \"oneshot\"\n[service]\nbuiltin = \"world\"\n[schedule]\nevery = \"300ms\"\n",
+        )
+        .unit("sensor.service", "[service]\nbuiltin = \"sensor\"\n")
+        .config(
+            r#"{"hello": {"kwargs": {"sleep": 0.1, "led": 3}},
+                "world": {"kwargs": {"sleep": 0.05}},
+                "sensor": {"kwargs": {"interval": 0.1}}}"#,
+        )
+        .boot();
+    wait_for("hello to toggle LEDs 3, 4, 1", || {
+        let j = stdout(&d.journal(&["-u", "hello", "-o", "cat"]));
+        j.contains("LED 3 toggled!\nLED 4 toggled!\nLED 1 toggled!")
+            .then_some(())
+    });
+    let temp = d.status("hello.service")["stats"]["temp"].clone();
+    assert!(temp.as_str().is_some_and(|t| t.ends_with(" C")), "{temp}");
+    wait_for("world to run twice on its schedule", || {
+        let j = stdout(&d.journal(&["-u", "world", "-o", "cat"]));
+        (j.matches("world: done").count() >= 2).then_some(())
+    });
+    let s = wait_for("a sensor reading", || {
+        let s = d.status("sensor.service");
+        s["stats"]["temperature"].as_f64().map(|_| s)
+    });
+    let stat = |k: &str| s["stats"][k].as_f64().unwrap();
+    assert!((19.0..=25.0).contains(&stat("temperature")), "{s}");
+    assert!((35.0..=55.0).contains(&stat("humidity")), "{s}");
+    assert!((1007.0..=1020.0).contains(&stat("pressure")), "{s}");
+    let j = stdout(&d.journal(&["-u", "sensor", "-o", "cat"]));
+    assert!(j.contains("BME280: "), "{j}");
+}

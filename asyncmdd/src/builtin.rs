@@ -44,12 +44,15 @@ impl Context {
 }
 
 /// The names of the builtin services of this version.
-pub const NAMES: &[&str] = &["watcher"];
+pub const NAMES: &[&str] = &["hello", "sensor", "watcher", "world"];
 
 /// Runs builtin `name` until it ends or is stopped.
 pub async fn run(name: &str, ctx: Context) -> Result<(), String> {
     match name {
         "watcher" => crate::watcher::run(ctx).await,
+        "hello" => crate::examples::hello(ctx).await,
+        "world" => crate::examples::world(ctx).await,
+        "sensor" => crate::examples::sensor(ctx).await,
         other => Err(format!(
             "builtin service '{other}' does not exist in this version of asyncmdd (there is: {})",
             NAMES.join(", ")

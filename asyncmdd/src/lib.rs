@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod capture;
 pub mod config;
 pub mod daemon;
+pub mod examples;
 pub mod graph;
 pub mod journal;
 pub mod monitor;

@@ -735,6 +735,9 @@ impl Supervisor {
             Run::Builtin(b) => {
                 let r = self.start_builtin(slot, &def, b);
                 drop(op);
+                if r.is_ok() && unit.kind == UnitType::Oneshot {
+                    return self.oneshot_outcome(slot).await;
+                }
                 return r;
             }
         };
