@@ -187,8 +187,13 @@ fn a_double_forking_service_leaves_nothing_behind() {
     wait_for("no zombie under the daemon", || {
         zombies_of(d.pid()).is_empty().then_some(())
     });
+    // Stopped by the run's clean-up, or (when it was caught mid-exec, its environment not
+    // readable yet) by the sweep of stray orphans a second later.
     let j = stdout(&d.journal(&["-u", "leaves", "-o", "cat"]));
-    assert!(j.contains("leftover process"), "{j}");
+    assert!(
+        j.contains("leftover process") || j.contains("Killing stray process"),
+        "{j}"
+    );
 }
 
 const NOTIFY: &str = "import os, socket, sys, time\n\

@@ -115,6 +115,12 @@ enum Command {
         #[arg(required = true)]
         units: Vec<String>,
     },
+    /// Debug mode: every status shown in full, with args, kwargs, runtime and traceback.
+    Debug {
+        /// on or off; shows the mode when left out.
+        #[arg(value_parser = ["on", "off"])]
+        mode: Option<String>,
+    },
     /// Forget units' restart history and start limit; failed units become inactive.
     ResetFailed {
         /// Unit names or globs; every failed unit when none.
@@ -212,6 +218,12 @@ fn main() -> ExitCode {
             },
             false,
         ),
+        Command::Debug { mode } => (
+            Request::Debug {
+                on: mode.as_deref().map(|m| m == "on"),
+            },
+            false,
+        ),
         Command::ResetFailed { units } => (
             Request::ResetFailed {
                 units: units.clone(),
@@ -225,7 +237,8 @@ fn main() -> ExitCode {
     };
     let mut out = String::new();
     let code = match resp {
-        Response::Status { units } => {
+        Response::Status { units, debug } => {
+            let detailed = detailed || debug;
             if cli.json {
                 out = json(&units);
             } else {

@@ -49,6 +49,9 @@ pub fn result_text(u: &UnitStatus) -> String {
     if let Some(e) = &u.error {
         return e.clone();
     }
+    if let Some(v) = &u.task_result {
+        return v.to_string();
+    }
     match (&u.result, u.traceback.last()) {
         (Some(r), _) if r.success() => "0".into(),
         (Some(r @ ExitResult::Exited { .. }), Some(last)) => format!("{r}: {last}"),
@@ -160,6 +163,9 @@ pub fn detailed(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
     let _ = writeln!(out, "{head}");
     let pad = "    ";
     match &u.load_error {
+        None if u.kind == asyncmd_proto::UnitType::Task => {
+            let _ = writeln!(out, "{pad}Loaded: Task: {}", u.name);
+        }
         Some(e) => {
             let _ = writeln!(
                 out,
@@ -182,7 +188,11 @@ pub fn detailed(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
         u.state.active_word(),
         state_phrase(u, now, color)
     );
-    let _ = writeln!(out, "{pad}Type: {}.service", u.kind.as_str());
+    if u.kind == asyncmd_proto::UnitType::Task {
+        let _ = writeln!(out, "{pad}Type: task");
+    } else {
+        let _ = writeln!(out, "{pad}Type: {}.service", u.kind.as_str());
+    }
     if !u.docs.is_empty() {
         let _ = writeln!(out, "{pad}Docs: {}", u.docs);
     }
@@ -209,16 +219,28 @@ pub fn detailed(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
     if let Some(h) = &u.health {
         let _ = writeln!(out, "{pad}Health: {h}");
     }
+    if let Some(l) = &u.loop_info {
+        let _ = writeln!(
+            out,
+            "{pad}Loop info: exec time: {} ms; # loops: {}",
+            l.busy_us / 1000,
+            l.polls
+        );
+    }
     if !u.stats.is_empty() {
         let stats: Vec<String> = u.stats.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(out, "{pad}Stats: {}", stats.join("; "));
     }
-    if let (Some(a), Some(b)) = (u.started_us, u.done_us) {
+    if let Some(a) = u.started_us {
+        let b = u.done_us.unwrap_or(now);
         let _ = writeln!(
             out,
             "{pad}┗━► runtime: {}",
             duration((b - a).max(0) / 1_000_000)
         );
+    }
+    if let Some(v) = &u.task_result {
+        let _ = writeln!(out, "{pad}┗━► result: {v}");
     }
     schedule_line(out, pad, u, now);
     if !u.argv.is_empty() {
@@ -313,6 +335,8 @@ mod tests {
             health: None,
             stats: Default::default(),
             schedule: None,
+            task_result: None,
+            loop_info: None,
             argv: vec![],
             args: vec![],
             kwargs: Default::default(),

@@ -146,12 +146,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     let mut child_ended = signal(SignalKind::child()).context("cannot watch SIGCHLD")?;
+    let sweeper = sup.clone();
     let reaper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = child_ended.recv() => {}
-                _ = tick.tick() => {}
+                _ = tick.tick() => sweeper.sweep_strays(),
             }
             process::reap_orphans();
         }

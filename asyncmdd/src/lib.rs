@@ -19,5 +19,6 @@ pub mod restart;
 pub mod schedule;
 pub mod server;
 pub mod supervisor;
+pub mod task;
 pub mod unit;
 pub mod watcher;

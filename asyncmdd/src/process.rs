@@ -165,6 +165,27 @@ pub fn invocation_pids(tag: &str) -> Vec<u32> {
     out
 }
 
+/// Orphans the daemon inherited as a subreaper (its children tokio does not wait for), and
+/// everything below them, with the run tag each carries.
+pub fn orphans() -> Vec<(u32, Option<String>)> {
+    if !SUBREAPER.load(Ordering::SeqCst) {
+        return Vec::new();
+    }
+    let roots: Vec<u32> = {
+        let own = own();
+        children()
+            .into_iter()
+            .filter(|p| !own.contains(p))
+            .map(|p| p as u32)
+            .collect()
+    };
+    descendants(roots)
+        .into_iter()
+        .filter(|&p| proc_state(p).is_some_and(|s| s != 'Z'))
+        .map(|p| (p, invocation_of(p)))
+        .collect()
+}
+
 /// The `ASYNCMD_INVOCATION` tag in the environment of process `pid`, if any.
 pub fn invocation_of(pid: u32) -> Option<String> {
     let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;

@@ -35,6 +35,29 @@ use crate::supervisor::{Slot, Supervisor};
 
 pub use interprocess::local_socket::tokio::Listener;
 
+/// A supervisor with no units, for a tokio application that serves only its own tasks: add
+/// them to `.tasks()`, then [`serve`] it.
+pub fn standalone(host: &str, journal_bytes: usize) -> Arc<Supervisor> {
+    let journal = Arc::new(Journal::new(journal_bytes, host));
+    let none = std::path::PathBuf::from("/nonexistent");
+    Supervisor::new(
+        journal,
+        crate::supervisor::Paths {
+            units: none.clone(),
+            config: none.join("services.config"),
+        },
+    )
+}
+
+/// Serves `sup` (its units, its tasks and its journal) on the local socket `path`, so
+/// `asyncmctl` and `asyncmjournal` work against it; runs until the task is dropped or aborted.
+/// One call is all a tokio application needs to make its tasks controllable.
+pub async fn serve(sup: Arc<Supervisor>, path: &Path) -> io::Result<()> {
+    let listener = bind(path)?;
+    Server::new(sup).serve(listener).await;
+    Ok(())
+}
+
 /// Clients served at once; more are told the daemon is busy.
 pub const MAX_CLIENTS: usize = 64;
 /// How long a connection may take to send a whole request.
@@ -183,21 +206,56 @@ impl Server {
 
     async fn answer(&self, req: Request) -> Response {
         match req {
-            Request::Status { patterns, lines } => match self.sup.select(&patterns) {
-                Ok((slots, missing)) if slots.is_empty() && !missing.is_empty() => {
+            Request::Status { patterns, lines } => match self.select(&patterns) {
+                Ok((slots, tasks, missing))
+                    if slots.is_empty() && tasks.is_empty() && !missing.is_empty() =>
+                {
                     error(ErrorCode::NoSuchUnit, no_such(&missing))
                 }
-                Ok((slots, _)) => Response::Status {
-                    units: self.sup.status(&slots, lines.min(10_000) as usize),
-                },
+                Ok((slots, tasks, _)) => {
+                    let host = self.sup.journal().host();
+                    let mut units: Vec<_> =
+                        slots.iter().map(|s| s.status(Vec::new(), host)).collect();
+                    if !tasks.is_empty() {
+                        units.extend(self.sup.tasks().status(&tasks, host));
+                    }
+                    self.sup
+                        .attach_journal(&mut units, lines.min(10_000) as usize);
+                    Response::Status {
+                        units,
+                        debug: self.sup.debug(),
+                    }
+                }
                 Err(e) => error(ErrorCode::BadRequest, e),
             },
-            Request::List { patterns } => match self.sup.select(&patterns) {
-                Ok((slots, _)) => Response::List {
-                    units: slots.iter().map(|s| s.summary()).collect(),
-                },
+            Request::List { patterns } => match self.select(&patterns) {
+                Ok((slots, tasks, _)) => {
+                    let mut units: Vec<_> = slots.iter().map(|s| s.summary()).collect();
+                    if !tasks.is_empty() {
+                        let host = self.sup.journal().host();
+                        units.extend(self.sup.tasks().status(&tasks, host).into_iter().map(|t| {
+                            asyncmd_proto::unit::UnitSummary {
+                                name: t.name,
+                                enabled: true,
+                                loaded: true,
+                                state: t.state,
+                                description: "task".into(),
+                            }
+                        }));
+                    }
+                    Response::List { units }
+                }
                 Err(e) => error(ErrorCode::BadRequest, e),
             },
+            Request::Debug { on } => {
+                if let Some(on) = on {
+                    self.sup.set_debug(on);
+                }
+                let word = if self.sup.debug() { "on" } else { "off" };
+                Response::Actions {
+                    results: vec![ok("debug", word)],
+                }
+            }
             Request::Start { units } => self.act(Verb::Start, &units).await,
             Request::Stop { units } => self.act(Verb::Stop, &units).await,
             Request::Restart { units } => self.act(Verb::Restart, &units).await,
@@ -245,6 +303,18 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// The units and the tasks matching `patterns` (all when empty), and the patterns that
+    /// matched neither.
+    fn select(&self, patterns: &[String]) -> Result<Selection, String> {
+        let (slots, missing_units) = self.sup.select(patterns)?;
+        let (tasks, missing_tasks) = self.sup.tasks().names(patterns);
+        let missing = missing_units
+            .into_iter()
+            .filter(|m| missing_tasks.contains(m))
+            .collect();
+        Ok((slots, tasks, missing))
     }
 
     /// Sets `enabled` for the matching units in `services.config`; with `now`, starts or
@@ -320,7 +390,23 @@ impl Server {
         }
         let _guard = self.sup.changes.lock().await;
         let Some(slot) = self.sup.get(&reload::unit_name(unit)) else {
-            return error(ErrorCode::NoSuchUnit, format!("Unit {unit} not found."));
+            // A task: its kwargs change for its next start (tasks have no services.config).
+            return match edit.iter().find(|(k, _)| *k == "kwargs") {
+                Some((_, serde_json::Value::Object(kw))) if edit.len() == 1 => {
+                    if self.sup.tasks().set_kwargs(unit, kw.clone()) {
+                        Response::Actions {
+                            results: vec![ok(unit, "kwargs set; they apply at its next start")],
+                        }
+                    } else {
+                        error(ErrorCode::NoSuchUnit, format!("Unit {unit} not found."))
+                    }
+                }
+                _ if self.sup.tasks().matches_any(&[unit.to_string()]) => error(
+                    ErrorCode::BadRequest,
+                    "a task takes --kwargs only; its args are fixed when it is added".into(),
+                ),
+                _ => error(ErrorCode::NoSuchUnit, format!("Unit {unit} not found.")),
+            };
         };
         let result = match self.edit_config(&slot.name, edit).await {
             Ok(()) if slot.state().is_active() => ok(
@@ -394,10 +480,26 @@ impl Server {
         if units.is_empty() {
             return error(ErrorCode::BadRequest, "name at least one unit".into());
         }
-        let (slots, missing) = match self.sup.select(units) {
+        let (slots, tasks, missing) = match self.select(units) {
             Ok(x) => x,
             Err(e) => return error(ErrorCode::BadRequest, e),
         };
+        let mut task_results = Vec::new();
+        if !tasks.is_empty() {
+            let reg = self.sup.tasks();
+            match action {
+                Verb::Start => {
+                    reg.start(&tasks);
+                }
+                Verb::Stop => {
+                    reg.stop(&tasks);
+                }
+                Verb::Restart => {
+                    reg.restart(&tasks).await;
+                }
+            }
+            task_results = tasks.iter().map(|t| ok(t, "")).collect();
+        }
         let names: Vec<String> = slots.iter().map(|s| s.name.clone()).collect();
         if !matches!(action, Verb::Stop) {
             // A person's start always works and clears the start limit.
@@ -426,6 +528,7 @@ impl Server {
                 _ => ok(&name, ""),
             });
         }
+        results.extend(task_results);
         results.sort_by(|a, b| a.unit.cmp(&b.unit));
         Response::Actions { results }
     }
@@ -605,6 +708,9 @@ enum Sink {
         buf: String,
     },
 }
+
+/// Matching units, matching task names, and the patterns that matched neither.
+type Selection = (Vec<Arc<Slot>>, Vec<String>, Vec<String>);
 
 #[derive(Clone, Copy)]
 enum Verb {

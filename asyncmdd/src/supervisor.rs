@@ -71,6 +71,8 @@ struct Live {
     main_pid: Option<u32>,
     /// The main process has been reaped (its PID may be reused): signal it no more.
     main_exited: bool,
+    /// What the last run left behind is being stopped (see `clean_up`).
+    cleaning: bool,
     /// Stats a builtin service published.
     stats: serde_json::Map<String, serde_json::Value>,
     /// When the last scheduled run was due, and the next one is.
@@ -108,6 +110,7 @@ impl Live {
             last_ping: None,
             main_pid: None,
             main_exited: false,
+            cleaning: false,
             stats: serde_json::Map::new(),
             schedule_last_us: None,
             schedule_next_us: None,
@@ -450,6 +453,8 @@ impl Slot {
             kwargs: def.config.kwargs.clone(),
             journal,
             host: host.to_string(),
+            task_result: None,
+            loop_info: None,
         }
     }
 
@@ -500,6 +505,8 @@ pub struct Supervisor {
     notify_socket: Mutex<Option<PathBuf>>,
     /// Set once the daemon shuts down: nothing starts any more.
     shutting_down: std::sync::atomic::AtomicBool,
+    tasks: Arc<crate::task::Registry>,
+    debug: std::sync::atomic::AtomicBool,
     /// Held by whatever changes the set of units or `services.config`, one at a time.
     pub changes: tokio::sync::Mutex<()>,
 }
@@ -508,11 +515,13 @@ impl Supervisor {
     /// An empty supervisor for the units of `paths`, logging into `journal`.
     pub fn new(journal: Arc<Journal>, paths: Paths) -> Arc<Supervisor> {
         Arc::new(Supervisor {
-            journal,
+            journal: journal.clone(),
             units: RwLock::new(BTreeMap::new()),
             paths,
             notify_socket: Mutex::new(None),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            tasks: crate::task::Registry::new(journal.clone()),
+            debug: std::sync::atomic::AtomicBool::new(false),
             changes: tokio::sync::Mutex::new(()),
         })
     }
@@ -520,6 +529,11 @@ impl Supervisor {
     /// Where its units and their configuration live.
     pub fn paths(&self) -> &Paths {
         &self.paths
+    }
+
+    /// Its registry of in-process tasks, which the control socket serves beside the units.
+    pub fn tasks(&self) -> &Arc<crate::task::Registry> {
+        &self.tasks
     }
 
     /// From now on nothing starts: the daemon is shutting down.
@@ -645,31 +659,49 @@ impl Supervisor {
 
     /// Status of `slots`, each with its newest `lines` journal entries.
     pub fn status(&self, slots: &[Arc<Slot>], lines: usize) -> Vec<UnitStatus> {
-        let mut per_unit: HashMap<UnitId, VecDeque<Entry>> = HashMap::new();
-        if lines > 0 {
-            let wanted: HashMap<UnitId, &str> =
-                slots.iter().map(|s| (s.id, s.name.as_str())).collect();
-            let mut copy = Vec::new();
-            self.journal
-                .with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
-            for rec in records(&copy) {
-                if let Some(name) = wanted.get(&rec.unit) {
-                    let q = per_unit.entry(rec.unit).or_default();
-                    if q.len() == lines {
-                        q.pop_front();
-                    }
-                    q.push_back(self.journal.to_entry(&rec, name));
+        let host = self.journal.host();
+        let mut out: Vec<UnitStatus> = slots.iter().map(|s| s.status(Vec::new(), host)).collect();
+        self.attach_journal(&mut out, lines);
+        out
+    }
+
+    /// Fills the `journal` of each status with its newest `lines` entries, in one pass over
+    /// the ring.
+    pub fn attach_journal(&self, statuses: &mut [UnitStatus], lines: usize) {
+        if lines == 0 || statuses.is_empty() {
+            return;
+        }
+        let wanted: HashMap<UnitId, usize> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (self.journal.unit_id(&s.name), i))
+            .collect();
+        let mut per_unit: HashMap<usize, VecDeque<Entry>> = HashMap::new();
+        let mut copy = Vec::new();
+        self.journal
+            .with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
+        for rec in records(&copy) {
+            if let Some(&i) = wanted.get(&rec.unit) {
+                let q = per_unit.entry(i).or_default();
+                if q.len() == lines {
+                    q.pop_front();
                 }
+                q.push_back(self.journal.to_entry(&rec, &statuses[i].name));
             }
         }
-        let host = self.journal.host();
-        slots
-            .iter()
-            .map(|s| {
-                let j = per_unit.remove(&s.id).map(Vec::from).unwrap_or_default();
-                s.status(j, host)
-            })
-            .collect()
+        for (i, q) in per_unit {
+            statuses[i].journal = Vec::from(q);
+        }
+    }
+
+    /// Whether status answers should show every unit in full (`asyncmctl debug on`).
+    pub fn debug(&self) -> bool {
+        self.debug.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Turns debug mode on or off.
+    pub fn set_debug(&self, on: bool) {
+        self.debug.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn log(&self, slot: &Slot, level: Level, msg: &str) {
@@ -1001,6 +1033,12 @@ impl Supervisor {
         if left.is_empty() {
             return;
         }
+        slot.live().cleaning = true;
+        self.clean_up_left(slot, tag, left).await;
+        slot.live().cleaning = false;
+    }
+
+    async fn clean_up_left(&self, slot: &Slot, tag: &str, left: Vec<u32>) {
         self.log(
             slot,
             Level::Info,
@@ -1063,6 +1101,40 @@ impl Supervisor {
             }
         }
         process::signal_invocation(Some(pid), &tag, Signal::SIGKILL);
+    }
+
+    /// Kills orphans whose run is over: left behind by a run whose main process ended, and
+    /// missed by its clean-up (one that was mid-exec, say). Orphans of a run still going, or
+    /// being cleaned up, are left alone; so are processes with no run tag.
+    pub fn sweep_strays(&self) {
+        let strays: Vec<(u32, String)> = process::orphans()
+            .into_iter()
+            .filter_map(|(pid, tag)| Some((pid, tag?)))
+            .collect();
+        if strays.is_empty() {
+            return;
+        }
+        let all = self.all();
+        for (pid, tag) in strays {
+            let owner = all
+                .iter()
+                .find(|s| s.live().invocation.as_deref() == Some(&tag));
+            let over = owner.is_none_or(|s| {
+                let live = s.live();
+                !live.cleaning && (live.main_exited || live.pid.is_none())
+            });
+            if over && tag.starts_with(&format!("{}:", std::process::id())) {
+                if let Some(s) = owner {
+                    self.log(
+                        s,
+                        Level::Warning,
+                        &format!("Killing stray process {pid} of an ended run"),
+                    );
+                }
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
     }
 
     /// Applies an sd_notify datagram; its sender's PID says which unit it is from.

@@ -97,6 +97,12 @@ pub enum Request {
         /// Unit names or globs.
         units: Vec<String>,
     },
+    /// Turn debug mode on or off (every status in full); `None` only asks.
+    Debug {
+        /// On or off.
+        #[serde(default)]
+        on: Option<bool>,
+    },
     /// Forget the restart history of units and turn `failed` into `inactive`.
     ResetFailed {
         /// Unit names or globs; all failed units when empty.
@@ -114,6 +120,7 @@ impl Request {
                 | Request::List { .. }
                 | Request::Journal(_)
                 | Request::Reload { dry_run: true }
+                | Request::Debug { on: None }
         )
     }
 }
@@ -124,8 +131,11 @@ impl Request {
 pub enum Response {
     /// Answer to [`Request::Status`].
     Status {
-        /// The matching units, in name order.
+        /// The matching units, then the matching tasks, each in name order.
         units: Vec<UnitStatus>,
+        /// Debug mode is on: show every unit in full.
+        #[serde(default)]
+        debug: bool,
     },
     /// Answer to [`Request::List`].
     List {

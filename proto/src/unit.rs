@@ -22,6 +22,8 @@ pub enum UnitType {
     Oneshot,
     /// Signals readiness with `READY=1`.
     Notify,
+    /// An in-process task of a task registry (not a unit file).
+    Task,
 }
 
 impl UnitType {
@@ -33,6 +35,7 @@ impl UnitType {
             UnitType::Schedule => "schedule",
             UnitType::Oneshot => "oneshot",
             UnitType::Notify => "notify",
+            UnitType::Task => "task",
         }
     }
 }
@@ -235,6 +238,21 @@ pub struct UnitStatus {
     /// Host the journal entries were logged on.
     #[serde(default)]
     pub host: String,
+    /// A task's result, once it returned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_result: Option<Value>,
+    /// A task's polls and the time they took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_info: Option<LoopInfo>,
+}
+
+/// How much a task ran: asyncmd's `Loop info: exec time: 5 ms; # loops: 186`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopInfo {
+    /// Times it was polled.
+    pub polls: u64,
+    /// Time spent in those polls, in µs.
+    pub busy_us: u64,
 }
 
 /// Where a scheduled unit stands.

@@ -45,6 +45,20 @@ pub fn bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// The path of a built example of this repository (`async_blink`), built on first use.
+pub fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the examples failed");
+    });
+    bin("examples").join(name)
+}
+
 /// Polls `cond` until it returns `Some`, panicking with `what` after [`DEADLINE`].
 pub fn wait_for<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

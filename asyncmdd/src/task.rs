@@ -1,0 +1,767 @@
+//! Traceable tasks (asyncmd's aioctl): any tokio future factory becomes a named task that can
+//! be started, stopped, restarted (re-created from its factory with its current kwargs) and
+//! deleted, and that reports its state, result, error with its chain, or panic with its
+//! location; how many times it was polled and how long those polls took; and stats it sets.
+//!
+//! Adding a second task named `blink` names it `blink@1`, then `blink@2`. Every call takes glob
+//! patterns (`blink*`). Each task logs through its [`Ctx`] into the ring journal under its
+//! name, so `asyncmjournal -u blink` shows it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::task::{Context as PollContext, Poll};
+use std::time::Instant;
+
+use asyncmd_proto::text::now_us;
+use asyncmd_proto::unit::LoopInfo;
+use asyncmd_proto::{Level, UnitState, UnitStatus, UnitType};
+use serde_json::{Map, Value};
+
+use crate::journal::{Journal, UnitId};
+use crate::pattern::Patterns;
+
+/// How a task failed: its error and the chain of causes under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    /// The error, as it displays.
+    pub message: String,
+    /// Its causes, outermost first (a panic: the message and where it happened).
+    pub chain: Vec<String>,
+}
+
+impl<E: std::error::Error> From<E> for TaskError {
+    fn from(e: E) -> TaskError {
+        let mut chain = Vec::new();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
+        }
+        TaskError {
+            message: e.to_string(),
+            chain,
+        }
+    }
+}
+
+impl TaskError {
+    /// An error with just a message.
+    pub fn msg(message: impl Into<String>) -> TaskError {
+        TaskError {
+            message: message.into(),
+            chain: Vec::new(),
+        }
+    }
+}
+
+/// What a task's future resolves to: a result to show, or an error.
+pub type TaskResult = Result<Value, TaskError>;
+
+/// A task's future.
+pub type TaskFuture = Pin<Box<dyn Future<Output = TaskResult> + Send>>;
+
+/// Makes a task's future, each time it starts.
+pub type Factory = Arc<dyn Fn(Ctx) -> TaskFuture + Send + Sync>;
+
+/// Called with a task's name and how it ended.
+pub type Callback = Arc<dyn Fn(&str, &TaskResult) + Send + Sync>;
+
+/// What a running task is given: its name, args and kwargs, a logger and its stats.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The task's name (`blink@1`).
+    pub name: String,
+    /// Its positional arguments.
+    pub args: Vec<Value>,
+    /// Its keyword arguments, as they were when it started.
+    pub kwargs: Map<String, Value>,
+    journal: Arc<Journal>,
+    id: UnitId,
+    stats: Arc<Mutex<Map<String, Value>>>,
+}
+
+impl Ctx {
+    /// Logs `msg` at `level` under the task's name.
+    pub fn log(&self, level: Level, msg: &str) {
+        self.journal.log(self.id, level, msg);
+    }
+
+    /// Logs `msg` at INFO.
+    pub fn info(&self, msg: &str) {
+        self.log(Level::Info, msg);
+    }
+
+    /// Sets one of the task's stats (shown under `Stats:`).
+    pub fn set_stat(&self, key: &str, value: impl Into<Value>) {
+        lock(&self.stats).insert(key.to_string(), value.into());
+    }
+
+    /// A keyword argument as a number, or `default`.
+    pub fn kwarg_f64(&self, key: &str, default: f64) -> f64 {
+        self.kwargs
+            .get(key)
+            .and_then(Value::as_f64)
+            .unwrap_or(default)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Options of a task beyond its factory.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Positional arguments.
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    pub kwargs: Map<String, Value>,
+    /// Called whenever a run ends (done, failed, or stopped).
+    pub on_stop: Option<Callback>,
+    /// Called when a run fails (an error or a panic).
+    pub on_error: Option<Callback>,
+    /// Start it as soon as it is added.
+    pub start: bool,
+    /// Run it on a schedule (start_in after it is added, at, every).
+    pub schedule: Option<crate::schedule::Spec>,
+}
+
+struct Live {
+    state: UnitState,
+    since_us: Option<i64>,
+    started_us: Option<i64>,
+    done_us: Option<i64>,
+    result: Option<Value>,
+    error: Option<String>,
+    traceback: Vec<String>,
+    starts: u32,
+    abort: Option<tokio::task::AbortHandle>,
+    stop_requested: bool,
+}
+
+struct Task {
+    name: String,
+    factory: Factory,
+    args: Vec<Value>,
+    kwargs: Mutex<Map<String, Value>>,
+    on_stop: Option<Callback>,
+    on_error: Option<Callback>,
+    id: UnitId,
+    live: Mutex<Live>,
+    polls: AtomicU64,
+    busy_ns: AtomicU64,
+    stats: Arc<Mutex<Map<String, Value>>>,
+}
+
+/// The registry of traceable tasks.
+pub struct Registry {
+    journal: Arc<Journal>,
+    tasks: Mutex<BTreeMap<String, Arc<Task>>>,
+    weak: Mutex<std::sync::Weak<Registry>>,
+}
+
+impl Registry {
+    /// An empty registry whose tasks log into `journal`.
+    pub fn new(journal: Arc<Journal>) -> Arc<Registry> {
+        install_panic_hook();
+        let reg = Arc::new(Registry {
+            journal,
+            tasks: Mutex::new(BTreeMap::new()),
+            weak: Mutex::new(std::sync::Weak::new()),
+        });
+        *lock(&reg.weak) = Arc::downgrade(&reg);
+        reg
+    }
+
+    /// The journal its tasks log into.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// Adds a task named `name` (or `name@1`, `name@2`... when taken) made by `factory`;
+    /// returns the name it got. With `opts.start` it starts at once.
+    pub fn add<F, Fut>(&self, name: &str, factory: F, opts: Options) -> String
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = TaskResult> + Send + 'static,
+    {
+        let factory: Factory = Arc::new(move |ctx| Box::pin(factory(ctx)));
+        let name = {
+            let mut tasks = lock(&self.tasks);
+            let mut unique = name.to_string();
+            let mut n = 0;
+            while tasks.contains_key(&unique) {
+                n += 1;
+                unique = format!("{name}@{n}");
+            }
+            let task = Arc::new(Task {
+                name: unique.clone(),
+                factory,
+                args: opts.args,
+                kwargs: Mutex::new(opts.kwargs),
+                on_stop: opts.on_stop,
+                on_error: opts.on_error,
+                id: self.journal.unit_id(&unique),
+                live: Mutex::new(Live {
+                    state: UnitState::Inactive,
+                    since_us: Some(now_us()),
+                    started_us: None,
+                    done_us: None,
+                    result: None,
+                    error: None,
+                    traceback: Vec::new(),
+                    starts: 0,
+                    abort: None,
+                    stop_requested: false,
+                }),
+                polls: AtomicU64::new(0),
+                busy_ns: AtomicU64::new(0),
+                stats: Arc::new(Mutex::new(Map::new())),
+            });
+            tasks.insert(unique.clone(), task);
+            unique
+        };
+        if opts.start {
+            self.start(std::slice::from_ref(&name));
+        }
+        if let Some(spec) = opts.schedule {
+            let task = lock(&self.tasks).get(&name).cloned();
+            if let (Some(task), Some(me)) = (task, self.me()) {
+                tokio::spawn(scheduled(me, task, spec));
+            }
+        }
+        name
+    }
+
+    fn me(&self) -> Option<Arc<Registry>> {
+        lock(&self.weak).upgrade()
+    }
+
+    fn select(&self, patterns: &[String]) -> (Vec<Arc<Task>>, Vec<String>) {
+        let tasks = lock(&self.tasks);
+        let names: Vec<&str> = tasks.keys().map(String::as_str).collect();
+        let Ok(p) = Patterns::new(patterns) else {
+            return (Vec::new(), patterns.to_vec());
+        };
+        let missing = p.unmatched(&names).into_iter().map(String::from).collect();
+        let hits = tasks
+            .values()
+            .filter(|t| p.matches(&t.name))
+            .cloned()
+            .collect();
+        (hits, missing)
+    }
+
+    /// Whether any task matches `patterns` (all when empty).
+    pub fn matches_any(&self, patterns: &[String]) -> bool {
+        !self.select(patterns).0.is_empty()
+    }
+
+    /// The names of the tasks matching `patterns` (all when empty), and the patterns that
+    /// matched none.
+    pub fn names(&self, patterns: &[String]) -> (Vec<String>, Vec<String>) {
+        let (t, missing) = self.select(patterns);
+        (t.iter().map(|t| t.name.clone()).collect(), missing)
+    }
+
+    /// Starts the matching tasks that are not running; returns their names.
+    pub fn start(&self, patterns: &[String]) -> Vec<String> {
+        let (tasks, _) = self.select(patterns);
+        tasks
+            .into_iter()
+            .filter(|t| self.run(t))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    fn run(&self, task: &Arc<Task>) -> bool {
+        let mut live = lock(&task.live);
+        if live.state == UnitState::Running {
+            return false;
+        }
+        let ctx = Ctx {
+            name: task.name.clone(),
+            args: task.args.clone(),
+            kwargs: lock(&task.kwargs).clone(),
+            journal: self.journal.clone(),
+            id: task.id,
+            stats: task.stats.clone(),
+        };
+        task.polls.store(0, Ordering::Relaxed);
+        task.busy_ns.store(0, Ordering::Relaxed);
+        let fut = Traced {
+            inner: (task.factory)(ctx),
+            task: task.clone(),
+        };
+        let handle = tokio::spawn(fut);
+        live.state = UnitState::Running;
+        live.since_us = Some(now_us());
+        live.started_us = live.since_us;
+        live.done_us = None;
+        live.result = None;
+        live.error = None;
+        live.traceback.clear();
+        live.starts += 1;
+        live.stop_requested = false;
+        live.abort = Some(handle.abort_handle());
+        let run = live.starts;
+        drop(live);
+        self.journal.log(task.id, Level::Info, "Started");
+        let (t, journal) = (task.clone(), self.journal.clone());
+        tokio::spawn(async move {
+            let outcome: TaskResult = match handle.await {
+                Ok(r) => r,
+                Err(e) if e.is_cancelled() => Err(TaskError::msg("stopped")),
+                Err(e) => {
+                    let payload = e.into_panic();
+                    let msg = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic without a message".into());
+                    let at = LAST_PANIC.with(|p| p.borrow_mut().take());
+                    let mut chain = vec![format!("panicked: {msg}")];
+                    if let Some(at) = at {
+                        chain.push(format!("at {at}"));
+                    }
+                    Err(TaskError {
+                        message: format!("panicked: {msg}"),
+                        chain,
+                    })
+                }
+            };
+            finish(&t, run, outcome, &journal);
+        });
+        true
+    }
+
+    /// Stops the matching running tasks; returns their names.
+    pub fn stop(&self, patterns: &[String]) -> Vec<String> {
+        let (tasks, _) = self.select(patterns);
+        let mut out = Vec::new();
+        for t in tasks {
+            let mut live = lock(&t.live);
+            if live.state == UnitState::Running {
+                live.stop_requested = true;
+                if let Some(a) = live.abort.take() {
+                    a.abort();
+                }
+                out.push(t.name.clone());
+            }
+        }
+        out
+    }
+
+    /// Stops and starts the matching tasks again, each from its factory with its current
+    /// kwargs; returns their names.
+    pub async fn restart(&self, patterns: &[String]) -> Vec<String> {
+        self.stop(patterns);
+        let (tasks, _) = self.select(patterns);
+        for t in &tasks {
+            // The abort lands at the task's next await; wait for its end to be recorded.
+            for _ in 0..1000 {
+                if lock(&t.live).state != UnitState::Running {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            self.run(t);
+        }
+        tasks.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// Stops and removes the matching tasks; returns their names.
+    pub fn delete(&self, patterns: &[String]) -> Vec<String> {
+        let names = self.stop(patterns);
+        let (tasks, _) = self.select(patterns);
+        let mut all = lock(&self.tasks);
+        for t in &tasks {
+            all.remove(&t.name);
+        }
+        let _ = names;
+        tasks.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// Replaces a task's kwargs for its next start; false when there is no such task.
+    pub fn set_kwargs(&self, name: &str, kwargs: Map<String, Value>) -> bool {
+        match lock(&self.tasks).get(name) {
+            Some(t) => {
+                *lock(&t.kwargs) = kwargs;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Status of the matching tasks, in the same shape as units' (type `task`).
+    pub fn status(&self, patterns: &[String], host: &str) -> Vec<UnitStatus> {
+        let (tasks, _) = self.select(patterns);
+        tasks.iter().map(|t| t.status(host)).collect()
+    }
+}
+
+impl Task {
+    fn status(&self, host: &str) -> UnitStatus {
+        let live = lock(&self.live);
+        UnitStatus {
+            name: self.name.clone(),
+            source: "task".into(),
+            description: String::new(),
+            version: String::new(),
+            docs: String::new(),
+            kind: UnitType::Task,
+            enabled: true,
+            load_error: None,
+            state: live.state,
+            waiting_for: Vec::new(),
+            since_us: live.since_us,
+            started_us: live.started_us,
+            done_us: live.done_us,
+            pid: None,
+            result: None,
+            error: live.error.clone(),
+            traceback: live.traceback.clone(),
+            memory_bytes: None,
+            cpu_us: None,
+            starts: live.starts,
+            restarts: 0,
+            last_exit: None,
+            next_restart_us: None,
+            status_text: None,
+            health: None,
+            schedule: None,
+            stats: lock(&self.stats).clone(),
+            argv: Vec::new(),
+            args: self.args.clone(),
+            kwargs: lock(&self.kwargs).clone(),
+            journal: Vec::new(),
+            host: host.to_string(),
+            task_result: live.result.clone(),
+            loop_info: Some(LoopInfo {
+                polls: self.polls.load(Ordering::Relaxed),
+                busy_us: self.busy_ns.load(Ordering::Relaxed) / 1000,
+            }),
+        }
+    }
+}
+
+/// Runs `task` on `spec` while it stays in the registry; a run still going when the next is
+/// due is not started twice, and the journal says so. Deadlines are absolute (see
+/// [`crate::schedule`]).
+async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: crate::schedule::Spec) {
+    use chrono::Local;
+    let mut due = crate::schedule::first(&spec, &Local::now());
+    let mut mono = due.map(|d| Instant::now() + (d - Local::now()).to_std().unwrap_or_default());
+    while let (Some(when), Some(at)) = (due, mono) {
+        tokio::time::sleep_until(at.into()).await;
+        let still_here = lock(&reg.tasks)
+            .get(&task.name)
+            .is_some_and(|t| Arc::ptr_eq(t, &task));
+        if !still_here {
+            return;
+        }
+        if !reg.run(&task) {
+            reg.journal.log(
+                task.id,
+                Level::Warning,
+                &format!(
+                    "Skipped the run due at {}: the previous run is still going",
+                    when.format("%Y-%m-%d %H:%M:%S%.3f")
+                ),
+            );
+        }
+        due = crate::schedule::after(&spec, &when, &Local::now());
+        mono = match (spec.every, spec.at) {
+            (Some(e), None) => {
+                let mut n = at + e;
+                while n <= Instant::now() {
+                    n += e;
+                }
+                Some(n)
+            }
+            _ => due.map(|d| Instant::now() + (d - Local::now()).to_std().unwrap_or_default()),
+        };
+    }
+}
+
+fn finish(task: &Arc<Task>, run: u32, outcome: TaskResult, journal: &Journal) {
+    let text = {
+        let mut live = lock(&task.live);
+        if live.starts != run {
+            return;
+        }
+        live.abort = None;
+        live.done_us = Some(now_us());
+        live.since_us = live.done_us;
+        let stopped = live.stop_requested;
+        match &outcome {
+            _ if stopped => {
+                live.state = UnitState::Stopped;
+                "Stopped".to_string()
+            }
+            Ok(v) => {
+                live.state = UnitState::Done;
+                live.result = Some(v.clone());
+                format!("Done: result {v}")
+            }
+            Err(e) => {
+                live.state = UnitState::Failed;
+                live.error = Some(e.message.clone());
+                live.traceback = e.chain.clone();
+                format!("Failed: {}", e.message)
+            }
+        }
+    };
+    let failed = outcome.is_err() && lock(&task.live).state == UnitState::Failed;
+    journal.log(
+        task.id,
+        if failed { Level::Error } else { Level::Info },
+        &text,
+    );
+    if failed {
+        if let Some(cb) = &task.on_error {
+            cb(&task.name, &outcome);
+        }
+    }
+    if let Some(cb) = &task.on_stop {
+        cb(&task.name, &outcome);
+    }
+}
+
+/// A task's future, counting its polls and the time they take.
+struct Traced {
+    inner: TaskFuture,
+    task: Arc<Task>,
+}
+
+impl Future for Traced {
+    type Output = TaskResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut PollContext<'_>) -> Poll<TaskResult> {
+        let t0 = Instant::now();
+        let r = self.inner.as_mut().poll(cx);
+        let ns = t0.elapsed().as_nanos() as u64;
+        self.task.polls.fetch_add(1, Ordering::Relaxed);
+        self.task.busy_ns.fetch_add(ns, Ordering::Relaxed);
+        r
+    }
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened: the hook sees it, the task's watcher
+    /// (on the same thread in a current-thread runtime) reads it.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(loc) = info.location() {
+                let at = format!("{}:{}:{}", loc.file(), loc.line(), loc.column());
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(at));
+            }
+            previous(info);
+        }));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn registry() -> Arc<Registry> {
+        Registry::new(Arc::new(Journal::new(64 * 1024, "test")))
+    }
+
+    async fn settle(reg: &Registry, name: &str) -> UnitStatus {
+        for _ in 0..500 {
+            let s = reg.status(&[name.to_string()], "h").remove(0);
+            if s.state != UnitState::Running {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("{name} did not end");
+    }
+
+    fn p(s: &str) -> Vec<String> {
+        vec![s.to_string()]
+    }
+
+    #[tokio::test]
+    async fn names_results_errors_and_globs() {
+        let reg = registry();
+        let f = |ctx: Ctx| async move {
+            Ok(json!({"sum": ctx.args.iter().filter_map(Value::as_i64).sum::<i64>()}))
+        };
+        let opts = |a: i64| Options {
+            args: vec![json!(a), json!(1)],
+            ..Default::default()
+        };
+        assert_eq!(reg.add("blink", f, opts(1)), "blink");
+        assert_eq!(reg.add("blink", f, opts(2)), "blink@1");
+        assert_eq!(reg.add("blink", f, opts(3)), "blink@2");
+        reg.add("other", f, opts(0));
+        assert_eq!(reg.start(&p("blink*")), vec!["blink", "blink@1", "blink@2"]);
+        let s = settle(&reg, "blink@1").await;
+        assert_eq!(s.state, UnitState::Done);
+        assert_eq!(s.task_result, Some(json!({"sum": 3})));
+        assert_eq!(reg.status(&p("other"), "h")[0].state, UnitState::Inactive);
+
+        let failing = |_ctx: Ctx| async move {
+            let e = std::io::Error::other("disk gone");
+            Err(TaskError {
+                message: "cannot save".into(),
+                chain: vec![e.to_string()],
+            })
+        };
+        reg.add(
+            "save",
+            failing,
+            Options {
+                start: true,
+                ..Default::default()
+            },
+        );
+        let s = settle(&reg, "save").await;
+        assert_eq!(s.state, UnitState::Failed);
+        assert_eq!(s.error.as_deref(), Some("cannot save"));
+        assert_eq!(s.traceback, vec!["disk gone"]);
+        assert_eq!(reg.delete(&p("blink@*")), vec!["blink@1", "blink@2"]);
+        assert_eq!(reg.names(&[]).0, vec!["blink", "other", "save"]);
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_traceback_naming_where_and_the_rest_goes_on() {
+        let reg = registry();
+        let stops = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let (s2, e2) = (stops.clone(), errors.clone());
+        reg.add(
+            "boom",
+            |_ctx: Ctx| async move {
+                let v: Vec<u8> = Vec::new();
+                #[allow(clippy::out_of_bounds_indexing)]
+                let x = v[3];
+                Ok(json!(x))
+            },
+            Options {
+                start: true,
+                on_stop: Some(Arc::new(move |n, _| lock(&s2).push(n.to_string()))),
+                on_error: Some(Arc::new(move |n, r| {
+                    lock(&e2).push(format!("{n}: {}", r.as_ref().unwrap_err().message))
+                })),
+                ..Default::default()
+            },
+        );
+        let s = settle(&reg, "boom").await;
+        assert_eq!(s.state, UnitState::Failed);
+        let err = s.error.unwrap();
+        assert!(err.starts_with("panicked: index out of bounds"), "{err}");
+        assert!(
+            s.traceback
+                .iter()
+                .any(|l| l.starts_with("at asyncmdd/src/task.rs:")),
+            "{:?}",
+            s.traceback
+        );
+        assert_eq!(*lock(&stops), vec!["boom"]);
+        assert!(lock(&errors)[0].starts_with("boom: panicked"));
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_task_runs_every_period_and_never_overlaps() {
+        let reg = registry();
+        let runs = Arc::new(AtomicU64::new(0));
+        let active = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let (r2, a2, m2) = (runs.clone(), active.clone(), most.clone());
+        reg.add(
+            "job",
+            move |_ctx: Ctx| {
+                let (r, a, m) = (r2.clone(), a2.clone(), m2.clone());
+                async move {
+                    let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(now, Ordering::SeqCst);
+                    let n = r.fetch_add(1, Ordering::SeqCst);
+                    // The second run lasts over two periods.
+                    let ms = if n == 1 { 45 } else { 1 };
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    a.fetch_sub(1, Ordering::SeqCst);
+                    Ok(json!(n))
+                }
+            },
+            Options {
+                schedule: Some(
+                    crate::schedule::Spec::new(None, Some(Duration::from_millis(20)), None)
+                        .unwrap(),
+                ),
+                ..Default::default()
+            },
+        );
+        let skipped = || {
+            let mut copy = Vec::new();
+            reg.journal()
+                .with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
+            crate::journal::records(&copy)
+                .filter(|r| String::from_utf8_lossy(r.msg).starts_with("Skipped the run due at"))
+                .count()
+        };
+        for _ in 0..5000 {
+            if runs.load(Ordering::SeqCst) >= 5 && skipped() >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(runs.load(Ordering::SeqCst) >= 5);
+        assert!(
+            skipped() >= 1,
+            "the overlapping run was skipped and said so"
+        );
+        assert_eq!(most.load(Ordering::SeqCst), 1, "never two runs at once");
+    }
+
+    #[tokio::test]
+    async fn stop_restart_with_new_kwargs_loop_info_and_stats() {
+        let reg = registry();
+        reg.add(
+            "tick",
+            |ctx: Ctx| async move {
+                let every = ctx.kwarg_f64("ms", 1.0);
+                ctx.set_stat("every_ms", every);
+                loop {
+                    tokio::time::sleep(Duration::from_millis(every as u64)).await;
+                }
+            },
+            Options {
+                kwargs: json!({"ms": 1}).as_object().unwrap().clone(),
+                start: true,
+                ..Default::default()
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let s = reg.status(&p("tick"), "h").remove(0);
+        assert_eq!(s.state, UnitState::Running);
+        assert!(s.loop_info.unwrap().polls > 5, "{:?}", s.loop_info);
+        assert_eq!(s.stats["every_ms"], json!(1.0));
+        assert_eq!(reg.stop(&p("t*")), vec!["tick"]);
+        assert_eq!(settle(&reg, "tick").await.state, UnitState::Stopped);
+        assert!(reg.set_kwargs("tick", json!({"ms": 2}).as_object().unwrap().clone()));
+        reg.restart(&p("tick")).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let s = reg.status(&p("tick"), "h").remove(0);
+        assert_eq!((s.state, s.starts), (UnitState::Running, 2));
+        assert_eq!(s.stats["every_ms"], json!(2.0));
+        reg.restart(&p("tick")).await;
+        assert_eq!(reg.status(&p("tick"), "h")[0].starts, 3);
+    }
+}

@@ -1,0 +1,120 @@
+//! Traceable tasks: the async_blink walkthrough, driven through asyncmctl and asyncmjournal
+//! against the running example.
+
+use std::process::{Command, Stdio};
+
+use asyncmd_e2e::{bin, example, stderr, stdout, wait_for};
+use serde_json::Value;
+
+struct Blink {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Blink {
+    fn start() -> Blink {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("blink.sock");
+        let child = Command::new(example("async_blink"))
+            .env("ASYNCMD_SOCKET", &socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the example runs");
+        let b = Blink {
+            child,
+            socket,
+            _dir: dir,
+        };
+        wait_for("the example's socket", || {
+            b.ctl(&["list"]).status.success().then_some(())
+        });
+        b
+    }
+
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin("asyncmctl"))
+            .env("ASYNCMD_SOCKET", &self.socket)
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn status(&self, name: &str) -> Value {
+        let o = self.ctl(&["status", "--json", name]);
+        let v: Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+        v[0].clone()
+    }
+}
+
+impl Drop for Blink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_blink_walkthrough() {
+    let b = Blink::start();
+    let text = stdout(&b.ctl(&["status"]));
+    assert!(text.contains("● blink: status: running since "), "{text}");
+    assert!(text.contains("● blink@1: status: running since "), "{text}");
+
+    assert_eq!(stdout(&b.ctl(&["debug", "on"])), "debug: on\n");
+    let text = wait_for("a toggle counted", || {
+        let t = stdout(&b.ctl(&["status"]));
+        t.contains("Stats: toggles: ").then_some(t)
+    });
+    for line in [
+        "Type: task",
+        "┗━► args: [2]",
+        "┗━► kwargs: {\"sleep\":5}",
+        "┗━► args: [3]",
+        "Loop info: exec time: ",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(b.ctl(&["debug", "off"]).status.success());
+
+    let o = b.ctl(&["stop", "blink"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = wait_for("blink to stop", || {
+        let s = b.status("blink");
+        (s["state"] == "stopped").then_some(s)
+    });
+    assert_eq!(s["kwargs"]["sleep"], 5);
+    assert_eq!(
+        b.status("blink@1")["state"],
+        "running",
+        "only blink stopped"
+    );
+
+    let o = b.ctl(&["config", "blink", "--kwargs", r#"{"sleep": 3}"#]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(b.ctl(&["start", "blink"]).status.success());
+    let s = b.status("blink");
+    assert_eq!(
+        (s["state"].as_str(), s["starts"].as_u64()),
+        (Some("running"), Some(2))
+    );
+    assert_eq!(s["kwargs"]["sleep"], 3);
+
+    let o = Command::new(bin("asyncmjournal"))
+        .env("ASYNCMD_SOCKET", &b.socket)
+        .args(["-u", "blink*", "-o", "cat"])
+        .output()
+        .unwrap();
+    let j = stdout(&o);
+    assert!(
+        j.contains("LED 2 on") && j.contains("LED 3 on") && j.contains("Stopped"),
+        "{j}"
+    );
+    // Globs, and a name that matches nothing.
+    assert!(b.ctl(&["restart", "blink*"]).status.success());
+    assert_eq!(b.status("blink@1")["starts"], 2);
+    assert_eq!(b.ctl(&["stop", "nope"]).status.code(), Some(4));
+}
