@@ -20,5 +20,6 @@ pub mod schedule;
 pub mod server;
 pub mod supervisor;
 pub mod task;
+pub mod tracing_journal;
 pub mod unit;
 pub mod watcher;

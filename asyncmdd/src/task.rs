@@ -297,7 +297,10 @@ impl Registry {
             inner: (task.factory)(ctx),
             task: task.clone(),
         };
-        let handle = tokio::spawn(fut);
+        // tracing events inside the task land in the journal under its name (with
+        // crate::tracing_journal::JournalLayer installed).
+        let span = tracing::info_span!(crate::tracing_journal::TASK_SPAN, task = %task.name);
+        let handle = tokio::spawn(tracing::Instrument::instrument(fut, span));
         live.state = UnitState::Running;
         live.since_us = Some(now_us());
         live.started_us = live.since_us;
@@ -728,6 +731,51 @@ mod tests {
             "the overlapping run was skipped and said so"
         );
         assert_eq!(most.load(Ordering::SeqCst), 1, "never two runs at once");
+    }
+
+    #[test]
+    fn tracing_events_inside_a_task_reach_the_journal_under_its_name() {
+        use tracing_subscriber::prelude::*;
+        let journal = Arc::new(Journal::new(64 * 1024, "test"));
+        let subscriber = tracing_subscriber::registry()
+            .with(crate::tracing_journal::JournalLayer::new(journal.clone()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let reg = Registry::new(journal.clone());
+            reg.add(
+                "sensor",
+                |_ctx: Ctx| async move {
+                    tracing::warn!(celsius = 31, "too warm");
+                    Ok(json!(null))
+                },
+                Options {
+                    start: true,
+                    ..Default::default()
+                },
+            );
+            tracing::info!("outside any task: not in the journal");
+            settle(&reg, "sensor").await;
+        });
+        let mut copy = Vec::new();
+        journal.with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
+        let lines: Vec<(String, String)> = crate::journal::records(&copy)
+            .map(|r| {
+                let e = journal.to_entry(&r, "?");
+                (
+                    format!("{:?}", e.level),
+                    String::from_utf8_lossy(r.msg).into_owned(),
+                )
+            })
+            .collect();
+        assert!(
+            lines.contains(&("Warning".into(), "too warm celsius=31".into())),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|(_, m)| m.contains("outside any task")));
     }
 
     #[tokio::test]
