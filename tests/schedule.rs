@@ -100,7 +100,7 @@ fn the_example_builtins_hello_world_and_sensor() {
         )
         .unit("sensor.service", "[service]\nbuiltin = \"sensor\"\n")
         .config(
-            r#"{"hello": {"kwargs": {"sleep": 0.1, "led": 3}},
+            r#"{"hello": {"args": [3], "kwargs": {"sleep": 0.1}},
                 "world": {"kwargs": {"sleep": 0.05}},
                 "sensor": {"kwargs": {"interval": 0.1}}}"#,
         )

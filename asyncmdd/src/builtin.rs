@@ -16,6 +16,8 @@ pub struct Context {
     pub sup: Arc<Supervisor>,
     /// Its own unit.
     pub slot: Arc<Slot>,
+    /// `args` from `services.config`.
+    pub args: Vec<Value>,
     /// `kwargs` from `services.config`.
     pub kwargs: Map<String, Value>,
     /// Turns `true` when it is asked to stop.

@@ -26,11 +26,19 @@ fn wobble(t: f64, seed: f64) -> f64 {
     (t * 0.7 + seed).sin() * 0.6 + (t * 0.13 + seed * 2.0).sin() * 0.4
 }
 
-/// `hello`: every `sleep` seconds (default 1) toggles LED `led` (default 1, cycling 1-4),
-/// logs `LED n toggled!`, and sets the stat `temp` to a simulated temperature.
+/// `hello`: every `sleep` seconds (default 1) toggles an LED, starting with the first of its
+/// `args` (as asyncmd's `hello` takes it) or kwargs `led` (default 1), cycling 1-4; logs
+/// `LED n toggled!`, and sets the stat `temp` to a simulated temperature.
 pub async fn hello(mut ctx: Context) -> Result<(), String> {
     let sleep = number(&ctx.kwargs, "sleep", 1.0)?;
-    let mut led = number(&ctx.kwargs, "led", 1.0)? as u32;
+    let first = match ctx.args.first() {
+        Some(v) => v
+            .as_f64()
+            .filter(|x| *x >= 1.0)
+            .ok_or_else(|| format!("args[0] must be an LED number, not {v}"))?,
+        None => number(&ctx.kwargs, "led", 1.0)?,
+    };
+    let mut led = first as u32;
     let mut t = 0.0;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(sleep));
     loop {

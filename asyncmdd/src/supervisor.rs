@@ -919,6 +919,7 @@ impl Supervisor {
         let ctx = crate::builtin::Context {
             sup: self.clone(),
             slot: slot.clone(),
+            args: def.config.args.clone(),
             kwargs: def.config.kwargs.clone(),
             stop: stop_rx,
         };
