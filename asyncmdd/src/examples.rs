@@ -15,8 +15,8 @@ fn number(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<f64, S
         None => Ok(default),
         Some(v) => v
             .as_f64()
-            .filter(|x| x.is_finite() && *x > 0.0)
-            .ok_or_else(|| format!("kwargs {key} must be a positive number, not {v}")),
+            .filter(|x| x.is_finite() && (0.001..=1e9).contains(x))
+            .ok_or_else(|| format!("kwargs {key} must be a number from 0.001 to 1e9, not {v}")),
     }
 }
 
@@ -41,6 +41,7 @@ pub async fn hello(mut ctx: Context) -> Result<(), String> {
     let mut led = first as u32;
     let mut t = 0.0;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(sleep));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = ctx.stopped() => return Ok(()),
@@ -77,6 +78,7 @@ pub async fn sensor(mut ctx: Context) -> Result<(), String> {
     let seed = number(&ctx.kwargs, "seed", 3.0)?;
     let mut t = 0.0;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(interval));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = ctx.stopped() => return Ok(()),

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asyncmd_proto::Level;
+use asyncmd_proto::{Level, UnitState};
 use chrono::{DateTime, FixedOffset, Local, LocalResult, NaiveDate, NaiveTime, TimeZone};
 
 use crate::supervisor::{Slot, Supervisor};
@@ -101,10 +101,13 @@ pub fn next_daily<Tz: TimeZone>(after: &DateTime<Tz>, t: NaiveTime) -> DateTime<
 /// instant already past, with no `every` to repeat it).
 pub fn first<Tz: TimeZone>(spec: &Spec, now: &DateTime<Tz>) -> Option<DateTime<Tz>> {
     if let Some(d) = spec.start_in {
-        return Some(now.clone() + chrono_of(d));
+        // Overflow (a start_in of centuries) means never.
+        return now.clone().checked_add_signed(chrono_of(d));
     }
     match spec.at {
-        None => Some(now.clone() + chrono_of(spec.start_in.unwrap_or(Duration::ZERO))),
+        None => now
+            .clone()
+            .checked_add_signed(chrono_of(spec.start_in.unwrap_or(Duration::ZERO))),
         Some(At::Daily(t)) => Some(next_daily(now, t)),
         Some(At::Once(i)) => {
             let i = i.with_timezone(&now.timezone());
@@ -115,7 +118,9 @@ pub fn first<Tz: TimeZone>(spec: &Spec, now: &DateTime<Tz>) -> Option<DateTime<T
             let every = chrono_of(spec.every?);
             let behind = (now.clone() - i.clone()).num_microseconds()?;
             let step = every.num_microseconds()?.max(1);
-            Some(i + chrono::Duration::microseconds((behind / step + 1) * step))
+            i.checked_add_signed(chrono::Duration::microseconds(
+                (behind / step).checked_add(1)?.checked_mul(step)?,
+            ))
         }
     }
 }
@@ -129,11 +134,13 @@ pub fn after<Tz: TimeZone>(
 ) -> Option<DateTime<Tz>> {
     if let Some(every) = spec.every {
         let every = chrono_of(every);
-        let mut next = due.clone() + every;
+        let mut next = due.clone().checked_add_signed(every)?;
         if next <= *now {
             let behind = (now.clone() - next.clone()).num_microseconds()?;
             let step = every.num_microseconds()?.max(1);
-            next += chrono::Duration::microseconds((behind / step + 1) * step);
+            next = next.checked_add_signed(chrono::Duration::microseconds(
+                (behind / step).checked_add(1)?.checked_mul(step)?,
+            ))?;
         }
         return Some(next);
     }
@@ -227,8 +234,12 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
             }
             continue;
         }
-        // Due now.
-        if slot.state().is_active() {
+        // Due now. Anything but ended means the previous run still goes.
+        let busy = !matches!(
+            slot.state(),
+            UnitState::Inactive | UnitState::Done | UnitState::Failed | UnitState::Stopped
+        );
+        if busy {
             sup.log_for(
                 &slot,
                 Level::Warning,
@@ -247,11 +258,11 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
         let next = after(&spec, &when, &Local::now());
         due_mono = match (due_mono, spec.every) {
             (Some(m), Some(e)) if spec.at.is_none() => {
-                let mut n = m + e;
-                while n <= Instant::now() {
-                    n += e;
+                let mut n = m.checked_add(e);
+                while let Some(t) = n.filter(|t| *t <= Instant::now()) {
+                    n = t.checked_add(e);
                 }
-                Some(n)
+                n
             }
             _ => next.map(|d| mono_of(&d)),
         };
@@ -259,9 +270,12 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
     }
 }
 
-fn mono_of(when: &DateTime<Local>) -> Instant {
+pub(crate) fn mono_of(when: &DateTime<Local>) -> Instant {
     let ahead = (*when - Local::now()).to_std().unwrap_or(Duration::ZERO);
-    Instant::now() + ahead
+    // Beyond what an Instant holds: as good as never, a century away.
+    Instant::now()
+        .checked_add(ahead)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400))
 }
 
 #[cfg(test)]

@@ -308,8 +308,18 @@ impl Server {
     /// The units and the tasks matching `patterns` (all when empty), and the patterns that
     /// matched neither.
     fn select(&self, patterns: &[String]) -> Result<Selection, String> {
-        let (slots, missing_units) = self.sup.select(patterns)?;
         let (tasks, missing_tasks) = self.sup.tasks().names(patterns);
+        // A name that is exactly a task's means the task only, not NAME.service too.
+        let for_units: Vec<String> = patterns
+            .iter()
+            .filter(|p| !tasks.contains(p))
+            .cloned()
+            .collect();
+        let (slots, missing_units) = if for_units.is_empty() && !patterns.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            self.sup.select(&for_units)?
+        };
         let missing = missing_units
             .into_iter()
             .filter(|m| missing_tasks.contains(m))

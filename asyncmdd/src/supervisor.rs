@@ -601,10 +601,14 @@ impl Supervisor {
                 .store(false, std::sync::atomic::Ordering::SeqCst);
             return Err(e);
         }
-        let mut units = self.units.write().unwrap_or_else(|e| e.into_inner());
-        if units.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-            units.remove(&slot.name);
+        {
+            let mut units = self.units.write().unwrap_or_else(|e| e.into_inner());
+            if units.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+                units.remove(&slot.name);
+            }
         }
+        // Wakes its scheduler, which sees the unit is gone and ends.
+        slot.notify();
         Ok(())
     }
 

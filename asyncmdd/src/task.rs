@@ -155,6 +155,8 @@ struct Task {
     polls: AtomicU64,
     busy_ns: AtomicU64,
     stats: Arc<Mutex<Map<String, Value>>>,
+    /// Turns true when the task is deleted: its scheduler ends.
+    gone: tokio::sync::watch::Sender<bool>,
 }
 
 /// The registry of traceable tasks.
@@ -221,6 +223,7 @@ impl Registry {
                 polls: AtomicU64::new(0),
                 busy_ns: AtomicU64::new(0),
                 stats: Arc::new(Mutex::new(Map::new())),
+                gone: tokio::sync::watch::channel(false).0,
             });
             tasks.insert(unique.clone(), task);
             unique
@@ -319,23 +322,7 @@ impl Registry {
             let outcome: TaskResult = match handle.await {
                 Ok(r) => r,
                 Err(e) if e.is_cancelled() => Err(TaskError::msg("stopped")),
-                Err(e) => {
-                    let payload = e.into_panic();
-                    let msg = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic without a message".into());
-                    let at = LAST_PANIC.with(|p| p.borrow_mut().take());
-                    let mut chain = vec![format!("panicked: {msg}")];
-                    if let Some(at) = at {
-                        chain.push(format!("at {at}"));
-                    }
-                    Err(TaskError {
-                        message: format!("panicked: {msg}"),
-                        chain,
-                    })
-                }
+                Err(e) => Err(panic_error(e.into_panic())),
             };
             finish(&t, run, outcome, &journal);
         });
@@ -364,18 +351,23 @@ impl Registry {
     pub async fn restart(&self, patterns: &[String]) -> Vec<String> {
         self.stop(patterns);
         let (tasks, _) = self.select(patterns);
+        let mut restarted = Vec::new();
         for t in &tasks {
             // The abort lands at the task's next await; wait for its end to be recorded.
             for _ in 0..1000 {
                 if lock(&t.live).state != UnitState::Running {
                     break;
                 }
-                tokio::task::yield_now().await;
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
-            self.run(t);
+            let registered = lock(&self.tasks)
+                .get(&t.name)
+                .is_some_and(|x| Arc::ptr_eq(x, t));
+            if registered && self.run(t) {
+                restarted.push(t.name.clone());
+            }
         }
-        tasks.iter().map(|t| t.name.clone()).collect()
+        restarted
     }
 
     /// Stops and removes the matching tasks; returns their names.
@@ -385,6 +377,7 @@ impl Registry {
         let mut all = lock(&self.tasks);
         for t in &tasks {
             all.remove(&t.name);
+            t.gone.send_replace(true);
         }
         let _ = names;
         tasks.iter().map(|t| t.name.clone()).collect()
@@ -453,19 +446,35 @@ impl Task {
     }
 }
 
-/// Runs `task` on `spec` while it stays in the registry; a run still going when the next is
-/// due is not started twice, and the journal says so. Deadlines are absolute (see
-/// [`crate::schedule`]).
+/// Runs `task` on `spec` until it is deleted; a run still going when the next is due is not
+/// started twice, and the journal says so. Deadlines are absolute; `every` counts on the
+/// monotonic clock, `at` re-reads the wall clock each second (see [`crate::schedule`]).
 async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: crate::schedule::Spec) {
+    use crate::schedule::{after, first, mono_of};
     use chrono::Local;
-    let mut due = crate::schedule::first(&spec, &Local::now());
-    let mut mono = due.map(|d| Instant::now() + (d - Local::now()).to_std().unwrap_or_default());
-    while let (Some(when), Some(at)) = (due, mono) {
-        tokio::time::sleep_until(at.into()).await;
-        let still_here = lock(&reg.tasks)
-            .get(&task.name)
-            .is_some_and(|t| Arc::ptr_eq(t, &task));
-        if !still_here {
+    use std::time::Duration;
+    let mut gone = task.gone.subscribe();
+    let monotonic = spec.every.is_some() && spec.at.is_none();
+    let mut due = first(&spec, &Local::now());
+    let mut mono = due.map(|d| mono_of(&d));
+    while let Some(when) = due {
+        loop {
+            let wait = match mono {
+                Some(m) if monotonic => m.saturating_duration_since(Instant::now()),
+                _ => (when - Local::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(Duration::from_secs(1)),
+            };
+            if wait.is_zero() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = gone.changed() => return,
+            }
+        }
+        if *gone.borrow() {
             return;
         }
         if !reg.run(&task) {
@@ -478,22 +487,22 @@ async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: crate::schedule::S
                 ),
             );
         }
-        due = crate::schedule::after(&spec, &when, &Local::now());
-        mono = match (spec.every, spec.at) {
-            (Some(e), None) => {
-                let mut n = at + e;
-                while n <= Instant::now() {
-                    n += e;
+        due = after(&spec, &when, &Local::now());
+        mono = match (mono, spec.every) {
+            (Some(m), Some(e)) if monotonic => {
+                let mut n = m.checked_add(e);
+                while let Some(t) = n.filter(|t| *t <= Instant::now()) {
+                    n = t.checked_add(e);
                 }
-                Some(n)
+                n
             }
-            _ => due.map(|d| Instant::now() + (d - Local::now()).to_std().unwrap_or_default()),
+            _ => due.map(|d| mono_of(&d)),
         };
     }
 }
 
 fn finish(task: &Arc<Task>, run: u32, outcome: TaskResult, journal: &Journal) {
-    let text = {
+    let (text, failed) = {
         let mut live = lock(&task.live);
         if live.starts != run {
             return;
@@ -502,7 +511,7 @@ fn finish(task: &Arc<Task>, run: u32, outcome: TaskResult, journal: &Journal) {
         live.done_us = Some(now_us());
         live.since_us = live.done_us;
         let stopped = live.stop_requested;
-        match &outcome {
+        let text = match &outcome {
             _ if stopped => {
                 live.state = UnitState::Stopped;
                 "Stopped".to_string()
@@ -518,9 +527,9 @@ fn finish(task: &Arc<Task>, run: u32, outcome: TaskResult, journal: &Journal) {
                 live.traceback = e.chain.clone();
                 format!("Failed: {}", e.message)
             }
-        }
+        };
+        (text, live.state == UnitState::Failed)
     };
-    let failed = outcome.is_err() && lock(&task.live).state == UnitState::Failed;
     journal.log(
         task.id,
         if failed { Level::Error } else { Level::Info },
@@ -547,11 +556,39 @@ impl Future for Traced {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut PollContext<'_>) -> Poll<TaskResult> {
         let t0 = Instant::now();
-        let r = self.inner.as_mut().poll(cx);
+        // A panic is caught here, on the thread it happened on, so its location (recorded by
+        // the hook on this same thread a moment ago) is its own.
+        let inner = &mut self.inner;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx)));
         let ns = t0.elapsed().as_nanos() as u64;
         self.task.polls.fetch_add(1, Ordering::Relaxed);
         self.task.busy_ns.fetch_add(ns, Ordering::Relaxed);
-        r
+        match r {
+            Ok(p) => p,
+            Err(payload) => Poll::Ready(Err(panic_error(payload))),
+        }
+    }
+}
+
+/// A panic's payload as a task error, with where it happened when the hook saw it on this
+/// thread.
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> TaskError {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let at = LAST_PANIC
+        .try_with(|p| p.borrow_mut().take())
+        .ok()
+        .flatten();
+    let mut chain = vec![format!("panicked: {msg}")];
+    if let Some(at) = at {
+        chain.push(format!("at {at}"));
+    }
+    TaskError {
+        message: format!("panicked: {msg}"),
+        chain,
     }
 }
 
@@ -568,7 +605,7 @@ fn install_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             if let Some(loc) = info.location() {
                 let at = format!("{}:{}:{}", loc.file(), loc.line(), loc.column());
-                LAST_PANIC.with(|p| *p.borrow_mut() = Some(at));
+                let _ = LAST_PANIC.try_with(|p| *p.borrow_mut() = Some(at));
             }
             previous(info);
         }));
@@ -776,6 +813,43 @@ mod tests {
             "{lines:?}"
         );
         assert!(!lines.iter().any(|(_, m)| m.contains("outside any task")));
+    }
+
+    #[tokio::test]
+    async fn delete_ends_a_schedule() {
+        let reg = registry();
+        let runs = Arc::new(AtomicU64::new(0));
+        let r2 = runs.clone();
+        reg.add(
+            "job",
+            move |_ctx: Ctx| {
+                let r = r2.clone();
+                async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    Ok(json!(null))
+                }
+            },
+            Options {
+                schedule: Some(
+                    crate::schedule::Spec::new(None, Some(Duration::from_millis(5)), None).unwrap(),
+                ),
+                ..Default::default()
+            },
+        );
+        for _ in 0..5000 {
+            if runs.load(Ordering::SeqCst) >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(reg.delete(&p("job")), vec!["job"]);
+        let after_delete = runs.load(Ordering::SeqCst);
+        // Several periods later, nothing more ran.
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), after_delete);
+        assert!(reg.names(&[]).0.is_empty());
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@ fn seconds(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<Durat
         None => Ok(Duration::from_secs_f64(default)),
         Some(v) => v
             .as_f64()
-            .filter(|s| *s > 0.0 && s.is_finite())
+            .filter(|s| (0.001..=1e9).contains(s))
             .map(Duration::from_secs_f64)
             .ok_or_else(|| format!("kwargs {key} must be a positive number of seconds, not {v}")),
     }
