@@ -89,36 +89,32 @@ fn descendants(roots: Vec<u32>) -> Vec<u32> {
     let mut todo = roots;
     while let Some(p) = todo.pop() {
         out.push(p);
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-                todo.extend(
-                    text.split_whitespace()
-                        .filter_map(|c| c.parse::<u32>().ok()),
-                );
-            }
-        }
+        todo.extend(children_in(&format!("/proc/{p}/task")));
     }
     out
 }
 
-/// This process's children, from `/proc/self/task/*/children`.
+/// This process's children.
 fn children() -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
+    children_in("/proc/self/task")
+        .into_iter()
+        .map(|p| p as i32)
+        .collect()
+}
+
+/// The children of every thread under `tasks` (a `/proc/PID/task` directory).
+fn children_in(tasks: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir(tasks) else {
+        return Vec::new();
     };
-    for t in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-            out.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
-        }
-    }
-    out
+    dir.flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The state letter of process `pid` (`R`, `S`, `Z`...).

@@ -122,6 +122,28 @@ impl Live {
         self.state = state;
         self.since_us = Some(now_us());
     }
+
+    /// Resets what describes a run as a new one begins (its state already set); returns its
+    /// run number.
+    fn begin_run(&mut self, pid: Option<u32>) -> u32 {
+        self.last_ping = Some(Instant::now());
+        self.main_pid = None;
+        self.main_exited = false;
+        self.started_us = self.since_us;
+        self.done_us = None;
+        self.pid = pid;
+        self.result = None;
+        self.error = None;
+        self.traceback.clear();
+        self.starts += 1;
+        self.stop_requested = false;
+        self.started_at = Some(Instant::now());
+        self.next_restart_us = None;
+        self.kill_reason = None;
+        self.status_text = None;
+        self.health = None;
+        self.starts
+    }
 }
 
 /// What a unit is: its file and its `services.config` entry. Replaced as a whole, never
@@ -805,23 +827,7 @@ impl Supervisor {
             } else {
                 UnitState::Running
             });
-            live.last_ping = Some(Instant::now());
-            live.main_pid = None;
-            live.main_exited = false;
-            live.started_us = live.since_us;
-            live.done_us = None;
-            live.pid = Some(pid);
-            live.result = None;
-            live.error = None;
-            live.traceback.clear();
-            live.starts += 1;
-            live.stop_requested = false;
-            live.started_at = Some(Instant::now());
-            live.next_restart_us = None;
-            live.kill_reason = None;
-            live.status_text = None;
-            live.health = None;
-            live.starts
+            live.begin_run(Some(pid))
         };
         slot.notify();
         self.log(slot, Level::Info, &format!("Started (pid {pid})"));
@@ -932,22 +938,11 @@ impl Supervisor {
         let run = {
             let mut live = slot.live();
             live.set(UnitState::Running);
-            live.started_us = live.since_us;
-            live.done_us = None;
-            live.pid = None;
-            live.result = None;
-            live.error = None;
-            live.traceback.clear();
-            live.starts += 1;
-            live.stop_requested = false;
-            live.started_at = Some(Instant::now());
-            live.next_restart_us = None;
-            live.kill_reason = None;
             live.waiting_for.clear();
             live.ran_with = Some(def.clone());
             live.stats.clear();
             live.builtin = Some((stop_tx, inner.abort_handle()));
-            live.starts
+            live.begin_run(None)
         };
         slot.notify();
         self.log(slot, Level::Info, &format!("Started (builtin {name})"));
