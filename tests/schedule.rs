@@ -110,8 +110,13 @@ fn the_example_builtins_hello_world_and_sensor() {
         j.contains("LED 3 toggled!\nLED 4 toggled!\nLED 1 toggled!")
             .then_some(())
     });
-    let temp = d.status("hello.service")["stats"]["temp"].clone();
+    let hello = d.status("hello.service");
+    let temp = hello["stats"]["temp"].clone();
     assert!(temp.as_str().is_some_and(|t| t.ends_with(" C")), "{temp}");
+    // Builtins are traced as tasks are: asyncmd's "Loop info" line.
+    assert!(hello["loop_info"]["polls"].as_u64() > Some(2), "{hello}");
+    let text = stdout(&d.ctl(&["status", "hello.service"]));
+    assert!(text.contains("Loop info: exec time: "), "{text}");
     wait_for("world to run twice on its schedule", || {
         let j = stdout(&d.journal(&["-u", "world", "-o", "cat"]));
         (j.matches("world: done").count() >= 2).then_some(())

@@ -80,6 +80,8 @@ struct Live {
     schedule_next_us: Option<i64>,
     /// Asks a running builtin service to stop; aborts it when it does not.
     builtin: Option<(watch::Sender<bool>, tokio::task::AbortHandle)>,
+    /// A builtin's polls and their time.
+    counters: Option<Arc<crate::task::Counters>>,
 }
 
 impl Live {
@@ -115,6 +117,7 @@ impl Live {
             schedule_last_us: None,
             schedule_next_us: None,
             builtin: None,
+            counters: None,
         }
     }
 
@@ -476,7 +479,7 @@ impl Slot {
             journal,
             host: host.to_string(),
             task_result: None,
-            loop_info: None,
+            loop_info: live.counters.as_ref().map(|c| c.loop_info()),
         }
     }
 
@@ -827,6 +830,7 @@ impl Supervisor {
             } else {
                 UnitState::Running
             });
+            live.counters = None;
             live.begin_run(Some(pid))
         };
         slot.notify();
@@ -934,13 +938,19 @@ impl Supervisor {
             stop: stop_rx,
         };
         let owned = name.to_string();
-        let inner = tokio::spawn(async move { crate::builtin::run(&owned, ctx).await });
+        // Made traceable as tasks are: loop info, and a panic becomes an error with its place.
+        let counters = Arc::new(crate::task::Counters::default());
+        let inner = tokio::spawn(crate::task::traced(
+            async move { crate::builtin::run(&owned, ctx).await },
+            counters.clone(),
+        ));
         let run = {
             let mut live = slot.live();
             live.set(UnitState::Running);
             live.waiting_for.clear();
             live.ran_with = Some(def.clone());
             live.stats.clear();
+            live.counters = Some(counters);
             live.builtin = Some((stop_tx, inner.abort_handle()));
             live.begin_run(None)
         };
@@ -949,7 +959,11 @@ impl Supervisor {
         let (sup, s) = (self.clone(), slot.clone());
         tokio::spawn(async move {
             let outcome = match inner.await {
-                Ok(r) => r,
+                Ok(Ok(r)) => r,
+                Ok(Err(panic)) => Err(std::iter::once(panic.message)
+                    .chain(panic.chain.into_iter().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" ")),
                 Err(e) if e.is_cancelled() => {
                     Err("aborted: it did not stop within its stop timeout".into())
                 }

@@ -152,8 +152,7 @@ struct Task {
     on_error: Option<Callback>,
     id: UnitId,
     live: Mutex<Live>,
-    polls: AtomicU64,
-    busy_ns: AtomicU64,
+    counters: Arc<Counters>,
     stats: Arc<Mutex<Map<String, Value>>>,
     /// Turns true when the task is deleted: its scheduler ends.
     gone: tokio::sync::watch::Sender<bool>,
@@ -220,8 +219,7 @@ impl Registry {
                     abort: None,
                     stop_requested: false,
                 }),
-                polls: AtomicU64::new(0),
-                busy_ns: AtomicU64::new(0),
+                counters: Arc::new(Counters::default()),
                 stats: Arc::new(Mutex::new(Map::new())),
                 gone: tokio::sync::watch::channel(false).0,
             });
@@ -294,12 +292,8 @@ impl Registry {
             id: task.id,
             stats: task.stats.clone(),
         };
-        task.polls.store(0, Ordering::Relaxed);
-        task.busy_ns.store(0, Ordering::Relaxed);
-        let fut = Traced {
-            inner: (task.factory)(ctx),
-            task: task.clone(),
-        };
+        task.counters.reset();
+        let fut = traced((task.factory)(ctx), task.counters.clone());
         // tracing events inside the task land in the journal under its name (with
         // crate::tracing_journal::JournalLayer installed).
         let span = tracing::info_span!(crate::tracing_journal::TASK_SPAN, task = %task.name);
@@ -320,7 +314,7 @@ impl Registry {
         let (t, journal) = (task.clone(), self.journal.clone());
         tokio::spawn(async move {
             let outcome: TaskResult = match handle.await {
-                Ok(r) => r,
+                Ok(r) => r.and_then(|r| r),
                 Err(e) if e.is_cancelled() => Err(TaskError::msg("stopped")),
                 Err(e) => Err(panic_error(e.into_panic())),
             };
@@ -438,10 +432,7 @@ impl Task {
             journal: Vec::new(),
             host: host.to_string(),
             task_result: live.result.clone(),
-            loop_info: Some(LoopInfo {
-                polls: self.polls.load(Ordering::Relaxed),
-                busy_us: self.busy_ns.load(Ordering::Relaxed) / 1000,
-            }),
+            loop_info: Some(self.counters.loop_info()),
         }
     }
 }
@@ -545,26 +536,60 @@ fn finish(task: &Arc<Task>, run: u32, outcome: TaskResult, journal: &Journal) {
     }
 }
 
-/// A task's future, counting its polls and the time they take.
-struct Traced {
-    inner: TaskFuture,
-    task: Arc<Task>,
+/// How many times a future was polled and how long its polls took.
+#[derive(Debug, Default)]
+pub struct Counters {
+    polls: AtomicU64,
+    busy_ns: AtomicU64,
 }
 
-impl Future for Traced {
-    type Output = TaskResult;
+impl Counters {
+    /// The counts so far, as status shows them.
+    pub fn loop_info(&self) -> LoopInfo {
+        LoopInfo {
+            polls: self.polls.load(Ordering::Relaxed),
+            busy_us: self.busy_ns.load(Ordering::Relaxed) / 1000,
+        }
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut PollContext<'_>) -> Poll<TaskResult> {
+    fn reset(&self) {
+        self.polls.store(0, Ordering::Relaxed);
+        self.busy_ns.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Wraps `fut` so its polls are counted and timed into `counters`, and a panic inside it
+/// becomes an error with its message and location instead of unwinding: what makes any
+/// future traceable, tasks and the daemon's builtin services alike.
+pub fn traced<F: Future>(fut: F, counters: Arc<Counters>) -> Traced<F> {
+    install_panic_hook();
+    Traced {
+        inner: Box::pin(fut),
+        counters,
+    }
+}
+
+/// A future made traceable by [`traced`].
+pub struct Traced<F> {
+    inner: Pin<Box<F>>,
+    counters: Arc<Counters>,
+}
+
+impl<F: Future> Future for Traced<F> {
+    type Output = Result<F::Output, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut PollContext<'_>) -> Poll<Self::Output> {
         let t0 = Instant::now();
         // A panic is caught here, on the thread it happened on, so its location (recorded by
         // the hook on this same thread a moment ago) is its own.
         let inner = &mut self.inner;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx)));
         let ns = t0.elapsed().as_nanos() as u64;
-        self.task.polls.fetch_add(1, Ordering::Relaxed);
-        self.task.busy_ns.fetch_add(ns, Ordering::Relaxed);
+        self.counters.polls.fetch_add(1, Ordering::Relaxed);
+        self.counters.busy_ns.fetch_add(ns, Ordering::Relaxed);
         match r {
-            Ok(p) => p,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(panic_error(payload))),
         }
     }
