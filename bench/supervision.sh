@@ -34,29 +34,12 @@ import os, signal, statistics, subprocess, sys, time
 b, w = sys.argv[1], sys.argv[2]
 RUNS = 50
 
-def descendants(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children") as f:
-                    kids = [int(k) for k in f.read().split()]
-                out += kids
-                todo += kids
-        except OSError:
-            pass
-    return out
+sys.path.insert(0, "bench")
+from procs import sleeps_under
 
 def find(root, arg):
-    for pid in descendants(root):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if f.read() == b"sleep\0" + arg + b"\0":
-                    return pid
-        except OSError:
-            pass
-    return None
+    found = sleeps_under(root, arg)
+    return found[0] if found else None
 
 def measure(cmd, arg):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

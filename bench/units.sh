@@ -78,32 +78,11 @@ python3 - "$B" "$W" <<'PY'
 import os, signal, statistics, subprocess, sys, time
 b, w = sys.argv[1], sys.argv[2]
 
-def descendants(pid):
-    """Every descendant of pid, from /proc/PID/task/TID/children: far cheaper than a scan
-    of all of /proc, so the poller steals little CPU from what it measures."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children") as f:
-                    kids = [int(k) for k in f.read().split()]
-                out += kids
-                todo += kids
-        except OSError:
-            pass
-    return out
+sys.path.insert(0, "bench")
+from procs import sleeps_under
 
 def count(root, arg):
-    n = 0
-    for pid in descendants(root):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if f.read() == b"sleep\0" + arg + b"\0":
-                    n += 1
-        except OSError:
-            pass
-    return n
+    return len(sleeps_under(root, arg))
 
 def alive(arg):
     for pid in os.listdir("/proc"):

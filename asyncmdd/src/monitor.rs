@@ -64,11 +64,7 @@ pub async fn health(sup: Arc<Supervisor>, slot: Arc<Slot>, run: u32, check: Heal
                 ));
                 if failures >= check.retries {
                     let why = format!("health check failed {failures} times in a row: {why}");
-                    let sig = slot
-                        .def()
-                        .unit
-                        .as_ref()
-                        .map_or(Signal::SIGTERM, |u| u.stop_signal);
+                    let sig = slot.stop_settings().0;
                     sup.kill_run(&slot, run, &why, sig).await;
                     return;
                 }

@@ -83,6 +83,16 @@ pub fn reap_orphans() -> usize {
     reaped
 }
 
+/// This process's children that tokio does not wait for: orphans handed to the subreaper.
+fn orphan_roots() -> Vec<u32> {
+    let own = own();
+    children()
+        .into_iter()
+        .filter(|p| !own.contains(p))
+        .map(|p| p as u32)
+        .collect()
+}
+
 /// `roots` and every process below them.
 fn descendants(roots: Vec<u32>) -> Vec<u32> {
     let mut out = Vec::new();
@@ -129,15 +139,7 @@ pub fn proc_state(pid: u32) -> Option<char> {
 /// otherwise it reads every process's environment.
 pub fn invocation_pids(tag: &str) -> Vec<u32> {
     let candidates: Vec<u32> = if SUBREAPER.load(Ordering::SeqCst) {
-        let roots: Vec<u32> = {
-            let own = own();
-            children()
-                .into_iter()
-                .filter(|p| !own.contains(p))
-                .map(|p| p as u32)
-                .collect()
-        };
-        descendants(roots)
+        descendants(orphan_roots())
     } else {
         std::fs::read_dir("/proc")
             .map(|d| {
@@ -167,15 +169,7 @@ pub fn orphans() -> Vec<(u32, Option<String>)> {
     if !SUBREAPER.load(Ordering::SeqCst) {
         return Vec::new();
     }
-    let roots: Vec<u32> = {
-        let own = own();
-        children()
-            .into_iter()
-            .filter(|p| !own.contains(p))
-            .map(|p| p as u32)
-            .collect()
-    };
-    descendants(roots)
+    descendants(orphan_roots())
         .into_iter()
         .filter(|&p| proc_state(p).is_some_and(|s| s != 'Z'))
         .map(|p| (p, invocation_of(p)))

@@ -385,6 +385,16 @@ impl Slot {
         self.live().schedule_last_us = Some(due_us);
     }
 
+    /// The signal a stop sends first and how long it then waits before SIGKILL.
+    pub fn stop_settings(&self) -> (Signal, Duration) {
+        self.def()
+            .unit
+            .as_ref()
+            .map_or((Signal::SIGTERM, unit::DEFAULT_STOP_TIMEOUT), |u| {
+                (u.stop_signal, u.stop_timeout)
+            })
+    }
+
     /// Publishes a builtin service's stats.
     pub fn set_stats(&self, stats: serde_json::Map<String, serde_json::Value>) {
         self.live().stats = stats;
@@ -997,11 +1007,7 @@ impl Supervisor {
             let why = format!("no READY=1 within {}", humantime::format_duration(limit));
             let sup = self.clone();
             let (s, w) = (slot.clone(), why.clone());
-            let sig = slot
-                .def()
-                .unit
-                .as_ref()
-                .map_or(Signal::SIGTERM, |u| u.stop_signal);
+            let sig = slot.stop_settings().0;
             tokio::spawn(async move { sup.kill_run(&s, run, &w, sig).await });
             return Err(why);
         }
@@ -1061,13 +1067,7 @@ impl Supervisor {
                 left.len()
             ),
         );
-        let (sig, timeout) = slot
-            .def()
-            .unit
-            .as_ref()
-            .map_or((Signal::SIGTERM, unit::DEFAULT_STOP_TIMEOUT), |u| {
-                (u.stop_signal, u.stop_timeout)
-            });
+        let (sig, timeout) = slot.stop_settings();
         process::signal_invocation(None, tag, sig);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -1102,11 +1102,7 @@ impl Supervisor {
         };
         self.log(slot, Level::Error, &format!("{why}: sending {sig}"));
         process::signal_invocation(Some(pid), &tag, sig);
-        let timeout = slot
-            .def()
-            .unit
-            .as_ref()
-            .map_or(unit::DEFAULT_STOP_TIMEOUT, |u| u.stop_timeout);
+        let timeout = slot.stop_settings().1;
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1363,13 +1359,7 @@ impl Supervisor {
         if let Some((tx, abort)) = builtin {
             return self.stop_builtin(slot, tx, abort).await;
         }
-        let (sig, timeout) = slot
-            .def()
-            .unit
-            .as_ref()
-            .map_or((Signal::SIGTERM, unit::DEFAULT_STOP_TIMEOUT), |u| {
-                (u.stop_signal, u.stop_timeout)
-            });
+        let (sig, timeout) = slot.stop_settings();
         let gone = |st: UnitState| {
             !matches!(
                 st,
@@ -1413,11 +1403,7 @@ impl Supervisor {
         tx: watch::Sender<bool>,
         abort: tokio::task::AbortHandle,
     ) -> Result<(), String> {
-        let timeout = slot
-            .def()
-            .unit
-            .as_ref()
-            .map_or(unit::DEFAULT_STOP_TIMEOUT, |u| u.stop_timeout);
+        let timeout = slot.stop_settings().1;
         let _ = tx.send(true);
         let gone = |st: UnitState| !matches!(st, UnitState::Running | UnitState::Stopping);
         if slot.wait_for(timeout, gone).await {
