@@ -144,93 +144,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(EXIT_FAILED, &e.to_string()),
     };
-    let (req, detailed) = match &cli.command {
-        Command::Status {
-            patterns,
-            lines,
-            verbose,
-        } => {
-            let one_name = patterns.len() == 1 && !patterns[0].contains(['*', '?', '[']);
-            let detailed = *verbose || one_name;
-            let lines = if detailed { *lines } else { 0 };
-            let req = Request::Status {
-                patterns: patterns.clone(),
-                lines,
-            };
-            (req, detailed)
-        }
-        Command::List { patterns } => (
-            Request::List {
-                patterns: patterns.clone(),
-            },
-            false,
-        ),
-        Command::Start { units } => (
-            Request::Start {
-                units: units.clone(),
-            },
-            false,
-        ),
-        Command::Stop { units } => (
-            Request::Stop {
-                units: units.clone(),
-            },
-            false,
-        ),
-        Command::Restart { units } => (
-            Request::Restart {
-                units: units.clone(),
-            },
-            false,
-        ),
-        Command::Enable { units, now } => (
-            Request::Enable {
-                units: units.clone(),
-                now: *now,
-            },
-            false,
-        ),
-        Command::Disable { units, now } => (
-            Request::Disable {
-                units: units.clone(),
-                now: *now,
-            },
-            false,
-        ),
-        Command::Config { unit, args, kwargs } => (
-            Request::Config {
-                unit: unit.clone(),
-                args: args.clone(),
-                kwargs: kwargs.clone(),
-            },
-            false,
-        ),
-        Command::Reload { dry_run } => (Request::Reload { dry_run: *dry_run }, false),
-        Command::Load { units } => (
-            Request::Load {
-                units: units.clone(),
-            },
-            false,
-        ),
-        Command::Unload { units } => (
-            Request::Unload {
-                units: units.clone(),
-            },
-            false,
-        ),
-        Command::Debug { mode } => (
-            Request::Debug {
-                on: mode.as_deref().map(|m| m == "on"),
-            },
-            false,
-        ),
-        Command::ResetFailed { units } => (
-            Request::ResetFailed {
-                units: units.clone(),
-            },
-            false,
-        ),
-    };
+    let (req, detailed) = request(cli.command);
     let resp = match client.call(req) {
         Ok(r) => r,
         Err(e) => return fail(EXIT_FAILED, &e.to_string()),
@@ -331,6 +245,37 @@ fn main() -> ExitCode {
         .write_all(out.as_bytes())
         .and_then(|_| stdout.flush());
     ExitCode::from(code)
+}
+
+/// The request a command line makes, and whether its answer is shown in the detailed view.
+fn request(command: Command) -> (Request, bool) {
+    let req = match command {
+        Command::Status {
+            patterns,
+            lines,
+            verbose,
+        } => {
+            let one_name = patterns.len() == 1 && !patterns[0].contains(['*', '?', '[']);
+            let detailed = verbose || one_name;
+            let lines = if detailed { lines } else { 0 };
+            return (Request::Status { patterns, lines }, detailed);
+        }
+        Command::List { patterns } => Request::List { patterns },
+        Command::Start { units } => Request::Start { units },
+        Command::Stop { units } => Request::Stop { units },
+        Command::Restart { units } => Request::Restart { units },
+        Command::Enable { units, now } => Request::Enable { units, now },
+        Command::Disable { units, now } => Request::Disable { units, now },
+        Command::Config { unit, args, kwargs } => Request::Config { unit, args, kwargs },
+        Command::Reload { dry_run } => Request::Reload { dry_run },
+        Command::Load { units } => Request::Load { units },
+        Command::Unload { units } => Request::Unload { units },
+        Command::Debug { mode } => Request::Debug {
+            on: mode.as_deref().map(|m| m == "on"),
+        },
+        Command::ResetFailed { units } => Request::ResetFailed { units },
+    };
+    (req, false)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {

@@ -20,6 +20,13 @@ fn number(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<f64, S
     }
 }
 
+/// A tick every `secs` seconds that skips ticks missed during a stall rather than bursting.
+fn ticker(secs: f64) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick
+}
+
 /// A smooth, repeatable wobble for simulated readings: no randomness, so tests can rely on
 /// ranges, and two sensors with different `seed`s differ.
 fn wobble(t: f64, seed: f64) -> f64 {
@@ -40,8 +47,7 @@ pub async fn hello(mut ctx: Context) -> Result<(), String> {
     };
     let mut led = first as u32;
     let mut t = 0.0;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(sleep));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tick = ticker(sleep);
     loop {
         tokio::select! {
             _ = ctx.stopped() => return Ok(()),
@@ -77,8 +83,7 @@ pub async fn sensor(mut ctx: Context) -> Result<(), String> {
     let interval = number(&ctx.kwargs, "interval", 5.0)?;
     let seed = number(&ctx.kwargs, "seed", 3.0)?;
     let mut t = 0.0;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(interval));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tick = ticker(interval);
     loop {
         tokio::select! {
             _ = ctx.stopped() => return Ok(()),
