@@ -1,9 +1,8 @@
 //! asyncmjournal: every filter, output formats, follow through pipes, and the byte budget.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use asyncmd_e2e::{stderr, stdout, wait_for, Daemon, Setup};
+use asyncmd_e2e::{output_within, stderr, stdout, wait_for, Daemon, Lines, Setup};
 
 fn setup() -> Daemon {
     Setup::new()
@@ -154,9 +153,9 @@ fn pipeline(d: &Daemon, script: &str) -> std::process::Child {
 fn follow_through_grep_shows_new_lines() {
     let d = setup();
     let mut child = pipeline(&d, "$J -F -n 0 | grep --line-buffered LED");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let second = lines.next().unwrap().unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let first = lines.next_line("a first LED line through grep");
+    let second = lines.next_line("a second LED line through grep");
     assert!(first.contains("[hello.service] LED "), "{first}");
     assert!(second.contains("[hello.service] LED "), "{second}");
     assert_ne!(first, second);
@@ -169,7 +168,7 @@ fn follow_exits_zero_when_the_pipe_closes() {
     let d = setup();
     // head takes one line and leaves: the follower must notice and exit 0.
     let child = pipeline(&d, "$J -F | head -n 1");
-    let out = child.wait_with_output().unwrap();
+    let out = output_within(child, "a follower whose reader took one line");
     assert!(
         out.status.success(),
         "{}",
@@ -183,7 +182,7 @@ fn follow_exits_zero_when_the_pipe_closes() {
     );
     // Even when nothing is logged any more: a quiet unit, and a reader that leaves at once.
     let child = pipeline(&d, "$J -F -u hello2 -n 0 | true");
-    let out = child.wait_with_output().unwrap();
+    let out = output_within(child, "a quiet follower whose reader left");
     assert!(
         out.status.success(),
         "{}",
@@ -195,9 +194,9 @@ fn follow_exits_zero_when_the_pipe_closes() {
 fn follow_with_filters_only_sends_matches() {
     let d = setup();
     let mut child = pipeline(&d, "$J -f -n 2 -u 'hello*' -g 'toggled' -o cat");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for _ in 0..5 {
-        let l = lines.next().unwrap().unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    for k in 0..5 {
+        let l = lines.next_line(&format!("filtered line {k}"));
         assert!(l.starts_with("LED ") && l.ends_with(" toggled!"), "{l}");
     }
     let _ = child.kill();
@@ -219,7 +218,10 @@ fn a_flood_stays_within_the_budget_and_keeps_the_newest() {
     let idle_kb = d.mem_kb("VmRSS");
     assert!(d.ctl(&["start", "flood"]).status.success());
     // The daemon keeps answering while it swallows the flood.
-    assert!(d.ctl(&["status", "flood"]).status.code().is_some());
+    let o = d.ctl(&["--json", "status", "flood"]);
+    let answer: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("a status answer during the flood: {e}: {}", stderr(&o)));
+    assert_eq!(answer[0]["name"], "flood.service", "{answer}");
     d.wait_state("flood.service", "done");
     let peak_kb = d.mem_kb("VmHWM");
     let grown = peak_kb.saturating_sub(idle_kb);

@@ -2,9 +2,10 @@
 //! temporary units directory and socket, and runs the real clients against it. Every wait is on
 //! a condition with a generous deadline, never a fixed sleep.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
@@ -70,6 +71,64 @@ pub fn wait_for<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Fails the test, naming what to do, unless it runs as root: a test that needs root never
+/// passes silently without it.
+pub fn require_root(what: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{what} needs root: run the suite as root (CI does), e.g. `sudo cargo test --workspace`"
+    );
+}
+
+/// The lines of a child's output, each awaited with [`DEADLINE`], so that a missing line fails
+/// the test instead of hanging it.
+pub struct Lines {
+    rx: mpsc::Receiver<std::io::Result<String>>,
+}
+
+impl Lines {
+    /// Reads `reader` line by line on a thread of its own.
+    pub fn new(reader: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines { rx }
+    }
+
+    /// The next line, panicking with `what` if it does not come within [`DEADLINE`] or the
+    /// output ends first.
+    pub fn next_line(&self, what: &str) -> String {
+        match self.rx.recv_timeout(DEADLINE) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => panic!("reading {what}: {e}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("timed out waiting for {what}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the output ended before {what}"),
+        }
+    }
+}
+
+/// Waits for `child` to exit and collects its output, killing it and failing the test with
+/// `what` after [`DEADLINE`].
+pub fn output_within(child: Child, what: &str) -> Output {
+    let pid = Pid::from_raw(child.id() as i32);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.expect("the child's output"),
+        Err(_) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            panic!("timed out waiting for {what} to exit");
+        }
     }
 }
 
