@@ -1,14 +1,28 @@
 //! Scheduled units: `[schedule]` in a unit file starts it by the clock, not at boot.
 
 use asyncmd_e2e::{stdout, wait_for, Daemon, Setup};
+use chrono::{Local, NaiveDateTime, TimeZone};
 
-/// Times (µs) of the journal's "Started" entries of `unit`.
-fn starts(d: &Daemon, unit: &str) -> Vec<i64> {
-    d.entries(&["-u", unit])
-        .iter()
-        .filter(|e| e["msg"].as_str().is_some_and(|m| m.starts_with("Started")))
-        .map(|e| e["time_us"].as_i64().unwrap())
-        .collect()
+/// Each scheduled run of `unit`: the due time the scheduler logged (µs, to the millisecond) and
+/// the time of the "Started" entry that followed it.
+fn runs(d: &Daemon, unit: &str) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut due = None;
+    for e in d.entries(&["-u", unit]) {
+        let msg = e["msg"].as_str().unwrap();
+        if let Some(at) = msg.strip_prefix("Starting the run due at ") {
+            let local = NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.3f")
+                .unwrap_or_else(|e| panic!("{e}: {msg}"));
+            let at = Local.from_local_datetime(&local).earliest().unwrap();
+            due = Some(at.timestamp_micros());
+        } else if msg.starts_with("Started") {
+            let due = due
+                .take()
+                .unwrap_or_else(|| panic!("a start without a due time: {msg}"));
+            out.push((due, e["time_us"].as_i64().unwrap()));
+        }
+    }
+    out
 }
 
 #[test]
@@ -34,24 +48,35 @@ fn every_runs_on_absolute_deadlines_and_start_in_waits() {
         })
         .map(|e| e["time_us"].as_i64().unwrap())
         .unwrap();
-    let t = wait_for("12 scheduled runs", || {
-        let t = starts(&d, "tick");
-        (t.len() >= 12).then_some(t)
+    let r = wait_for("12 scheduled runs", || {
+        let r = runs(&d, "tick");
+        (r.len() >= 12).then_some(r)
     });
-    // The first run comes start_in after boot, each next one every 250 ms after the first:
-    // deadlines are absolute, so lateness does not pile up run after run.
+    // The first run waits for start_in (the scheduler starts a moment before the boot line).
+    let (due0, start0) = r[0];
     assert!(
-        t[0] - boot_line >= 300_000,
+        start0 - boot_line >= 250_000,
         "first run {} µs after boot",
-        t[0] - boot_line
+        start0 - boot_line
     );
-    for (k, &at) in t.iter().enumerate().take(12) {
-        let due = t[0] + k as i64 * 250_000;
+    // Deadlines are absolute: every due time is a whole number of periods after the first
+    // (a run only ever skips whole periods), so lateness never piles up...
+    let mut last = due0;
+    for (k, &(due, start)) in r.iter().enumerate() {
+        let off = (due - due0).rem_euclid(250_000);
         assert!(
-            at >= due - 5_000 && at < due + 200_000,
-            "run {k} at +{} µs, due +{} µs",
-            at - t[0],
-            due - t[0]
+            off <= 1_000 || off >= 249_000,
+            "run {k} due {} µs after run 0: not a multiple of 250 ms ({r:?})",
+            due - due0
+        );
+        assert!(k == 0 || due > last, "due times move forward: {r:?}");
+        last = due;
+        // ...and each run starts when it is due: never early, and late only by what a loaded
+        // machine takes to spawn a process.
+        assert!(
+            start >= due - 5_000 && start < due + 2_000_000,
+            "run {k} started {} µs after it was due",
+            start - due
         );
     }
     let s = d.status("later.service");

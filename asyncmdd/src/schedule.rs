@@ -249,6 +249,15 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
                 ),
             );
         } else {
+            // The due time in the journal lets a person (and a test) see lateness, not guess it.
+            sup.log_for(
+                &slot,
+                Level::Info,
+                &format!(
+                    "Starting the run due at {}",
+                    when.format("%Y-%m-%d %H:%M:%S%.3f")
+                ),
+            );
             slot.ran_on_schedule(when.timestamp_micros());
             let (sup2, s2) = (sup.clone(), slot.clone());
             tokio::spawn(async move {

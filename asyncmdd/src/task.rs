@@ -647,15 +647,33 @@ mod tests {
         Registry::new(Arc::new(Journal::new(64 * 1024, "test")))
     }
 
-    async fn settle(reg: &Registry, name: &str) -> UnitStatus {
-        for _ in 0..500 {
+    /// Polls `name`'s status until `cond` holds, failing with `what` after a deadline that a
+    /// loaded machine never reaches.
+    async fn until(
+        reg: &Registry,
+        name: &str,
+        what: &str,
+        cond: impl Fn(&UnitStatus) -> bool,
+    ) -> UnitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
             let s = reg.status(&[name.to_string()], "h").remove(0);
-            if s.state != UnitState::Running {
+            if cond(&s) {
                 return s;
             }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {s:?}"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        panic!("{name} did not end");
+    }
+
+    async fn settle(reg: &Registry, name: &str) -> UnitStatus {
+        until(reg, name, &format!("{name} to end"), |s| {
+            s.state != UnitState::Running
+        })
+        .await
     }
 
     fn p(s: &str) -> Vec<String> {
@@ -895,19 +913,21 @@ mod tests {
                 ..Default::default()
             },
         );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        let s = reg.status(&p("tick"), "h").remove(0);
+        let s = until(&reg, "tick", "tick to loop a few times", |s| {
+            s.loop_info.as_ref().is_some_and(|l| l.polls > 5) && !s.stats.is_empty()
+        })
+        .await;
         assert_eq!(s.state, UnitState::Running);
-        assert!(s.loop_info.unwrap().polls > 5, "{:?}", s.loop_info);
         assert_eq!(s.stats["every_ms"], json!(1.0));
         assert_eq!(reg.stop(&p("t*")), vec!["tick"]);
         assert_eq!(settle(&reg, "tick").await.state, UnitState::Stopped);
         assert!(reg.set_kwargs("tick", json!({"ms": 2}).as_object().unwrap().clone()));
         reg.restart(&p("tick")).await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let s = reg.status(&p("tick"), "h").remove(0);
-        assert_eq!((s.state, s.starts), (UnitState::Running, 2));
-        assert_eq!(s.stats["every_ms"], json!(2.0));
+        let s = until(&reg, "tick", "the restarted tick to set its stat", |s| {
+            s.starts == 2 && s.stats.get("every_ms") == Some(&json!(2.0))
+        })
+        .await;
+        assert_eq!(s.state, UnitState::Running);
         reg.restart(&p("tick")).await;
         assert_eq!(reg.status(&p("tick"), "h")[0].starts, 3);
     }
