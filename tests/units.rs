@@ -178,7 +178,9 @@ fn cycles_missing_and_failed_dependencies_are_named_and_spare_the_rest() {
         .sh("g.service", "requires = [\"broken.service\"]", LOOP)
         .sh(
             "h.service",
-            "after = [\"c.service\", \"bad.service\"]",
+            // after is ordering only: a unit that cannot start, failed, or does not exist at
+            // all holds nothing back.
+            "after = [\"c.service\", \"bad.service\", \"nothing.service\"]",
             LOOP,
         )
         .sh("off.service", "", LOOP)
@@ -381,7 +383,17 @@ fn a_daemon_killed_during_config_writes_leaves_a_whole_file() {
     }
     big.push_str("    \"last\": {}\n}\n");
     let flipped = big.replacen(r#""enabled": true"#, r#""enabled": false"#, 1);
-    for round in 0..12 {
+    // Rounds go on until several kills have landed inside a write: one that did leaves the
+    // write's temporary file behind, which proves the kill fell between create and rename.
+    let mut inside = 0;
+    let mut rounds = 0;
+    while inside < 3 || rounds < 12 {
+        assert!(
+            rounds < 60,
+            "only {inside} of {rounds} kills landed inside a write: the test proves nothing"
+        );
+        let round = rounds;
+        rounds += 1;
         let mut d = Setup::new()
             .sh("x.service", "type = \"oneshot\"", "true")
             .config(&big)
@@ -397,11 +409,27 @@ fn a_daemon_killed_during_config_writes_leaves_a_whole_file() {
             .spawn()
             .unwrap();
         let path = d.units().join("services.config");
-        // Let some writes complete, then kill the daemon at an arbitrary moment.
+        let temporary = |units: &std::path::Path| {
+            std::fs::read_dir(units).unwrap().flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".services.config.tmp-")
+            })
+        };
+        // Let some writes complete, then kill the daemon: in even rounds at an arbitrary
+        // moment, in odd ones the moment a write's temporary file appears.
         wait_for("a first write", || {
             (std::fs::read_to_string(&path).unwrap_or_default() == flipped).then_some(())
         });
-        std::thread::sleep(std::time::Duration::from_millis(7 * round));
+        if round % 2 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(7 * (round % 12) as u64));
+        } else {
+            let units = d.units();
+            let start = std::time::Instant::now();
+            while !temporary(&units) {
+                assert!(start.elapsed() < asyncmd_e2e::DEADLINE, "no write began");
+            }
+        }
         d.crash();
         let _ = writer.kill();
         let _ = writer.wait();
@@ -411,7 +439,9 @@ fn a_daemon_killed_during_config_writes_leaves_a_whole_file() {
             "round {round}: services.config is neither the old nor the new file ({} bytes)",
             text.len()
         );
+        inside += usize::from(temporary(&d.units()));
     }
+    eprintln!("{inside} of {rounds} kills landed inside a write");
 }
 
 #[test]
@@ -592,6 +622,16 @@ fn a_stop_cancels_a_start_that_waits_and_a_second_start_does_not_double_it() {
     wait_for("app.service to wait", || {
         (d.state("app.service") == "waiting").then_some(())
     });
+    // A unit waiting to start is not loaded a second time.
+    let o = d.ctl(&["load", "app"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o)
+            .contains("app.service is already loaded and waiting: refusing a second instance"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.state("app.service"), "waiting");
     assert!(d.ctl(&["stop", "app"]).status.success());
     assert_eq!(d.state("app.service"), "stopped");
     // A person's start of web while boot waits: both plans wait, web starts once.
@@ -601,7 +641,7 @@ fn a_stop_cancels_a_start_that_waits_and_a_second_start_does_not_double_it() {
         .unwrap();
     std::fs::write(&go, "").unwrap();
     d.wait_booted();
-    let out = second.wait_with_output().unwrap();
+    let out = asyncmd_e2e::output_within(second, "a second start while boot waits");
     assert!(out.status.success());
     let web = d.wait_state("web.service", "running");
     assert_eq!(web["starts"], 1, "{web}");
@@ -619,20 +659,37 @@ fn a_stop_cancels_a_start_that_waits_and_a_second_start_does_not_double_it() {
     );
 }
 
+/// A unit that, if it ever ran, would leave `started-NAME` beside its unit file.
+fn marking(name: &str, unit_lines: &str) -> String {
+    format!(
+        "[unit]\n{unit_lines}\n[service]\nexec = [\"sh\", \"-c\", \"touch started-{name}; exec sleep 600\"]\nworkdir = \".\"\n"
+    )
+}
+
+/// Runs `asyncmdd --plan` on the units of `dir`.
+fn plan(dir: &std::path::Path) -> std::process::Output {
+    let child = std::process::Command::new(asyncmd_e2e::bin("asyncmdd"))
+        .args(["--plan", "--no-color", "--units"])
+        .arg(dir.join("units"))
+        .arg("--socket")
+        .arg(dir.join("plan.sock"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    asyncmd_e2e::output_within(child, "asyncmdd --plan")
+}
+
 #[test]
 fn plan_prints_the_boot_plan_and_starts_nothing() {
-    let d = Setup::new()
-        .sh("a.service", "requires = [\"b.service\"]", LOOP)
-        .sh("b.service", "", LOOP)
-        .sh("c.service", "requires = [\"c.service\"]", LOOP)
-        .spawn();
-    let o = std::process::Command::new(asyncmd_e2e::bin("asyncmdd"))
-        .args(["--plan", "--no-color", "--units"])
-        .arg(d.units())
-        .output()
-        .unwrap();
+    let files = Setup::new()
+        .unit("a.service", &marking("a", "requires = [\"b.service\"]"))
+        .unit("b.service", &marking("b", ""))
+        .unit("c.service", &marking("c", "requires = [\"c.service\"]"))
+        .files();
+    let o = plan(files.path());
     let text = stdout(&o);
-    assert_eq!(o.status.code(), Some(1), "a unit would not start");
+    assert_eq!(o.status.code(), Some(1), "a unit would not start: {text}");
     assert!(
         text.starts_with("[ Booting ] Order: --> b.service --> a.service\n"),
         "{text}"
@@ -642,4 +699,24 @@ fn plan_prints_the_boot_plan_and_starts_nothing() {
         "{text}"
     );
     assert!(stderr(&o).contains("3 units read"), "{}", stderr(&o));
+    // Nothing started: no [ OK ] line, no socket, and no unit ran (each would leave its file).
+    assert!(!text.contains("[ OK ]"), "{text}");
+    assert!(!files.path().join("plan.sock").exists());
+    let units = files.path().join("units");
+    for u in ["a", "b", "c"] {
+        assert!(!units.join(format!("started-{u}")).exists(), "{u} ran");
+    }
+
+    // Every enabled unit would start: exit 0. A disabled one is left out of the order.
+    let good = Setup::new()
+        .unit("a.service", &marking("a", "requires = [\"b.service\"]"))
+        .unit("b.service", &marking("b", ""))
+        .unit("off.service", &marking("off", ""))
+        .config(r#"{"off": {"enabled": false}}"#)
+        .files();
+    let o = plan(good.path());
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}{}", stderr(&o));
+    assert_eq!(text, "[ Booting ] Order: --> b.service --> a.service\n");
+    assert!(!good.path().join("units/started-a").exists());
 }

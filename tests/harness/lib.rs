@@ -212,8 +212,9 @@ impl Setup {
         d
     }
 
-    /// Writes the files and starts the daemon without waiting.
-    pub fn spawn(self) -> Daemon {
+    /// Writes the unit files and `services.config` into `units/` of a new temporary directory,
+    /// starting nothing.
+    pub fn files(&self) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("temp dir");
         let units = dir.path().join("units");
         std::fs::create_dir(&units).unwrap();
@@ -223,6 +224,12 @@ impl Setup {
         if let Some(c) = &self.config {
             std::fs::write(units.join("services.config"), c).unwrap();
         }
+        dir
+    }
+
+    /// Writes the files and starts the daemon without waiting.
+    pub fn spawn(self) -> Daemon {
+        let dir = self.files();
         let socket = dir.path().join("asyncmdd.sock");
         let out = std::fs::File::create(dir.path().join("daemon.out")).unwrap();
         let err = std::fs::File::create(dir.path().join("daemon.err")).unwrap();
