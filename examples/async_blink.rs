@@ -12,19 +12,24 @@
 //! asyncmjournal -u 'blink*' -F
 //! ```
 //!
-//! There is no board here: the LED is simulated, and each toggle is a journal line.
+//! There is no board here: the LED is simulated, and each toggle is a journal line. The task
+//! also logs with plain `tracing`, which the journal layer routes to the journal.
 
 use std::time::Duration;
 
 use asyncmdd::server;
 use asyncmdd::task::{Ctx, Options, TaskResult};
+use asyncmdd::tracing_journal::JournalLayer;
 use serde_json::{json, Map, Value};
+use tracing_subscriber::prelude::*;
 
 /// Blinks (a simulated) LED on `pin`: on for 500 ms, then off for `sleep` seconds.
 async fn blink(ctx: Ctx) -> TaskResult {
     let pin = ctx.args.first().and_then(Value::as_u64).unwrap_or(2);
     let sleep = ctx.kwarg_f64("sleep", 5.0);
     let mut toggles = 0u64;
+    // Plain tracing: the JournalLayer installed in main puts it in the journal under this task.
+    tracing::warn!(pin, "no board here: the LED is simulated");
     loop {
         ctx.info(&format!("LED {pin} on"));
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -45,6 +50,9 @@ fn kwargs(v: Value) -> Map<String, Value> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let sup = server::standalone("blinkhost", 256 * 1024);
+    tracing_subscriber::registry()
+        .with(JournalLayer::new(sup.journal().clone()))
+        .init();
     let tasks = sup.tasks();
     for (pin, sleep) in [(2, 5), (3, 2)] {
         let name = tasks.add(

@@ -113,6 +113,19 @@ fn the_blink_walkthrough() {
         j.contains("LED 2 on") && j.contains("LED 3 on") && j.contains("Stopped"),
         "{j}"
     );
+    // The task's own tracing::warn!, through the journal layer, under the task's name.
+    let o = Command::new(bin("asyncmjournal"))
+        .env("ASYNCMD_SOCKET", &b.socket)
+        .args(["-u", "blink", "-p", "warning", "--no-color"])
+        .output()
+        .unwrap();
+    let j = stdout(&o);
+    assert_eq!(
+        j.matches("[WARNING] [blink] no board here: the LED is simulated pin=2\n")
+            .count(),
+        2,
+        "one per start of blink, and none of blink@1's under its name: {j}"
+    );
     // Globs, and a name that matches nothing.
     assert!(b.ctl(&["restart", "blink*"]).status.success());
     assert_eq!(b.status("blink@1")["starts"], 2);
