@@ -3,9 +3,11 @@
 //! daemon's own sd_notify, and PID 1.
 
 use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use asyncmd_e2e::{stderr, stdout, wait_for, Daemon, Setup, Signal};
+use asyncmd_e2e::{output_within, stderr, stdout, wait_for, Daemon, Setup, Signal};
 
 const LOOP: &str = "while :; do sleep 1; done";
 
@@ -355,8 +357,14 @@ fn the_daemon_speaks_sd_notify_to_its_own_manager() {
         let n = sock.recv(&mut buf).expect("a datagram from asyncmdd");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let first = next();
-    assert_eq!(first, "READY=1\nSTATUS=1 of 1 units running");
+    // The watchdog pinger may speak before the boot is done: READY is matched, not placed.
+    let ready = loop {
+        let m = next();
+        if m != "WATCHDOG=1" {
+            break m;
+        }
+    };
+    assert_eq!(ready, "READY=1\nSTATUS=1 of 1 units running");
     let mut pings = 0;
     while pings < 2 {
         let m = next();
@@ -376,13 +384,14 @@ fn the_daemon_speaks_sd_notify_to_its_own_manager() {
 
 #[test]
 fn as_pid_1_it_reaps_orphans_and_a_failed_core_unit_fails_the_container() {
+    asyncmd_e2e::require_root("the PID 1 test (unshare -pf)");
     let check = std::process::Command::new("unshare")
         .args(["-pf", "--mount-proc", "true"])
         .output()
         .expect("unshare from util-linux");
     assert!(
         check.status.success(),
-        "unshare -pf needs root: {}",
+        "unshare -pf --mount-proc does not work here: {}",
         stderr(&check)
     );
     let out = tempfile::tempdir().unwrap();
@@ -502,4 +511,501 @@ fn a_datagram_with_descriptors_does_not_deafen_the_notify_socket() {
     let s = d.status("fds.service");
     assert_eq!(s["state"], "running", "{s}");
     assert_eq!(s["status_text"], "still heard");
+}
+
+/// Writes a Python sd_notify client (`send(msg)` defined) to `dir/name`; returns its path.
+fn py_script(dir: &Path, name: &str, code: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{NOTIFY}{code}")).unwrap();
+    path
+}
+
+/// The messages `unit` logged, in order.
+fn messages(d: &Daemon, unit: &str) -> Vec<String> {
+    logged(d, unit, "").into_iter().map(|(_, m)| m).collect()
+}
+
+/// `asyncmctl status UNIT`, the detailed view, as text.
+fn detailed(d: &Daemon, unit: &str) -> String {
+    stdout(&d.ctl(&["status", unit]))
+}
+
+#[test]
+fn stop_sends_the_units_stop_signal_first() {
+    let out = tempfile::tempdir().unwrap();
+    let got = out.path().join("got");
+    let armed = out.path().join("armed");
+    let script = format!(
+        "trap 'echo INT >> {g}; exit 0' INT; trap 'echo TERM >> {g}; exit 0' TERM; \
+         touch {a}; while :; do sleep 0.05; done",
+        g = got.display(),
+        a = armed.display()
+    );
+    let d = Setup::new()
+        .unit(
+            "int.service",
+            &format!(
+                "[service]\nexec = [\"sh\", \"-c\", '''{script}''']\nstop_signal = \"SIGINT\"\nstop_timeout = \"30s\"\n"
+            ),
+        )
+        .boot();
+    wait_for("the service's traps to be set", || {
+        armed.exists().then_some(())
+    });
+    let o = d.ctl(&["stop", "int"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&got).unwrap(),
+        "INT\n",
+        "SIGINT came first, and the service ended on it"
+    );
+    let s = d.status("int.service");
+    assert_eq!(s["state"], "stopped", "{s}");
+    let j = messages(&d, "int");
+    assert!(j.iter().any(|m| m == "Stopped (exit status 0)"), "{j:?}");
+    assert!(!j.iter().any(|m| m.contains("SIGKILL")), "{j:?}");
+}
+
+#[test]
+fn a_notify_unit_without_ready_is_killed_at_its_start_timeout() {
+    let d = Setup::new()
+        .unit(
+            "late.service",
+            "[unit]\ntype = \"notify\"\n[service]\nexec = [\"sh\", \"-c\", \"while :; do sleep 0.05; done\"]\n\
+             start_timeout = \"1s\"\nstop_timeout = \"10s\"\n",
+        )
+        .boot();
+    assert!(
+        d.report().contains(
+            "[ ERROR ] Service: late.service from units/late.service not loaded: Error: no READY=1 within 1s"
+        ),
+        "{}",
+        d.report()
+    );
+    // Failed only once its process ended: it loops forever, so it was killed.
+    let s = d.wait_state("late.service", "failed");
+    assert_eq!(s["error"], "no READY=1 within 1s", "{s}");
+    assert_eq!(s["last_exit"], "no READY=1 within 1s", "{s}");
+    assert_eq!(s["pid"], serde_json::Value::Null, "{s}");
+    assert_eq!(s["starts"], 1, "{s}");
+    let ran = s["done_us"].as_i64().unwrap() - s["started_us"].as_i64().unwrap();
+    assert!(ran >= 1_000_000, "killed after {ran} µs, before its 1s");
+    let j = messages(&d, "late");
+    assert!(
+        j.iter()
+            .any(|m| m == "no READY=1 within 1s: sending SIGTERM"),
+        "{j:?}"
+    );
+    assert!(
+        j.iter().any(|m| m == "Failed: no READY=1 within 1s"),
+        "{j:?}"
+    );
+    let text = detailed(&d, "late.service");
+    assert!(text.contains("Last exit: no READY=1 within 1s"), "{text}");
+}
+
+#[test]
+fn a_unit_with_a_watchdog_gets_watchdog_usec_in_microseconds_and_no_other_does() {
+    let show = "echo \"usec=${WATCHDOG_USEC:-none} pid=${WATCHDOG_PID:-none}\"";
+    let oneshot = |service: &str| {
+        format!(
+            "[unit]\ntype = \"oneshot\"\n[service]\nexec = [\"sh\", \"-c\", '''{show}''']\n{service}"
+        )
+    };
+    // The daemon's own watchdog settings (as systemd gives them) are for it, not its services.
+    let d = Setup::new()
+        .unit("dog.service", &oneshot("watchdog = \"2500ms\"\n"))
+        .unit("plain.service", &oneshot(""))
+        .env("WATCHDOG_USEC", "400000")
+        .env("WATCHDOG_PID", "1")
+        .boot();
+    assert_eq!(d.state("dog.service"), "done");
+    assert_eq!(d.state("plain.service"), "done");
+    let dog = messages(&d, "dog");
+    assert!(dog.iter().any(|m| m == "usec=2500000 pid=none"), "{dog:?}");
+    let plain = messages(&d, "plain");
+    assert!(plain.iter().any(|m| m == "usec=none pid=none"), "{plain:?}");
+}
+
+#[test]
+fn mainpid_names_a_new_main_process_and_stopping_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, gate2, newpid) = (
+        dir.path().join("gate"),
+        dir.path().join("gate2"),
+        dir.path().join("newpid"),
+    );
+    // The new main process: it has shed the environment, run tag included, so only its
+    // MAINPID= says whose it is.
+    let new_main = py_script(
+        dir.path(),
+        "new_main.py",
+        &format!(
+            "import signal\nopen('{pid}', 'w').write(str(os.getpid()))\n\
+             def term(*_):\n    send('STOPPING=1\\nSTATUS=stopping')\n\
+             \x20   while not os.path.exists('{g2}'): time.sleep(0.05)\n    sys.exit(0)\n\
+             signal.signal(signal.SIGTERM, term)\nsend('STATUS=the new main speaks')\n\
+             while True: time.sleep(1)\n",
+            pid = newpid.display(),
+            g2 = gate2.display()
+        ),
+    );
+    let main = py_script(
+        dir.path(),
+        "main.py",
+        &format!(
+            "import signal\npid = os.fork()\nif pid == 0:\n\
+             \x20   send('MAINPID=%d\\nSTATUS=claimed' % os.getpid())\n\
+             \x20   while not os.path.exists('{g}'): time.sleep(0.05)\n\
+             \x20   os.execve(sys.executable, [sys.executable, '{new}'], {{'NOTIFY_SOCKET': os.environ['NOTIFY_SOCKET']}})\n\
+             def term(*_):\n    os.waitpid(pid, 0)\n    sys.exit(0)\n\
+             signal.signal(signal.SIGTERM, term)\nwhile True: time.sleep(1)\n",
+            g = gate.display(),
+            new = new_main.display()
+        ),
+    );
+    let d = Setup::new()
+        .unit(
+            "m.service",
+            &format!(
+                "[service]\nexec = [\"python3\", \"{}\"]\nstop_timeout = \"30s\"\n",
+                main.display()
+            ),
+        )
+        .boot();
+    wait_for("the child's MAINPID=", || {
+        (d.status("m.service")["status_text"] == "claimed").then_some(())
+    });
+    std::fs::write(&gate, "").unwrap();
+    let s = wait_for("the new main process to be heard", || {
+        let s = d.status("m.service");
+        (s["status_text"] == "the new main speaks").then_some(s)
+    });
+    let pid: u32 = std::fs::read_to_string(&newpid).unwrap().parse().unwrap();
+    assert_ne!(
+        s["pid"], pid,
+        "the new main is not the process the daemon spawned"
+    );
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&env).contains("ASYNCMD_INVOCATION"),
+        "the new main carries no run tag"
+    );
+
+    // Its STOPPING=1 is heard while it stops.
+    let stop = Command::new(asyncmd_e2e::bin("asyncmctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["stop", "m"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("Stopping (STOPPING=1) in the journal", || {
+        messages(&d, "m")
+            .iter()
+            .any(|m| m == "Stopping (STOPPING=1)")
+            .then_some(())
+    });
+    let s = d.status("m.service");
+    assert_eq!(s["state"], "stopping", "{s}");
+    assert_eq!(s["status_text"], "stopping", "{s}");
+    std::fs::write(&gate2, "").unwrap();
+    let o = output_within(stop, "asyncmctl stop");
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(d.state("m.service"), "stopped");
+    let j = messages(&d, "m");
+    let at = |p: &str| j.iter().position(|m| m.starts_with(p));
+    assert!(
+        at("Stopping (STOPPING=1)") < at("Stopped (") && at("Stopped (").is_some(),
+        "{j:?}"
+    );
+}
+
+#[test]
+fn datagrams_from_other_processes_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, gate2) = (dir.path().join("gate"), dir.path().join("gate2"));
+    let code = format!(
+        "send('STATUS=waiting for the gate')\n\
+         while not os.path.exists('{g}'): time.sleep(0.05)\nsend('STATUS=genuine')\n\
+         while not os.path.exists('{g2}'): time.sleep(0.05)\nsend('READY=1')\n\
+         while True: time.sleep(1)\n",
+        g = gate.display(),
+        g2 = gate2.display()
+    );
+    let d = Setup::new()
+        .unit("svc.service", &python_unit("type = \"notify\"", &code))
+        .spawn();
+    d.wait_listening();
+    wait_for("svc.service to wait for its gate", || {
+        (d.status("svc.service")["status_text"] == "waiting for the gate").then_some(())
+    });
+    // This test process is no process of the unit's run.
+    let forger = UnixDatagram::unbound().unwrap();
+    let notify = d.socket.with_extension("notify");
+    forger
+        .send_to(b"READY=1\nSTATUS=forged", &notify)
+        .expect("the notify socket takes a datagram");
+    // The unit's own next datagram is read after the forged one.
+    std::fs::write(&gate, "").unwrap();
+    let s = wait_for("the unit's own STATUS=", || {
+        let s = d.status("svc.service");
+        (s["status_text"] == "genuine").then_some(s)
+    });
+    assert_eq!(
+        s["state"], "starting",
+        "a forged READY=1 made it ready: {s}"
+    );
+    forger.send_to(b"STATUS=forged again", &notify).unwrap();
+    std::fs::write(&gate2, "").unwrap();
+    d.wait_booted();
+    let s = d.wait_state("svc.service", "running");
+    assert_eq!(
+        s["status_text"], "genuine",
+        "a forged STATUS= was taken: {s}"
+    );
+    let j = messages(&d, "svc");
+    assert_eq!(
+        j.iter().filter(|m| *m == "Ready (READY=1)").count(),
+        1,
+        "{j:?}"
+    );
+}
+
+#[test]
+fn a_service_reads_dev_null_not_the_daemons_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("daemon-stdin");
+    std::fs::write(&input, "for the daemon only\n").unwrap();
+    let redirect = format!("exec \"$@\" < {}", input.display());
+    let d = Setup::new()
+        .sh(
+            "reader.service",
+            "type = \"oneshot\"",
+            "readlink /proc/self/fd/0; n=$(cat | wc -c); echo \"read $n bytes\"",
+        )
+        .wrapped(&["sh", "-c", &redirect, "sh"])
+        .boot();
+    // The daemon itself has something to read: a service that inherited it would too.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{}/fd/0", d.pid())).unwrap(),
+        input
+    );
+    assert_eq!(d.state("reader.service"), "done");
+    let j = messages(&d, "reader");
+    assert!(j.iter().any(|m| m == "/dev/null"), "{j:?}");
+    assert!(j.iter().any(|m| m == "read 0 bytes"), "{j:?}");
+}
+
+#[test]
+fn workdir_is_relative_to_the_unit_files_directory() {
+    let unit = |dir: &str| {
+        format!(
+            "[service]\nexec = [\"sh\", \"-c\", \"pwd; exec sleep 1000\"]\nworkdir = \"{dir}\"\n"
+        )
+    };
+    let d = Setup::new()
+        .unit("here.service", &unit("."))
+        .unit("sub.service", &unit("sub"))
+        .config(r#"{"sub": {"enabled": false}}"#)
+        .boot();
+    std::fs::create_dir(d.units().join("sub")).unwrap();
+    let o = d.ctl(&["start", "sub"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    // The daemon runs in the directory above units/: a workdir taken from there would differ.
+    for (name, want) in [("here", d.units()), ("sub", d.units().join("sub"))] {
+        let want = want.canonicalize().unwrap();
+        let s = d.wait_state(&format!("{name}.service"), "running");
+        let pid = s["pid"].as_u64().unwrap();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+        assert_eq!(cwd, want, "{name}.service");
+        let line = want.display().to_string();
+        wait_for(&format!("{name}.service to print its directory"), || {
+            messages(&d, name).contains(&line).then_some(())
+        });
+    }
+}
+
+#[test]
+fn status_shows_a_failing_health_check_then_an_ok_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (count, pass) = (dir.path().join("checks"), dir.path().join("pass"));
+    // Checks 1 and 2 fail; check 3 waits for the test, then passes.
+    let check = format!(
+        "n=$(($(cat {c} 2>/dev/null || echo 0) + 1)); echo $n > {c}; \
+         if [ $n -le 2 ]; then exit 1; fi; while [ ! -e {p} ]; do sleep 0.05; done",
+        c = count.display(),
+        p = pass.display()
+    );
+    let d = Setup::new()
+        .unit(
+            "web.service",
+            &format!(
+                "[service]\nexec = [\"sleep\", \"1000\"]\n\
+                 [health]\nexec = [\"sh\", \"-c\", '''{check}''']\ninterval = \"100ms\"\ntimeout = \"5m\"\nretries = 3\n"
+            ),
+        )
+        .boot();
+    let failing = regex::Regex::new(
+        r"\n    Health: failing @ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: exit status 1 \(2 of 3 in a row\)\n",
+    )
+    .unwrap();
+    let text = wait_for("the second failed check in the status", || {
+        let text = detailed(&d, "web.service");
+        failing.is_match(&text).then_some(text)
+    });
+    assert!(text.contains("Active: (active) running"), "{text}");
+    let s = d.status("web.service");
+    assert_eq!(s["starts"], 1, "two failures of three do not stop it: {s}");
+    std::fs::write(&pass, "").unwrap();
+    let ok = regex::Regex::new(r"\n    Health: ok @ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n").unwrap();
+    wait_for("a passing check in the status", || {
+        ok.is_match(&detailed(&d, "web.service")).then_some(())
+    });
+    let s = d.status("web.service");
+    assert_eq!(
+        (s["state"].as_str(), s["starts"].as_u64()),
+        (Some("running"), Some(1)),
+        "{s}"
+    );
+}
+
+#[test]
+fn the_detailed_view_shows_restarts_and_the_last_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let script = format!(
+        "n=$(($(cat {r} 2>/dev/null || echo 0) + 1)); echo $n > {r}; \
+         if [ $n -eq 1 ]; then echo 'first run fails' >&2; exit 3; fi; exec sleep 1000",
+        r = runs.display()
+    );
+    let d = Setup::new()
+        .unit(
+            "flaky.service",
+            &format!(
+                "[service]\nexec = [\"sh\", \"-c\", '''{script}''']\nrestart = \"on-failure\"\nrestart_delay = \"100ms\"\n"
+            ),
+        )
+        .boot();
+    wait_for("the second run", || {
+        let s = d.status("flaky.service");
+        (s["state"] == "running" && s["starts"] == 2).then_some(())
+    });
+    let text = detailed(&d, "flaky.service");
+    assert!(text.contains("\n    Starts: 2   Restarts: 1\n"), "{text}");
+    assert!(
+        text.contains("\n    Last exit: exit status 3: first run fails\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn at_shutdown_each_unit_gets_its_own_stop_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (slow_pid, armed, record, marker) = (
+        dir.path().join("slow.pid"),
+        dir.path().join("armed"),
+        dir.path().join("record"),
+        dir.path().join("marker"),
+    );
+    // slow ignores SIGTERM: only its 1s stop timeout's SIGKILL ends it.
+    let slow = format!(
+        "trap '' TERM; echo $$ > {p}.new; mv {p}.new {p}; while :; do sleep 0.1; done",
+        p = slow_pid.display()
+    );
+    // patient, on SIGTERM: waits for slow to be gone, notes how long that took, then takes
+    // until 8 s after the SIGTERM to finish.
+    let patient = py_script(
+        dir.path(),
+        "patient.py",
+        &format!(
+            "import signal\n\
+             def alive(pid):\n    try:\n        return open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[0] != 'Z'\n\
+             \x20   except (OSError, IndexError):\n        return False\n\
+             def term(*_):\n    t0 = time.monotonic()\n    slow = int(open('{p}').read())\n\
+             \x20   while alive(slow): time.sleep(0.05)\n\
+             \x20   open('{r}', 'w').write('%.3f' % (time.monotonic() - t0))\n\
+             \x20   while time.monotonic() - t0 < 8: time.sleep(0.1)\n\
+             \x20   open('{m}', 'w').write('done')\n    sys.exit(0)\n\
+             signal.signal(signal.SIGTERM, term)\nopen('{a}', 'w').close()\nwhile True: time.sleep(1)\n",
+            p = slow_pid.display(),
+            r = record.display(),
+            m = marker.display(),
+            a = armed.display()
+        ),
+    );
+    let mut d = Setup::new()
+        .unit(
+            "slow.service",
+            &format!("[service]\nexec = [\"sh\", \"-c\", '''{slow}''']\nstop_timeout = \"1s\"\n"),
+        )
+        .unit(
+            "patient.service",
+            &format!(
+                "[service]\nexec = [\"python3\", \"{}\"]\nstop_timeout = \"60s\"\n",
+                patient.display()
+            ),
+        )
+        .boot();
+    wait_for("both services set up", || {
+        (slow_pid.exists() && armed.exists()).then_some(())
+    });
+    assert_eq!(d.stop(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&marker).ok().as_deref(),
+        Some("done"),
+        "patient was killed before its 60s stop timeout"
+    );
+    let gone: f64 = std::fs::read_to_string(&record).unwrap().parse().unwrap();
+    assert!(
+        (0.5..6.0).contains(&gone),
+        "slow was gone {gone} s after the SIGTERM: not at its own 1s stop timeout"
+    );
+}
+
+#[test]
+fn the_watcher_keeps_the_last_five_failed_units_and_counts_each() {
+    let names = ["e1", "e2", "e3", "e4", "e5", "e6"];
+    let mut setup = Setup::new().unit("watcher.service", "[service]\nbuiltin = \"watcher\"\n");
+    let mut config = vec![r#""watcher": {"kwargs": {"interval": 0.05}}"#.to_string()];
+    for n in names {
+        setup = setup.sh(&format!("{n}.service"), "type = \"oneshot\"", "exit 1");
+        config.push(format!(r#""{n}": {{"enabled": false}}"#));
+    }
+    let d = setup.config(&format!("{{{}}}", config.join(", "))).boot();
+    let count = |unit: &str| {
+        d.status("watcher.service")["stats"]["errors"][format!("{unit}.service")].as_u64()
+    };
+    // One failure at a time, each seen by the watcher before the next.
+    for n in names.iter().chain(&["e1"]) {
+        let before = count(n).unwrap_or(0);
+        assert_eq!(d.ctl(&["start", n]).status.code(), Some(1), "{n} fails");
+        wait_for(&format!("the watcher to count {n}'s failure"), || {
+            (count(n) == Some(before + 1)).then_some(())
+        });
+    }
+    let s = d.status("watcher.service");
+    assert_eq!(
+        s["stats"]["errors"],
+        serde_json::json!({"e1.service": 2, "e2.service": 1, "e3.service": 1,
+            "e4.service": 1, "e5.service": 1, "e6.service": 1})
+    );
+    assert_eq!(
+        s["stats"]["last_errors"],
+        serde_json::json!([
+            "e3.service",
+            "e4.service",
+            "e5.service",
+            "e6.service",
+            "e1.service"
+        ])
+    );
+    let text = detailed(&d, "watcher.service");
+    assert!(
+        text.contains(
+            r#"last_errors: ["e3.service","e4.service","e5.service","e6.service","e1.service"]"#
+        ),
+        "{text}"
+    );
 }

@@ -206,7 +206,9 @@ pub const INVOCATION: &str = "ASYNCMD_INVOCATION";
 
 /// Spawns `argv` for `unit` in a process group of its own, stdin from /dev/null, stdout and
 /// stderr piped. The environment is the daemon's, plus the unit's `env`, plus the config's
-/// `kwargs`, plus `ASYNCMD_UNIT`, `ASYNCMD_INVOCATION=tag` and `extra`.
+/// `kwargs`, plus `ASYNCMD_UNIT`, `ASYNCMD_INVOCATION=tag` and `extra`. The watchdog settings
+/// the daemon's own manager gave it (`WATCHDOG_USEC`, `WATCHDOG_PID`) are its own, not the
+/// service's: a service has `WATCHDOG_USEC` only from its unit's `watchdog` (in `extra`).
 pub fn spawn(
     unit: &Unit,
     argv: &[String],
@@ -216,6 +218,8 @@ pub fn spawn(
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .envs(&unit.env)
         .envs(config.env())
         .env("ASYNCMD_UNIT", &unit.name)
