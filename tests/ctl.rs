@@ -226,3 +226,213 @@ fn no_daemon_is_a_clear_error() {
         stderr(&o)
     );
 }
+
+/// The lines of `o`'s stdout that open a detailed view (`    Loaded: `).
+fn detailed_views(o: &std::process::Output) -> usize {
+    stdout(o)
+        .lines()
+        .filter(|l| l.starts_with("    Loaded: "))
+        .count()
+}
+
+#[test]
+fn status_v_shows_the_detailed_view_for_several_units() {
+    let d = setup();
+    d.wait_state("crash.service", "failed");
+    // Without -v: the detailed view for one name only.
+    let o = d.ctl(&["status"]);
+    assert_eq!(detailed_views(&o), 0, "{}", stdout(&o));
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
+    let o = d.ctl(&["status", "hello", "world"]);
+    assert_eq!(detailed_views(&o), 0, "{}", stdout(&o));
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+    assert_eq!(detailed_views(&d.ctl(&["status", "h*"])), 0);
+    assert_eq!(detailed_views(&d.ctl(&["status", "hello"])), 1);
+
+    // With -v: every unit shown in full, each with its journal lines.
+    let o = d.ctl(&["status", "-v"]);
+    let t = stdout(&o);
+    assert_eq!(detailed_views(&o), 3, "{t}");
+    assert_eq!(o.status.code(), Some(3), "not every unit is running");
+    for (head, active) in [
+        (
+            "● crash.service - crash.service test unit",
+            "    Active: (failed) failed @",
+        ),
+        (
+            "● hello.service - hello.service test unit v1.0",
+            "    Active: (active) running since ",
+        ),
+        (
+            "● world.service - world.service test unit",
+            "    Active: (inactive) done @",
+        ),
+    ] {
+        assert!(t.lines().any(|l| l == head), "{head}: {t}");
+        assert!(t.contains(active), "{active}: {t}");
+    }
+    assert!(t.contains("┗━► traceback: crash.service: Traceback"), "{t}");
+    assert!(
+        t.contains("[testhost] [INFO] [world.service] world done"),
+        "{t}"
+    );
+    assert!(t.contains("[testhost] [INFO] [hello.service] LED "), "{t}");
+    let o = d.ctl(&["status", "hello", "world", "-v", "-n", "1"]);
+    let t = stdout(&o);
+    assert_eq!(detailed_views(&o), 2, "{t}");
+    assert_eq!(
+        t.lines().filter(|l| l.contains("[testhost]")).count(),
+        2,
+        "one journal line each: {t}"
+    );
+    assert_eq!(detailed_views(&d.ctl(&["status", "-v", "*.service"])), 3);
+}
+
+#[test]
+fn debug_on_shows_every_status_in_full_until_debug_off() {
+    let d = setup();
+    d.wait_state("crash.service", "failed");
+    let arrows = |o: &std::process::Output| {
+        stdout(o)
+            .lines()
+            .filter(|l| l.starts_with("    ┗━► args: "))
+            .count()
+    };
+    let o = d.ctl(&["debug"]);
+    assert_eq!(stdout(&o), "debug: off\n");
+    assert_eq!(arrows(&d.ctl(&["status"])), 0);
+
+    let o = d.ctl(&["debug", "on"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "debug: on\n");
+    assert_eq!(stdout(&d.ctl(&["debug"])), "debug: on\n");
+    // Even the compact forms now show every unit in full.
+    let o = d.ctl(&["status"]);
+    let t = stdout(&o);
+    assert_eq!(arrows(&o), 3, "{t}");
+    assert_eq!(detailed_views(&o), 3, "{t}");
+    assert!(t.contains("    ┗━► kwargs: {}"), "{t}");
+    assert!(t.contains("    ┗━► exec: sh -c "), "{t}");
+    assert!(t.contains("    ┗━► runtime: "), "{t}");
+    assert!(t.contains("    Main PID: "), "{t}");
+    assert!(t.contains("┗━► traceback: crash.service: Traceback"), "{t}");
+    assert_eq!(arrows(&d.ctl(&["status", "h*", "w*"])), 2);
+    assert_eq!(o.status.code(), Some(3), "exit codes stay the same");
+
+    let o = d.ctl(&["debug", "off"]);
+    assert_eq!(stdout(&o), "debug: off\n");
+    let o = d.ctl(&["status"]);
+    let t = stdout(&o);
+    assert_eq!(arrows(&o), 0, "{t}");
+    assert_eq!(detailed_views(&o), 0, "{t}");
+    assert_eq!(t.lines().count(), 3, "{t}");
+    assert!(!t.contains("┗━►"), "{t}");
+}
+
+/// Runs `cmd` with its stdout and stderr on a new pseudo-terminal; what it printed there
+/// (until it exited and closed the terminal), and its exit code.
+fn on_a_terminal(mut cmd: std::process::Command) -> (String, Option<i32>) {
+    use std::io::Read;
+    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(pty.slave.try_clone().unwrap())
+        .stderr(pty.slave);
+    let mut child = cmd.spawn().expect("the client starts");
+    // The Command holds our copies of the terminal's slave side: close them, so that the
+    // master reads EIO once the child has gone.
+    drop(cmd);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut master = std::fs::File::from(pty.master);
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // EIO: the slave side is closed, the normal end.
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(got);
+    });
+    let got = match rx.recv_timeout(asyncmd_e2e::DEADLINE) {
+        Ok(g) => g,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("timed out reading the terminal");
+        }
+    };
+    let code = child.wait().unwrap().code();
+    (String::from_utf8_lossy(&got).into_owned(), code)
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let d = setup();
+    d.wait_state("crash.service", "failed");
+    let client = |name: &str, args: &[&str], no_color: Option<&str>| {
+        let mut c = std::process::Command::new(asyncmd_e2e::bin(name));
+        c.arg("--socket").arg(&d.socket).args(args);
+        match no_color {
+            Some(v) => c.env("NO_COLOR", v),
+            None => c.env_remove("NO_COLOR"),
+        };
+        c
+    };
+    let journal_args = ["-u", "crash"];
+
+    // On a terminal: colour (the green dot of a running unit, the red ERROR of a stderr line).
+    let (t, code) = on_a_terminal(client("asyncmctl", &["status"], None));
+    assert_eq!(code, Some(3), "{t:?}");
+    assert!(t.contains("\x1b[92m●\x1b[0m hello.service"), "{t:?}");
+    assert!(t.contains("\x1b[31;1mfailed\x1b[0m"), "{t:?}");
+    let (t, code) = on_a_terminal(client("asyncmctl", &["status", "crash"], None));
+    assert_eq!(code, Some(3), "{t:?}");
+    assert!(t.contains('\x1b'), "{t:?}");
+    let (t, code) = on_a_terminal(client("asyncmjournal", &journal_args, None));
+    assert_eq!(code, Some(0), "{t:?}");
+    assert!(
+        t.contains("[\x1b[31;1mERROR\x1b[0m] [crash.service] Fatal: no sensor"),
+        "{t:?}"
+    );
+
+    // On a terminal with NO_COLOR set, or --no-color: none.
+    for (args, no_color) in [
+        (&["status"][..], Some("1")),
+        (&["status", "--no-color"], None),
+    ] {
+        let (t, _) = on_a_terminal(client("asyncmctl", args, no_color));
+        assert!(t.contains("● hello.service: status: running"), "{t:?}");
+        assert!(!t.contains('\x1b'), "{args:?} {no_color:?}: {t:?}");
+    }
+    let (t, _) = on_a_terminal(client("asyncmctl", &["status", "crash"], Some("1")));
+    assert!(t.contains("Active: (failed) failed"), "{t:?}");
+    assert!(!t.contains('\x1b'), "{t:?}");
+    let mut no_flag = journal_args.to_vec();
+    no_flag.push("--no-color");
+    for (args, no_color) in [(&journal_args[..], Some("1")), (&no_flag[..], None)] {
+        let (t, code) = on_a_terminal(client("asyncmjournal", args, no_color));
+        assert_eq!(code, Some(0), "{t:?}");
+        assert!(
+            t.contains("[ERROR] [crash.service] Fatal: no sensor"),
+            "{t:?}"
+        );
+        assert!(!t.contains('\x1b'), "{args:?} {no_color:?}: {t:?}");
+    }
+
+    // Through a pipe: none, with NO_COLOR unset.
+    let o = client("asyncmctl", &["status"], None).output().unwrap();
+    assert!(stdout(&o).contains("● hello.service: status: running"));
+    assert!(!stdout(&o).contains('\x1b'), "{}", stdout(&o));
+    let o = client("asyncmctl", &["status", "crash"], None)
+        .output()
+        .unwrap();
+    assert!(!stdout(&o).contains('\x1b'), "{}", stdout(&o));
+    let o = client("asyncmjournal", &journal_args, None)
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("[ERROR] [crash.service] Fatal: no sensor"));
+    assert!(!stdout(&o).contains('\x1b'), "{}", stdout(&o));
+}

@@ -1,10 +1,15 @@
-//! The control socket under bad input: garbage, oversized frames, wrong versions, idle clients.
+//! The control socket under bad input: garbage, oversized frames, wrong versions, idle clients;
+//! its limits (64 clients, 30 s to send a request), its mode and who may change what.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use asyncmd_e2e::{stdout, Setup};
+use asyncmd_e2e::{require_root, stderr, stdout, wait_for, Daemon, Setup};
 use serde_json::Value;
 
 fn reply(stream: &mut UnixStream) -> Value {
@@ -15,16 +20,71 @@ fn reply(stream: &mut UnixStream) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
-fn daemon() -> asyncmd_e2e::Daemon {
+fn daemon() -> Daemon {
     Setup::new()
         .sh("a.service", "", "while :; do echo tick; sleep 1; done")
         .boot()
 }
 
-fn connect(d: &asyncmd_e2e::Daemon) -> UnixStream {
+fn connect(d: &Daemon) -> UnixStream {
     let s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     s
+}
+
+/// The `nobody` user, to run clients as a peer that is neither root nor the daemon's user.
+fn nobody() -> nix::unistd::User {
+    nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("a nobody user")
+}
+
+/// `asyncmctl --socket SOCKET ARGS` run as `uid`:`gid` (with no supplementary groups).
+fn ctl_as(d: &Daemon, uid: u32, gid: u32, args: &[&str]) -> Output {
+    let mut c = Command::new(asyncmd_e2e::bin("asyncmctl"));
+    c.arg("--socket")
+        .arg(&d.socket)
+        .args(args)
+        .uid(uid)
+        .gid(gid);
+    asyncmd_e2e::output_within(
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        "asyncmctl as another user",
+    )
+}
+
+/// Everything a connection receives until the daemon closes it, and how long after `since`
+/// that was; fails if it is still open after 90 s.
+fn until_closed(mut s: UnixStream, since: Instant) -> (Duration, Vec<u8>) {
+    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (since.elapsed(), got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return (since.elapsed(), got),
+            Err(e) => panic!(
+                "the connection was still open {:?} after it was made: {e}",
+                since.elapsed()
+            ),
+        }
+    }
+}
+
+/// What a connection closed for taking too long may have been told first: nothing, or an
+/// error frame.
+fn assert_nothing_or_an_error(got: &[u8], what: &str) {
+    let text = String::from_utf8_lossy(got);
+    for line in text.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{what}: {e}: {line:?}"));
+        assert_eq!(v["kind"], "error", "{what}: {v}");
+    }
 }
 
 #[test]
@@ -98,42 +158,260 @@ fn silent_and_half_sent_clients_do_not_block_others() {
 }
 
 #[test]
-fn changes_need_a_privileged_peer() {
-    // Run a client as another user where we can (as root, with nobody); skip otherwise.
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("not root: cannot switch user to test the permission check");
-        return;
+fn the_65th_client_is_told_the_daemon_is_busy_until_others_leave() {
+    let d = daemon();
+    // 64 clients held open, half of them silent, half in the middle of a request.
+    let mut held = Vec::new();
+    for i in 0..64 {
+        let mut s = connect(&d);
+        if i % 2 == 1 {
+            s.write_all(b"{\"v\":1,\"req\":{\"op\":\"st").unwrap();
+        }
+        held.push(s);
     }
+    let o = d.ctl(&["status", "a"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "asyncmctl: asyncmdd is serving its limit of 64 clients\n"
+    );
+    assert_eq!(stdout(&o), "");
+    let o = d.journal(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("asyncmdd is serving its limit of 64 clients"),
+        "{}",
+        stderr(&o)
+    );
+    // On the wire: a `busy` error, then the connection is closed.
+    let mut extra = connect(&d);
+    extra
+        .write_all(b"{\"v\":1,\"req\":{\"op\":\"list\"}}\n")
+        .unwrap();
+    let r = reply(&mut extra);
+    assert_eq!(r["kind"], "error", "{r}");
+    assert_eq!(r["code"], "busy", "{r}");
+    let (_, rest) = until_closed(extra, Instant::now());
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    // The 64 were taken in, not turned away: none of them was told anything.
+    for s in &held {
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 64];
+        match (&*s).read(&mut b) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!(
+                "a held client was answered: {other:?} {:?}",
+                String::from_utf8_lossy(&b)
+            ),
+        }
+    }
+    // Once they leave, clients are served again; all 64 places come back.
+    drop(held);
+    wait_for("a client to be served after the 64 left", || {
+        d.ctl(&["status", "a"]).status.success().then_some(())
+    });
+    wait_for("64 places to be free again", || {
+        let again: Vec<UnixStream> = (0..63).map(|_| connect(&d)).collect();
+        let served = d.ctl(&["status", "a"]).status.success();
+        drop(again);
+        served.then_some(())
+    });
+}
+
+#[test]
+fn a_client_has_30_s_to_send_its_request_and_others_are_served_meanwhile() {
+    let d = daemon();
+    let (tx, rx) = mpsc::channel();
+    let silent = connect(&d);
+    let mut half = connect(&d);
+    let t0 = Instant::now();
+    half.write_all(b"{\"v\":1,\"req\":{\"op\":\"sta").unwrap();
+    for (what, s) in [("silent", silent), ("half-sent", half)] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((what, until_closed(s, t0)));
+        });
+    }
+    drop(tx);
+    // While the two wait, other clients are served, including one that sends in two parts.
+    let mut closed = Vec::new();
+    let mut served = 0;
+    while closed.len() < 2 {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(c) => closed.push(c),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let o = d.ctl(&["status", "a"]);
+                assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+                served += 1;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("a reader thread failed"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "still waiting");
+    }
+    assert!(served >= 5, "only {served} clients served in the meantime");
+    for (what, (after, got)) in closed {
+        assert!(
+            after >= Duration::from_secs(25),
+            "the {what} connection was closed after only {after:?}"
+        );
+        assert_nothing_or_an_error(&got, what);
+    }
+    let mut s = connect(&d);
+    s.write_all(b"{\"v\":1,\"req\":{\"op\":").unwrap();
+    s.write_all(b"\"list\"}}\n").unwrap();
+    assert_eq!(reply(&mut s)["kind"], "list");
+}
+
+#[test]
+fn a_request_trickled_in_byte_by_byte_still_has_only_30_s() {
+    let d = daemon();
+    let mut s = connect(&d);
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let t0 = Instant::now();
+    s.write_all(b"{\"v\":1,\"req\":").unwrap();
+    // One more byte of (valid JSON) whitespace every second: each read gets something, but
+    // the request is never complete.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let after = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "a request trickled in a byte a second still held its connection after 90 s"
+        );
+        match s.read(&mut buf) {
+            Ok(0) => break t0.elapsed(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if s.write_all(b" ").is_err() {
+                    break t0.elapsed();
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break t0.elapsed(),
+            Err(e) => panic!("reading: {e}"),
+        }
+    };
+    assert!(
+        after >= Duration::from_secs(25),
+        "closed after only {after:?}"
+    );
+    assert_nothing_or_an_error(&got, "the trickling connection");
+    assert_eq!(d.ctl(&["status", "a"]).status.code(), Some(0));
+}
+
+#[test]
+fn the_socket_is_mode_0660() {
+    let d = daemon();
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o660,
+        "mode {:o}",
+        meta.permissions().mode()
+    );
+    // What the mode means: the daemon's group may connect, anyone else may not.
+    require_root("connecting as another user");
+    std::fs::set_permissions(d.dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let n = nobody();
+    let o = ctl_as(&d, n.uid.as_raw(), n.gid.as_raw(), &["status", "a"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("cannot connect to asyncmdd")
+            && stderr(&o).contains("ermission denied"),
+        "{}",
+        stderr(&o)
+    );
+    let group = meta_gid(&d);
+    let o = ctl_as(&d, n.uid.as_raw(), group, &["status", "a"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+fn meta_gid(d: &Daemon) -> u32 {
+    std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(&d.socket).unwrap())
+}
+
+#[test]
+fn changes_need_a_privileged_peer() {
+    require_root("running a client as user nobody to test the permission check");
     let d = daemon();
     // The socket is 0660: let the other user reach it for this test.
-    std::fs::set_permissions(
-        &d.socket,
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        d.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let nobody = nix::unistd::User::from_name("nobody")
-        .unwrap()
-        .expect("a nobody user");
-    let run = |args: &[&str]| {
-        let mut c = std::process::Command::new(asyncmd_e2e::bin("asyncmctl"));
-        c.arg("--socket").arg(&d.socket).args(args);
-        std::os::unix::process::CommandExt::uid(&mut c, nobody.uid.as_raw());
-        c.output().unwrap()
+    std::fs::set_permissions(&d.socket, PermissionsExt::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(d.dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let n = nobody();
+    let run = |args: &[&str]| ctl_as(&d, n.uid.as_raw(), n.gid.as_raw(), args);
+    let refused = |args: &[&str]| {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("permission denied"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
     };
+    let pid = d.status("a.service")["pid"].as_u64().unwrap();
     let o = run(&["status", "a"]);
     assert_eq!(
         o.status.code(),
         Some(0),
         "reads are allowed: {}",
-        asyncmd_e2e::stderr(&o)
+        stderr(&o)
     );
-    let o = run(&["stop", "a"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(asyncmd_e2e::stderr(&o).contains("permission denied"));
+    assert_eq!(run(&["list"]).status.code(), Some(0));
+    assert_eq!(run(&["debug"]).status.code(), Some(0));
+    let o = asyncmd_e2e::output_within(
+        {
+            let mut c = Command::new(asyncmd_e2e::bin("asyncmjournal"));
+            c.arg("--socket")
+                .arg(&d.socket)
+                .args(["-u", "a"])
+                .uid(n.uid.as_raw())
+                .gid(n.gid.as_raw())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        },
+        "asyncmjournal as nobody",
+    );
+    assert!(stdout(&o).contains("tick"), "{}", stderr(&o));
+
+    refused(&["stop", "a"]);
     assert_eq!(d.state("a.service"), "running");
+
+    // A change a reload would apply: a dry run is a read, the reload itself a change.
+    let config = d.units().join("services.config");
+    std::fs::write(&config, "{\"a\": {\"kwargs\": {\"sleep\": 2}}}\n").unwrap();
+    let o = run(&["reload", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("a.service: would restart (services.config changed)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("Reload (dry run): 1 changed"),
+        "{}",
+        stdout(&o)
+    );
+    refused(&["reload"]);
+    refused(&["enable", "a"]);
+    refused(&["disable", "a"]);
+    refused(&["config", "a", "--kwargs", "{\"sleep\": 3}"]);
+    refused(&["restart", "a"]);
+    refused(&["debug", "on"]);
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "{\"a\": {\"kwargs\": {\"sleep\": 2}}}\n",
+        "services.config untouched"
+    );
+    let s = d.status("a.service");
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["pid"].as_u64(), Some(pid), "nothing was restarted");
+    // The same reload from root does restart it: the refusals above were what kept it.
+    let o = d.ctl(&["reload"]);
+    assert!(
+        stdout(&o).contains("a.service: restarted"),
+        "{}",
+        stdout(&o)
+    );
+    assert_ne!(d.status("a.service")["pid"].as_u64(), Some(pid));
 }

@@ -88,11 +88,14 @@ pub fn bind(path: &Path) -> io::Result<Listener> {
         std::fs::remove_file(path)?;
     }
     let name = path.to_fs_name::<GenericFilePath>()?;
-    ListenerOptions::new()
+    let listener = ListenerOptions::new()
         .name(name)
         .mode(0o660)
         .reclaim_name(true)
-        .create_tokio()
+        .create_tokio()?;
+    // bind() masks the mode with the umask (0660 became 0640 under 022): set it as promised.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
+    Ok(listener)
 }
 
 /// Serves requests about a supervisor and its journal.
@@ -148,11 +151,13 @@ impl Server {
         let (mut rx, tx) = (&conn, &conn);
         let mut frames = FrameBuffer::new(MAX_REQUEST_BYTES);
         let mut out = Vec::with_capacity(4096);
+        // The whole request must come within IDLE_TIMEOUT, however it is split into reads.
+        let mut deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
         loop {
             let parsed = match frames.next_frame() {
                 Ok(Some(f)) => frame::decode::<Envelope>(f),
                 Ok(None) => {
-                    let read = tokio::time::timeout(IDLE_TIMEOUT, rx.read(frames.spare())).await;
+                    let read = tokio::time::timeout_at(deadline, rx.read(frames.spare())).await;
                     match read {
                         Ok(Ok(n)) if n > 0 => frames.filled(n),
                         _ => return,
@@ -201,6 +206,7 @@ impl Server {
             if result.is_err() {
                 return;
             }
+            deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
         }
     }
 
