@@ -167,14 +167,87 @@ pub fn describe(spec: &Spec) -> String {
     parts.join(", ")
 }
 
+/// Where a running schedule stands: the due time of its next run on the wall clock and, for a
+/// schedule without `at`, on the monotonic clock too. Pure: the caller passes the time, so the
+/// daemon passes the real clocks and tests drive a clock by hand.
+#[derive(Debug, Clone)]
+pub struct Deadline<Tz: TimeZone> {
+    spec: Spec,
+    due: Option<DateTime<Tz>>,
+    mono: Option<Instant>,
+}
+
+impl<Tz: TimeZone> Deadline<Tz> {
+    /// The schedule `spec` set up at `wall` (monotonic `mono`).
+    pub fn new(spec: Spec, wall: &DateTime<Tz>, mono: Instant) -> Deadline<Tz> {
+        let due = first(&spec, wall);
+        let mono = due.as_ref().map(|d| mono_at(d, wall, mono));
+        Deadline { spec, due, mono }
+    }
+
+    /// `start_in` and `every` count on the monotonic clock, so a wall-clock change moves
+    /// nothing; `at` follows the wall clock.
+    fn monotonic(&self) -> bool {
+        self.spec.at.is_none()
+    }
+
+    /// The next run's due time; `None` when no run is ahead.
+    pub fn due(&self) -> Option<&DateTime<Tz>> {
+        self.due.as_ref()
+    }
+
+    /// How long to wait before looking again, zero when the run is due; `None` when no run is
+    /// ahead. For `at`, never more than a second: the wall clock is read again by then, so a
+    /// clock change (NTP, a person, DST) is followed.
+    pub fn wait(&self, wall: &DateTime<Tz>, mono: Instant) -> Option<Duration> {
+        let when = self.due.as_ref()?;
+        if let (true, Some(m)) = (self.monotonic(), self.mono) {
+            return Some(m.saturating_duration_since(mono));
+        }
+        let left = (when.clone() - wall.clone())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        Some(left.min(Duration::from_secs(1)))
+    }
+
+    /// Moves on from the run that is due (started or skipped) to the next, skipping whole
+    /// periods that are already past rather than running them in a burst.
+    pub fn advance(&mut self, wall: &DateTime<Tz>, mono: Instant) {
+        let Some(when) = self.due.take() else {
+            return;
+        };
+        let next = after(&self.spec, &when, wall);
+        self.mono = match (self.mono, self.spec.every) {
+            (Some(m), Some(every)) if self.monotonic() => {
+                let mut n = m.checked_add(every);
+                while let Some(t) = n.filter(|t| *t <= mono) {
+                    n = t.checked_add(every);
+                }
+                n
+            }
+            _ => next.as_ref().map(|d| mono_at(d, wall, mono)),
+        };
+        self.due = next;
+    }
+}
+
+/// The monotonic instant of wall time `when`, seen at `wall` = `mono`. Beyond what an Instant
+/// holds is as good as never: a century away.
+fn mono_at<Tz: TimeZone>(when: &DateTime<Tz>, wall: &DateTime<Tz>, mono: Instant) -> Instant {
+    let ahead = (when.clone() - wall.clone())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    mono.checked_add(ahead)
+        .unwrap_or_else(|| mono + Duration::from_secs(100 * 365 * 86_400))
+}
+
 /// Runs the schedule of `slot` for as long as the unit is loaded: starts the unit when a run is
 /// due, unless the previous run still goes (then the journal says it skipped one). Follows
 /// changes of the unit's definition (reload, enable, disable).
 pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
     let mut changes = slot.subscribe();
     let mut current: Option<(Spec, bool)> = None;
-    let mut due: Option<DateTime<Local>> = None;
-    let mut due_mono: Option<Instant> = None;
+    let mut deadline: Option<Deadline<Local>> = None;
     loop {
         if !sup.holds(&slot) {
             return;
@@ -187,12 +260,11 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
             .map(|sc| (sc.spec, def.config.enabled));
         if now_spec != current {
             current = now_spec;
-            due = match current {
-                Some((spec, true)) => first(&spec, &Local::now()),
+            deadline = match current {
+                Some((spec, true)) => Some(Deadline::new(spec, &Local::now(), Instant::now())),
                 _ => None,
             };
-            due_mono = due.map(|d| mono_of(&d));
-            if let (Some((spec, true)), None) = (current, due) {
+            if let (Some((spec, true)), None) = (current, deadline.as_ref().and_then(|d| d.due())) {
                 sup.log_for(
                     &slot,
                     Level::Warning,
@@ -203,33 +275,19 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
                 );
             }
         }
-        slot.set_schedule(due.map(|d| d.timestamp_micros()));
-        let Some((spec, true)) = current else {
-            // Disabled or unscheduled: wait for the definition to change.
+        let due = deadline.as_ref().and_then(|d| d.due().cloned());
+        slot.set_schedule(due.as_ref().map(|d| d.timestamp_micros()));
+        let (Some(d), Some(when)) = (deadline.as_mut(), due) else {
+            // Disabled, unscheduled or with no run ahead: wait for the definition to change.
             if changes.changed().await.is_err() {
                 return;
             }
             continue;
         };
-        let Some(when) = due else {
-            if changes.changed().await.is_err() {
-                return;
-            }
-            continue;
-        };
-        // `every` counts on the monotonic clock; `at` re-reads the wall clock each second.
-        let wait = match (spec.every.is_some() && spec.at.is_none(), due_mono) {
-            (true, Some(m)) => m.saturating_duration_since(Instant::now()),
-            _ => (when - Local::now()).to_std().unwrap_or(Duration::ZERO),
-        };
+        let wait = d.wait(&Local::now(), Instant::now()).unwrap_or_default();
         if !wait.is_zero() {
-            let step = if spec.at.is_some() {
-                wait.min(Duration::from_secs(1))
-            } else {
-                wait
-            };
             tokio::select! {
-                _ = tokio::time::sleep(step) => {}
+                _ = tokio::time::sleep(wait) => {}
                 r = changes.changed() => if r.is_err() { return },
             }
             continue;
@@ -264,27 +322,8 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
                 let _ = sup2.start(&s2).await;
             });
         }
-        let next = after(&spec, &when, &Local::now());
-        due_mono = match (due_mono, spec.every) {
-            (Some(m), Some(e)) if spec.at.is_none() => {
-                let mut n = m.checked_add(e);
-                while let Some(t) = n.filter(|t| *t <= Instant::now()) {
-                    n = t.checked_add(e);
-                }
-                n
-            }
-            _ => next.map(|d| mono_of(&d)),
-        };
-        due = next;
+        d.advance(&Local::now(), Instant::now());
     }
-}
-
-pub(crate) fn mono_of(when: &DateTime<Local>) -> Instant {
-    let ahead = (*when - Local::now()).to_std().unwrap_or(Duration::ZERO);
-    // Beyond what an Instant holds: as good as never, a century away.
-    Instant::now()
-        .checked_add(ahead)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400))
 }
 
 #[cfg(test)]
@@ -382,6 +421,105 @@ mod tests {
             first(&past_every, &now).unwrap(),
             Utc.with_ymd_and_hms(2026, 11, 25, 10, 30, 0).unwrap()
         );
+    }
+
+    /// A clock for the tests: wall and monotonic time, moved by hand.
+    struct Clock {
+        wall: DateTime<Utc>,
+        mono: Instant,
+    }
+
+    impl Clock {
+        fn at(h: u32, m: u32) -> Clock {
+            Clock {
+                wall: Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap(),
+                mono: Instant::now(),
+            }
+        }
+
+        /// Time passes: both clocks move.
+        fn pass(&mut self, d: Duration) {
+            self.wall += chrono::Duration::from_std(d).unwrap();
+            self.mono += d;
+        }
+
+        /// The wall clock is set (NTP, a person): the monotonic clock does not move.
+        fn set_wall(&mut self, h: u32, m: u32) {
+            self.wall = Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap();
+        }
+
+        fn wait(&self, d: &Deadline<Utc>) -> Duration {
+            d.wait(&self.wall, self.mono).unwrap()
+        }
+    }
+
+    #[test]
+    fn at_follows_a_wall_clock_change() {
+        let spec = Spec::new(None, None, Some("07:30")).unwrap();
+        let mut c = Clock::at(7, 0);
+        let mut d = Deadline::new(spec, &c.wall, c.mono);
+        // Half an hour ahead, but looked at again within a second.
+        assert_eq!(c.wait(&d), Duration::from_secs(1));
+        c.pass(Duration::from_secs(1));
+        // The clock is set forward past 07:30: the run is due at once, not 30 min later.
+        c.set_wall(7, 31);
+        assert_eq!(c.wait(&d), Duration::ZERO);
+        d.advance(&c.wall, c.mono);
+        assert_eq!(
+            d.due(),
+            Some(&Utc.with_ymd_and_hms(2026, 11, 26, 7, 30, 0).unwrap())
+        );
+        // Set back to 07:00 of the next day: due in half an hour again, not 24.5 hours.
+        c.wall = Utc.with_ymd_and_hms(2026, 11, 26, 7, 0, 0).unwrap();
+        assert_eq!(c.wait(&d), Duration::from_secs(1));
+        c.pass(Duration::from_secs(29 * 60 + 59));
+        assert_eq!(c.wait(&d), Duration::from_secs(1));
+        c.pass(Duration::from_millis(400));
+        assert_eq!(c.wait(&d), Duration::from_millis(600));
+        c.pass(Duration::from_millis(600));
+        assert_eq!(c.wait(&d), Duration::ZERO, "due on the dot");
+    }
+
+    #[test]
+    fn every_and_start_in_ignore_a_wall_clock_change() {
+        let spec = Spec::new(
+            Some(Duration::from_secs(20)),
+            Some(Duration::from_secs(60)),
+            None,
+        )
+        .unwrap();
+        let mut c = Clock::at(10, 0);
+        let mut d = Deadline::new(spec, &c.wall, c.mono);
+        c.pass(Duration::from_secs(5));
+        // An hour forward or back on the wall clock changes nothing: 15 s to go either way.
+        c.set_wall(11, 0);
+        assert_eq!(c.wait(&d), Duration::from_secs(15));
+        c.set_wall(9, 0);
+        assert_eq!(c.wait(&d), Duration::from_secs(15));
+        c.pass(Duration::from_secs(15));
+        assert_eq!(c.wait(&d), Duration::ZERO);
+        // The run took 5 s: the next is due 60 s after the previous due time, not after the run.
+        c.pass(Duration::from_secs(5));
+        d.advance(&c.wall, c.mono);
+        assert_eq!(c.wait(&d), Duration::from_secs(55));
+        // A stall of three periods skips them: due at the next whole period, no burst.
+        c.pass(Duration::from_secs(55 + 170));
+        assert_eq!(c.wait(&d), Duration::ZERO);
+        d.advance(&c.wall, c.mono);
+        assert_eq!(c.wait(&d), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_start_in_alone_runs_once() {
+        let spec = Spec::new(Some(Duration::from_secs(2)), None, None).unwrap();
+        let mut c = Clock::at(10, 0);
+        let mut d = Deadline::new(spec, &c.wall, c.mono);
+        assert_eq!(c.wait(&d), Duration::from_secs(2));
+        c.pass(Duration::from_secs(2));
+        assert_eq!(c.wait(&d), Duration::ZERO);
+        d.advance(&c.wall, c.mono);
+        assert_eq!(d.due(), None);
+        assert_eq!(d.wait(&c.wall, c.mono), None);
     }
 
     #[test]

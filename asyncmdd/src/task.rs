@@ -441,22 +441,14 @@ impl Task {
 /// started twice, and the journal says so. Deadlines are absolute; `every` counts on the
 /// monotonic clock, `at` re-reads the wall clock each second (see [`crate::schedule`]).
 async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: crate::schedule::Spec) {
-    use crate::schedule::{after, first, mono_of};
     use chrono::Local;
-    use std::time::Duration;
     let mut gone = task.gone.subscribe();
-    let monotonic = spec.every.is_some() && spec.at.is_none();
-    let mut due = first(&spec, &Local::now());
-    let mut mono = due.map(|d| mono_of(&d));
-    while let Some(when) = due {
+    let mut deadline = crate::schedule::Deadline::new(spec, &Local::now(), Instant::now());
+    while let Some(when) = deadline.due().cloned() {
         loop {
-            let wait = match mono {
-                Some(m) if monotonic => m.saturating_duration_since(Instant::now()),
-                _ => (when - Local::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(Duration::from_secs(1)),
-            };
+            let wait = deadline
+                .wait(&Local::now(), Instant::now())
+                .unwrap_or_default();
             if wait.is_zero() {
                 break;
             }
@@ -478,17 +470,7 @@ async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: crate::schedule::S
                 ),
             );
         }
-        due = after(&spec, &when, &Local::now());
-        mono = match (mono, spec.every) {
-            (Some(m), Some(e)) if monotonic => {
-                let mut n = m.checked_add(e);
-                while let Some(t) = n.filter(|t| *t <= Instant::now()) {
-                    n = t.checked_add(e);
-                }
-                n
-            }
-            _ => due.map(|d| mono_of(&d)),
-        };
+        deadline.advance(&Local::now(), Instant::now());
     }
 }
 
