@@ -46,6 +46,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal, and never with NO_COLOR or --no-color.
+        .with_ansi(
+            !cli.no_color
+                && std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
         .init();
     let opts = Options {
         socket: endpoint::socket_path(cli.socket.as_deref()),
