@@ -614,7 +614,7 @@ fn a_unit_with_a_watchdog_gets_watchdog_usec_in_microseconds_and_no_other_does()
     };
     // The daemon's own watchdog settings (as systemd gives them) are for it, not its services.
     let d = Setup::new()
-        .unit("dog.service", &oneshot("watchdog = \"2500ms\"\n"))
+        .unit("dog.service", &oneshot("watchdog = \"90s\"\n"))
         .unit("plain.service", &oneshot(""))
         .env("WATCHDOG_USEC", "400000")
         .env("WATCHDOG_PID", "1")
@@ -622,7 +622,7 @@ fn a_unit_with_a_watchdog_gets_watchdog_usec_in_microseconds_and_no_other_does()
     assert_eq!(d.state("dog.service"), "done");
     assert_eq!(d.state("plain.service"), "done");
     let dog = messages(&d, "dog");
-    assert!(dog.iter().any(|m| m == "usec=2500000 pid=none"), "{dog:?}");
+    assert!(dog.iter().any(|m| m == "usec=90000000 pid=none"), "{dog:?}");
     let plain = messages(&d, "plain");
     assert!(plain.iter().any(|m| m == "usec=none pid=none"), "{plain:?}");
 }
@@ -828,15 +828,21 @@ fn workdir_is_relative_to_the_unit_files_directory() {
 }
 
 #[test]
-fn status_shows_a_failing_health_check_then_an_ok_one() {
+fn status_shows_failing_checks_in_a_row_and_an_ok_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (count, pass) = (dir.path().join("checks"), dir.path().join("pass"));
-    // Checks 1 and 2 fail; check 3 waits for the test, then passes.
+    let gate = |name: &str| dir.path().join(name);
+    let count = gate("checks");
+    // Checks 1 and 2 fail; 3 waits for `pass`, then passes; 4 waits for `fail`, then fails;
+    // the later ones wait for `end`, then pass. While a check waits, the status shows the
+    // result of the one before it.
     let check = format!(
         "n=$(($(cat {c} 2>/dev/null || echo 0) + 1)); echo $n > {c}; \
-         if [ $n -le 2 ]; then exit 1; fi; while [ ! -e {p} ]; do sleep 0.05; done",
+         case $n in 1|2) exit 1;; 3) w={pass}; r=0;; 4) w={fail}; r=1;; *) w={end}; r=0;; esac; \
+         while [ ! -e $w ]; do sleep 0.05; done; exit $r",
         c = count.display(),
-        p = pass.display()
+        pass = gate("pass").display(),
+        fail = gate("fail").display(),
+        end = gate("end").display(),
     );
     let d = Setup::new()
         .unit(
@@ -847,28 +853,30 @@ fn status_shows_a_failing_health_check_then_an_ok_one() {
             ),
         )
         .boot();
-    let failing = regex::Regex::new(
-        r"\n    Health: failing @ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: exit status 1 \(2 of 3 in a row\)\n",
-    )
-    .unwrap();
-    let text = wait_for("the second failed check in the status", || {
+    let check_running = |n: u32| {
+        wait_for(&format!("health check {n} to run"), || {
+            let got: u32 = std::fs::read_to_string(&count).ok()?.trim().parse().ok()?;
+            (got == n).then_some(())
+        })
+    };
+    let health = |re: &str| {
         let text = detailed(&d, "web.service");
-        failing.is_match(&text).then_some(text)
-    });
-    assert!(text.contains("Active: (active) running"), "{text}");
-    let s = d.status("web.service");
-    assert_eq!(s["starts"], 1, "two failures of three do not stop it: {s}");
-    std::fs::write(&pass, "").unwrap();
-    let ok = regex::Regex::new(r"\n    Health: ok @ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n").unwrap();
-    wait_for("a passing check in the status", || {
-        ok.is_match(&detailed(&d, "web.service")).then_some(())
-    });
-    let s = d.status("web.service");
-    assert_eq!(
-        (s["state"].as_str(), s["starts"].as_u64()),
-        (Some("running"), Some(1)),
-        "{s}"
-    );
+        let re = regex::Regex::new(&format!(r"\n    Health: {re}\n")).unwrap();
+        assert!(re.is_match(&text), "no Health: {re} in\n{text}");
+        assert!(text.contains("Active: (active) running"), "{text}");
+        assert_eq!(d.status("web.service")["starts"], 1, "{text}");
+    };
+    let at = r"@ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d";
+    check_running(3);
+    health(&format!(r"failing {at}: exit status 1 \(2 of 3 in a row\)"));
+    std::fs::write(gate("pass"), "").unwrap();
+    check_running(4);
+    health(&format!("ok {at}"));
+    std::fs::write(gate("fail"), "").unwrap();
+    check_running(5);
+    // The ok in between started the count again.
+    health(&format!(r"failing {at}: exit status 1 \(1 of 3 in a row\)"));
+    std::fs::write(gate("end"), "").unwrap();
 }
 
 #[test]
@@ -959,7 +967,7 @@ fn at_shutdown_each_unit_gets_its_own_stop_timeout() {
     );
     let gone: f64 = std::fs::read_to_string(&record).unwrap().parse().unwrap();
     assert!(
-        (0.5..6.0).contains(&gone),
+        (0.25..6.0).contains(&gone),
         "slow was gone {gone} s after the SIGTERM: not at its own 1s stop timeout"
     );
 }
@@ -974,37 +982,40 @@ fn the_watcher_keeps_the_last_five_failed_units_and_counts_each() {
         config.push(format!(r#""{n}": {{"enabled": false}}"#));
     }
     let d = setup.config(&format!("{{{}}}", config.join(", "))).boot();
-    let count = |unit: &str| {
-        d.status("watcher.service")["stats"]["errors"][format!("{unit}.service")].as_u64()
-    };
+    let stats = || d.status("watcher.service")["stats"].clone();
     // One failure at a time, each seen by the watcher before the next.
-    for n in names.iter().chain(&["e1"]) {
-        let before = count(n).unwrap_or(0);
+    let fail = |n: &str| {
+        let count = |s: &serde_json::Value| s["errors"][format!("{n}.service")].as_u64();
+        let before = count(&stats()).unwrap_or(0);
         assert_eq!(d.ctl(&["start", n]).status.code(), Some(1), "{n} fails");
         wait_for(&format!("the watcher to count {n}'s failure"), || {
-            (count(n) == Some(before + 1)).then_some(())
-        });
+            let s = stats();
+            (count(&s) == Some(before + 1)).then_some(s)
+        })
+    };
+    let services =
+        |ns: &[&str]| -> serde_json::Value { ns.iter().map(|n| format!("{n}.service")).collect() };
+    for n in names {
+        fail(n);
     }
-    let s = d.status("watcher.service");
+    // Six failed: the first one is no longer among the last five.
     assert_eq!(
-        s["stats"]["errors"],
-        serde_json::json!({"e1.service": 2, "e2.service": 1, "e3.service": 1,
-            "e4.service": 1, "e5.service": 1, "e6.service": 1})
+        stats()["last_errors"],
+        services(&["e2", "e3", "e4", "e5", "e6"])
     );
+    fail("e1");
+    // A unit that fails again moves to the end, once.
+    let s = fail("e6");
+    assert_eq!(s["last_errors"], services(&["e3", "e4", "e5", "e1", "e6"]));
     assert_eq!(
-        s["stats"]["last_errors"],
-        serde_json::json!([
-            "e3.service",
-            "e4.service",
-            "e5.service",
-            "e6.service",
-            "e1.service"
-        ])
+        s["errors"],
+        serde_json::json!({"e1.service": 2, "e2.service": 1, "e3.service": 1,
+            "e4.service": 1, "e5.service": 1, "e6.service": 2})
     );
     let text = detailed(&d, "watcher.service");
     assert!(
         text.contains(
-            r#"last_errors: ["e3.service","e4.service","e5.service","e6.service","e1.service"]"#
+            r#"last_errors: ["e3.service","e4.service","e5.service","e1.service","e6.service"]"#
         ),
         "{text}"
     );
