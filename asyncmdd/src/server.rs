@@ -136,6 +136,10 @@ impl Server {
                         let tx = &conn;
                         let msg = format!("asyncmdd is serving its limit of {MAX_CLIENTS} clients");
                         let _ = send(tx, &mut Vec::new(), &error(ErrorCode::Busy, msg)).await;
+                        // Take in the request as after an oversized frame: closed on it unread,
+                        // the client would see a broken pipe or a reset, not this answer.
+                        let _ = (&mut { tx }).shutdown().await;
+                        drain(&conn).await;
                     }
                 }
             });
