@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of the foundation, each side by side with a peer measured in the same run:
 #   1. `asyncmctl status hello.service` as a whole process, against runit's `sv status` and
-#      s6's `s6-svstat` (hyperfine, no shell);
+#      s6's `s6-svstat` (hyperfine, no shell), and `asyncmctl --version`: what start-up alone costs;
 #   2. journal intake: 1,000,000 lines of 60 bytes from one service, against supervisord
 #      writing the same service's output to its log file, and s6-log reading the same lines;
 #   3. whether `asyncmjournal -F` keeps up with that flood (lines received, entries missed).
@@ -45,12 +45,14 @@ hyperfine -N --warmup 100 --runs 1000 --export-json "$W/status.json" \
     "$S/asyncmctl --socket $W/a.sock status hello.service" \
     "$B/asyncmctl --socket $W/a.sock status hello.service" \
     "sv status $W/sv/hello" \
-    "s6-svstat $W/s6/hello" >/dev/null
+    "s6-svstat $W/s6/hello" \
+    "$S/asyncmctl --version" >/dev/null
 python3 - "$W/status.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 ours = r[0]["median"]
-names = ["asyncmctl (static)", "asyncmctl (dynamic)", "sv status (runit)", "s6-svstat (s6)"]
+names = ["asyncmctl (static)", "asyncmctl (dynamic)", "sv status (runit)", "s6-svstat (s6)",
+         "asyncmctl --version (static; start-up alone, no socket)"]
 for name, x in zip(names, r):
     print(f"  {name:22} median {x['median']*1e3:7.3f} ms  ({x['median']/ours:4.2f}x asyncmctl)")
 PY
@@ -64,7 +66,13 @@ type = "oneshot"
 [service]
 exec = ["sh", "-c", "yes '$LINE' | head -n 1000000"]
 UNIT
-echo '{"flood": {"enabled": false}}' > "$W/units/services.config"
+cat > "$W/units/mark.service" <<UNIT
+[unit]
+type = "oneshot"
+[service]
+exec = ["echo", "MARK"]
+UNIT
+echo '{"flood": {"enabled": false}, "mark": {"enabled": false}}' > "$W/units/services.config"
 "$B/asyncmdd" --units "$W/units" --socket "$W/f.sock" --journal-size 1M >/dev/null 2>&1 & pids+=($!)
 wait_for "asyncmdd" "$B/asyncmctl" --socket "$W/f.sock" list
 # floods N: start the flood unit 3 times; prints the median intake rate (lines/s), from the
@@ -149,8 +157,9 @@ print(f"  s6-log to a directory: {1e6/s6/1e6:6.2f} M lines/s (whole pipeline; th
 print(f"  ratios: asyncmdd / supervisord {ours/sup:.2f}x, asyncmdd / s6-log {ours/(1e6/s6):.2f}x")
 PY
 echo "== 3. the same floods with \`asyncmjournal -F -o cat\` attached (it writes to a file)"
-"$B/asyncmjournal" --socket "$W/f.sock" -F -n 0 -u flood -o cat > "$W/follow.out" 2> "$W/follow.err" & fpid=$!
-sleep 0.3
+"$B/asyncmjournal" --socket "$W/f.sock" -F -n 0 -u flood -u mark -o cat > "$W/follow.out" 2> "$W/follow.err" & fpid=$!
+# Attached once it shows a marker logged after its start.
+wait_for "the follower to attach" sh -c "'$B/asyncmctl' --socket '$W/f.sock' start mark >/dev/null; grep -qx MARK '$W/follow.out'"
 WITH=$(floods)
 # Let the follower finish what it can still read, then stop it.
 prev=-1
@@ -160,7 +169,7 @@ for _ in $(seq 600); do
     prev=$now; sleep 0.5
 done
 kill "$fpid" 2>/dev/null || true
-received=$(wc -l < "$W/follow.out")
+received=$(grep -vcx MARK "$W/follow.out" || true)
 missed=$({ grep -o '^-- [0-9]*' "$W/follow.err" || true; } | awk '{s+=$2} END {print s+0}')
 python3 -c "print(f'  asyncmdd intake with a follower: {$WITH/1e6:.2f} M lines/s')"
 echo "  the follower received $received lines and was told of $missed missed (of 3,000,000 lines + 6 start/finish entries)"
