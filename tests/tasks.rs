@@ -52,8 +52,18 @@ impl Blink {
 
 impl Drop for Blink {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Ctrl-C, as a person stops it: the example then exits by itself (SIGKILL if not).
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let start = std::time::Instant::now();
+        while let Ok(None) = self.child.try_wait() {
+            if start.elapsed() > asyncmd_e2e::DEADLINE {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 

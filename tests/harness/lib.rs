@@ -17,31 +17,37 @@ use serde_json::Value;
 /// How long any awaited condition may take on a loaded machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// The directory the running test was built in (`target/debug`, or another target directory's
+/// `debug`, as under cargo-llvm-cov): the binaries it drives are built and found there too.
+fn profile_dir() -> PathBuf {
+    // Tests run from <target>/debug/deps/<test>.
+    let exe = std::env::current_exe().expect("test path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// Runs `cargo build ARGS` into the target directory of the running test.
+fn cargo_build(args: &[&str]) {
+    let dir = profile_dir();
+    let target = dir.parent().expect("target dir");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--target-dir"])
+        .arg(target)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build {args:?} failed");
+}
+
 /// The path of a built binary of this workspace (`asyncmdd`, `asyncmctl`, `asyncmjournal`).
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "asyncmdd",
-                "-p",
-                "asyncmctl",
-                "-p",
-                "asyncmjournal",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the binaries failed");
-        // tests run from target/debug/deps/<test>; the binaries sit in target/debug.
-        let exe = std::env::current_exe().expect("test path");
-        exe.parent()
-            .and_then(Path::parent)
-            .expect("target dir")
-            .to_path_buf()
+        cargo_build(&["-p", "asyncmdd", "-p", "asyncmctl", "-p", "asyncmjournal"]);
+        profile_dir()
     });
     dir.join(name)
 }
@@ -49,14 +55,7 @@ pub fn bin(name: &str) -> PathBuf {
 /// The path of a built example of this repository (`async_blink`), built on first use.
 pub fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the examples failed");
-    });
+    BUILT.get_or_init(|| cargo_build(&["--examples"]));
     bin("examples").join(name)
 }
 
