@@ -131,6 +131,19 @@ pub fn output_within(child: Child, what: &str) -> Output {
     }
 }
 
+/// Runs `cmd` (the client `name` with `args`) with its output captured, failing the test if it
+/// does not exit within [`DEADLINE`]: a daemon that stops answering fails the suite, never
+/// hangs it.
+pub fn run_within(mut cmd: Command, name: &str, args: &[&str]) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} runs: {e}"));
+    output_within(child, &format!("{name} {}", args.join(" ")))
+}
+
 /// Text of an output's stdout.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -241,7 +254,6 @@ impl Setup {
             None => Command::new(bin("asyncmdd")),
         };
         let child = cmd
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--units")
             .arg("units")
             .arg("--socket")
@@ -251,6 +263,12 @@ impl Setup {
             .args(&self.args)
             .current_dir(dir.path())
             .env_remove("ASYNCMD_SOCKET")
+            // What the runner's own manager set (a suite run under systemd) is not the test's.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("ASYNCMD_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -287,18 +305,14 @@ impl Daemon {
         c
     }
 
-    /// Runs `asyncmctl ARGS` to completion.
+    /// Runs `asyncmctl ARGS` to completion, within [`DEADLINE`].
     pub fn ctl(&self, args: &[&str]) -> Output {
-        self.client("asyncmctl", args)
-            .output()
-            .expect("asyncmctl runs")
+        run_within(self.client("asyncmctl", args), "asyncmctl", args)
     }
 
-    /// Runs `asyncmjournal ARGS` to completion.
+    /// Runs `asyncmjournal ARGS` to completion, within [`DEADLINE`].
     pub fn journal(&self, args: &[&str]) -> Output {
-        self.client("asyncmjournal", args)
-            .output()
-            .expect("asyncmjournal runs")
+        run_within(self.client("asyncmjournal", args), "asyncmjournal", args)
     }
 
     /// A command line that runs a client against this daemon, for shell pipelines.
