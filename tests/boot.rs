@@ -1,6 +1,6 @@
 //! Boot: the report, broken unit files, services.config (enabled, args, kwargs), shutdown.
 
-use asyncmd_e2e::{stdout, wait_for, Setup};
+use asyncmd_e2e::{stdout, wait_for, Setup, Signal};
 
 const LOOP: &str = "while :; do echo tick; sleep 1; done";
 
@@ -116,38 +116,41 @@ fn broken_config_is_reported_and_units_still_boot() {
 }
 
 #[test]
-fn sigterm_stops_every_unit_and_exits_zero() {
-    let mut d = Setup::new()
-        .sh("a.service", "", LOOP)
-        .sh(
-            "b.service",
-            "",
-            "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done",
-        )
-        .boot();
-    let pids: Vec<i32> = ["a.service", "b.service"]
-        .iter()
-        .map(|u| d.status(u)["pid"].as_i64().unwrap() as i32)
-        .collect();
-    let socket = d.socket.clone();
-    assert_eq!(d.stop(), Some(0));
-    for pid in pids {
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-        assert!(!alive, "service process {pid} outlived the daemon");
+fn sigterm_or_sigint_stops_every_unit_and_exits_zero() {
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut d = Setup::new()
+            .sh("a.service", "", LOOP)
+            .sh(
+                "b.service",
+                "",
+                "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done",
+            )
+            .boot();
+        let pids: Vec<i32> = ["a.service", "b.service"]
+            .iter()
+            .map(|u| d.status(u)["pid"].as_i64().unwrap() as i32)
+            .collect();
+        let socket = d.socket.clone();
+        d.signal(sig);
+        assert_eq!(d.wait_exit(), Some(0), "{sig}");
+        for pid in pids {
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            assert!(!alive, "{sig}: service process {pid} outlived the daemon");
+        }
+        wait_for("the socket file to go", || (!socket.exists()).then_some(()));
     }
-    wait_for("the socket file to go", || (!socket.exists()).then_some(()));
 }
 
 #[test]
 fn a_second_daemon_on_the_same_socket_is_refused() {
     let d = Setup::new().sh("a.service", "", LOOP).boot();
-    let out = std::process::Command::new(asyncmd_e2e::bin("asyncmdd"))
+    let mut second = std::process::Command::new(asyncmd_e2e::bin("asyncmdd"));
+    second
         .arg("--units")
         .arg(d.dir.path().join("units"))
         .arg("--socket")
-        .arg(&d.socket)
-        .output()
-        .unwrap();
+        .arg(&d.socket);
+    let out = asyncmd_e2e::run_within(second, "a second asyncmdd", &[]);
     assert!(!out.status.success());
     assert!(asyncmd_e2e::stderr(&out).contains("another asyncmdd is already listening"));
     assert_eq!(d.state("a.service"), "running");

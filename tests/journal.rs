@@ -211,17 +211,16 @@ fn a_flood_stays_within_the_budget_and_keeps_the_newest() {
             // 2.5 M lines of 60 bytes: 150 MB as fast as `yes` can write them.
             "[service]\nexec = [\"sh\", \"-c\", \"yes 'flood line that is sixty bytes long, give or take: xxxxxx' | head -n 2500000; echo FLOOD-END\"]\n",
         )
-        .config(r#"{"flood": {"enabled": false}}"#)
+        .unit(
+            "endless.service",
+            "[service]\nexec = [\"yes\", \"endless flood line\"]\nstop_timeout = \"30s\"\n",
+        )
+        .config(r#"{"flood": {"enabled": false}, "endless": {"enabled": false}}"#)
         .arg("--journal-size")
         .arg("1M")
         .boot();
     let idle_kb = d.mem_kb("VmRSS");
     assert!(d.ctl(&["start", "flood"]).status.success());
-    // The daemon keeps answering while it swallows the flood.
-    let o = d.ctl(&["--json", "status", "flood"]);
-    let answer: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("a status answer during the flood: {e}: {}", stderr(&o)));
-    assert_eq!(answer[0]["name"], "flood.service", "{answer}");
     d.wait_state("flood.service", "done");
     let peak_kb = d.mem_kb("VmHWM");
     let grown = peak_kb.saturating_sub(idle_kb);
@@ -260,6 +259,22 @@ fn a_flood_stays_within_the_budget_and_keeps_the_newest() {
         .unwrap();
     assert_eq!(last_line["msg"], "FLOOD-END");
     assert!(flood.len() > 10_000, "{}", flood.len());
+
+    // A flood that never ends: the daemon still answers (each client run has a deadline),
+    // reports it running while its lines pour in, and stops it.
+    assert!(d.ctl(&["start", "endless"]).status.success());
+    let last_seq = |d: &Daemon| d.entries(&["-n", "1"])[0]["seq"].as_u64().unwrap();
+    let before = last_seq(&d);
+    wait_for("the endless flood to fill the ring", || {
+        (last_seq(&d) > before + 100_000).then_some(())
+    });
+    let o = d.ctl(&["--json", "status", "endless"]);
+    let answer: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("a status answer during the flood: {e}: {}", stderr(&o)));
+    assert_eq!(answer[0]["state"], "running", "{answer}");
+    let o = d.ctl(&["stop", "endless"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(d.state("endless.service"), "stopped");
 }
 
 #[test]

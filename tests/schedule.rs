@@ -61,6 +61,17 @@ fn every_runs_on_absolute_deadlines_and_start_in_waits() {
     );
     // Deadlines are absolute: every due time is a whole number of periods after the first
     // (a run only ever skips whole periods), so lateness never piles up...
+    // ...and the period is the schedule's: most gaps are exactly one period, and a loaded
+    // machine skips a few at most.
+    let mut gaps: Vec<i64> = r.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        (249_000..=251_000).contains(&median),
+        "median gap between due times {median} µs: {r:?}"
+    );
+    let skipped: i64 = gaps.iter().map(|g| (g + 1_000) / 250_000 - 1).sum();
+    assert!(skipped <= 4, "{skipped} periods skipped: {r:?}");
     let mut last = due0;
     for (k, &(due, start)) in r.iter().enumerate() {
         let off = (due - due0).rem_euclid(250_000);
