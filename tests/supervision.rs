@@ -5,9 +5,11 @@
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::Instant;
 
-use asyncmd_e2e::{output_within, stderr, stdout, wait_for, Daemon, Setup, Signal};
+use asyncmd_e2e::{
+    output_within, run_within, stderr, stdout, wait_for, Daemon, Setup, Signal, DEADLINE,
+};
 
 const LOOP: &str = "while :; do sleep 1; done";
 
@@ -71,10 +73,11 @@ fn gate() -> (tempfile::TempDir, std::path::PathBuf) {
 fn restart_delays_grow_cap_and_reset_after_a_long_run() {
     let counter = tempfile::tempdir().unwrap();
     let count = counter.path().join("n");
-    // Runs 1-3 and 5-6 fail at once; run 4 lasts longer than restart_reset_after first.
+    // Runs 1-3 and 5-6 fail at once (well within restart_reset_after, even on a loaded
+    // machine); run 4 lasts longer than restart_reset_after first.
     let script = format!(
         "n=$(($(cat {c} 2>/dev/null || echo 0) + 1)); echo $n > {c}; \
-         if [ $n -eq 4 ]; then sleep 1.5; fi; if [ $n -ge 7 ]; then exec sleep 1000; fi; exit 1",
+         if [ $n -eq 4 ]; then sleep 4; fi; if [ $n -ge 7 ]; then exec sleep 1000; fi; exit 1",
         c = count.display()
     );
     let d = Setup::new()
@@ -82,7 +85,7 @@ fn restart_delays_grow_cap_and_reset_after_a_long_run() {
             "flap.service",
             &format!(
                 "[service]\nexec = [\"sh\", \"-c\", '''{script}''']\nrestart = \"on-failure\"\n\
-                 restart_delay = \"200ms\"\nrestart_max_delay = \"500ms\"\nrestart_reset_after = \"1s\"\n\
+                 restart_delay = \"200ms\"\nrestart_max_delay = \"500ms\"\nrestart_reset_after = \"3s\"\n\
                  start_limit = 0\n"
             ),
         )
@@ -161,28 +164,35 @@ fn the_start_limit_gives_up_and_a_manual_start_always_works() {
 
 #[test]
 fn a_double_forking_service_leaves_nothing_behind() {
+    // Durations unique to this run (`sleep 7771.PID`...), so that what a failed earlier run
+    // left behind is never taken for this run's processes.
+    let secs: Vec<String> = (1..=4)
+        .map(|i| format!("777{i}.{}", std::process::id()))
+        .collect();
     let d = Setup::new()
         .sh(
             "forks.service",
             "",
-            "setsid sh -c 'exec sleep 7771' & (sleep 7772 &) ; exec sleep 7773",
+            &format!(
+                "setsid sh -c 'exec sleep {}' & (sleep {} &) ; exec sleep {}",
+                secs[0], secs[1], secs[2]
+            ),
         )
         .sh(
             "leaves.service",
             "type = \"oneshot\"",
-            "setsid sh -c 'exec sleep 7774' & exit 0",
+            &format!("setsid sh -c 'exec sleep {}' & exit 0", secs[3]),
         )
         .boot();
     wait_for("the forked processes", || {
-        (pids_of(&["sleep", "7771"]).len() == 1 && pids_of(&["sleep", "7772"]).len() == 1)
+        (pids_of(&["sleep", &secs[0]]).len() == 1 && pids_of(&["sleep", &secs[1]]).len() == 1)
             .then_some(())
     });
     assert!(d.ctl(&["stop", "forks"]).status.success());
     // The oneshot ended at once; what it left behind was stopped with it.
     assert_eq!(d.state("leaves.service"), "done");
     wait_for("every process of both units to be gone", || {
-        ["7771", "7772", "7773", "7774"]
-            .iter()
+        secs.iter()
             .all(|n| pids_of(&["sleep", n]).is_empty())
             .then_some(())
     });
@@ -345,8 +355,7 @@ fn the_daemon_speaks_sd_notify_to_its_own_manager() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("systemd.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut d = Setup::new()
         .sh("a.service", "", LOOP)
         .env("NOTIFY_SOCKET", path.to_str().unwrap())
@@ -358,7 +367,10 @@ fn the_daemon_speaks_sd_notify_to_its_own_manager() {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     // The watchdog pinger may speak before the boot is done: READY is matched, not placed.
+    // Pings come every 200 ms, so each read returns soon: the loops need deadlines of their own.
+    let t0 = Instant::now();
     let ready = loop {
+        assert!(t0.elapsed() < DEADLINE, "no READY=1 among the pings");
         let m = next();
         if m != "WATCHDOG=1" {
             break m;
@@ -372,7 +384,9 @@ fn the_daemon_speaks_sd_notify_to_its_own_manager() {
         pings += 1;
     }
     d.signal(Signal::SIGTERM);
+    let t0 = Instant::now();
     loop {
+        assert!(t0.elapsed() < DEADLINE, "no STOPPING=1 among the pings");
         let m = next();
         if m.starts_with("STOPPING=1") {
             break;
@@ -385,13 +399,13 @@ fn the_daemon_speaks_sd_notify_to_its_own_manager() {
 #[test]
 fn as_pid_1_it_reaps_orphans_and_a_failed_core_unit_fails_the_container() {
     asyncmd_e2e::require_root("the PID 1 test (unshare -pf)");
-    let check = std::process::Command::new("unshare")
-        .args(["-pf", "--mount-proc", "true"])
-        .output()
-        .expect("unshare from util-linux");
+    let args = ["-pf", "--kill-child", "--mount-proc", "true"];
+    let mut check = Command::new("unshare");
+    check.args(args);
+    let check = run_within(check, "unshare", &args);
     assert!(
         check.status.success(),
-        "unshare -pf --mount-proc does not work here: {}",
+        "unshare -pf --kill-child --mount-proc does not work here: {}",
         stderr(&check)
     );
     let out = tempfile::tempdir().unwrap();
@@ -407,7 +421,9 @@ fn as_pid_1_it_reaps_orphans_and_a_failed_core_unit_fails_the_container() {
             "core.service",
             "[unit]\ntype = \"core\"\n[service]\nexec = [\"sh\", \"-c\", \"exit 3\"]\n",
         )
-        .wrapped(&["unshare", "-pf", "--mount-proc"])
+        // --kill-child: if the test fails, the namespace (daemon, orphan loop) goes with the
+        // wrapper when the harness stops it.
+        .wrapped(&["unshare", "-pf", "--kill-child", "--mount-proc"])
         .boot();
     // The daemon is the wrapper's child, and PID 1 of its namespace.
     let daemon: u32 = wait_for("the daemon under unshare", || {
@@ -568,11 +584,20 @@ fn stop_sends_the_units_stop_signal_first() {
 
 #[test]
 fn a_notify_unit_without_ready_is_killed_at_its_start_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("late.pid");
+    // The unit's process notes its pid while it is still starting.
+    let script = format!(
+        "echo $$ > {p}.new; mv {p}.new {p}; while :; do sleep 0.05; done",
+        p = pid_file.display()
+    );
     let d = Setup::new()
         .unit(
             "late.service",
-            "[unit]\ntype = \"notify\"\n[service]\nexec = [\"sh\", \"-c\", \"while :; do sleep 0.05; done\"]\n\
-             start_timeout = \"1s\"\nstop_timeout = \"10s\"\n",
+            &format!(
+                "[unit]\ntype = \"notify\"\n[service]\nexec = [\"sh\", \"-c\", '''{script}''']\n\
+                 start_timeout = \"1s\"\nstop_timeout = \"10s\"\n"
+            ),
         )
         .boot();
     assert!(
@@ -602,6 +627,15 @@ fn a_notify_unit_without_ready_is_killed_at_its_start_timeout() {
     );
     let text = detailed(&d, "late.service");
     assert!(text.contains("Last exit: no READY=1 within 1s"), "{text}");
+    // The process it started while starting is the one that was killed: it is gone.
+    let pid = pid_in(&pid_file);
+    assert!(
+        j.iter().any(|m| *m == format!("Started (pid {pid})")),
+        "{j:?}"
+    );
+    wait_for(&format!("process {pid} to be gone"), || {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
 }
 
 #[test]
@@ -627,76 +661,140 @@ fn a_unit_with_a_watchdog_gets_watchdog_usec_in_microseconds_and_no_other_does()
     assert!(plain.iter().any(|m| m == "usec=none pid=none"), "{plain:?}");
 }
 
+/// Waits for the number process `path` holds (written by it, whole, with a rename).
+fn pid_in(path: &Path) -> u32 {
+    wait_for(&format!("a pid in {}", path.display()), || {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    })
+}
+
+/// Whether process `pid` carries a run tag in its environment.
+fn tagged(pid: u32) -> bool {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    String::from_utf8_lossy(&env).contains("ASYNCMD_INVOCATION=")
+}
+
 #[test]
 fn mainpid_names_a_new_main_process_and_stopping_is_logged() {
     let dir = tempfile::tempdir().unwrap();
-    let (gate, gate2, newpid) = (
-        dir.path().join("gate"),
-        dir.path().join("gate2"),
-        dir.path().join("newpid"),
-    );
-    // The new main process: it has shed the environment, run tag included, so only its
-    // MAINPID= says whose it is.
+    let at = |name: &str| dir.path().join(name);
+    let (main_pid, new_pid, stray_pid) = (at("main.pid"), at("new.pid"), at("stray.pid"));
+    let (gate, stray_sent, gate2, gate3) = (at("gate"), at("stray_sent"), at("gate2"), at("gate3"));
+    // Writes this process's pid to `path`, whole.
+    let own_pid = |path: &Path| {
+        format!(
+            "open('{p}.new', 'w').write(str(os.getpid()))\nos.rename('{p}.new', '{p}')\n",
+            p = path.display()
+        )
+    };
+    let wait = |path: &Path| {
+        format!(
+            "while not os.path.exists('{}'): time.sleep(0.05)\n",
+            path.display()
+        )
+    };
+    // The new main process: started afresh with `env -i`, so it carries no run tag and has
+    // never spoken before it is named. Only its MAINPID= says whose it is. It makes the unit
+    // ready once the stray descendant below has spoken.
     let new_main = py_script(
         dir.path(),
         "new_main.py",
         &format!(
-            "import signal\nopen('{pid}', 'w').write(str(os.getpid()))\n\
+            "import signal\n{own}\
              def term(*_):\n    send('STOPPING=1\\nSTATUS=stopping')\n\
-             \x20   while not os.path.exists('{g2}'): time.sleep(0.05)\n    sys.exit(0)\n\
-             signal.signal(signal.SIGTERM, term)\nsend('STATUS=the new main speaks')\n\
-             while True: time.sleep(1)\n",
-            pid = newpid.display(),
-            g2 = gate2.display()
+             \x20   while not os.path.exists('{g3}'): time.sleep(0.05)\n    sys.exit(0)\n\
+             signal.signal(signal.SIGTERM, term)\n{wait_stray}send('READY=1')\n\
+             {wait2}send('STATUS=the new main speaks')\nwhile True: time.sleep(1)\n",
+            own = own_pid(&new_pid),
+            g3 = gate3.display(),
+            wait_stray = wait(&stray_sent),
+            wait2 = wait(&gate2),
         ),
     );
+    // A descendant of the run that sheds its tag too but is named by no MAINPID=: what it
+    // says is nobody's. It stays alive, so the daemon can look at it.
+    let stray = py_script(
+        dir.path(),
+        "stray.py",
+        &format!(
+            "{own}{wait_gate}send('STATUS=a stray descendant speaks')\n\
+             open('{sent}', 'w').close()\nwhile True: time.sleep(1)\n",
+            own = own_pid(&stray_pid),
+            wait_gate = wait(&gate),
+            sent = stray_sent.display(),
+        ),
+    );
+    // The spawned process: starts both afresh, and names the new main once it runs untagged.
     let main = py_script(
         dir.path(),
         "main.py",
         &format!(
-            "import signal\npid = os.fork()\nif pid == 0:\n\
-             \x20   send('MAINPID=%d\\nSTATUS=claimed' % os.getpid())\n\
-             \x20   while not os.path.exists('{g}'): time.sleep(0.05)\n\
-             \x20   os.execve(sys.executable, [sys.executable, '{new}'], {{'NOTIFY_SOCKET': os.environ['NOTIFY_SOCKET']}})\n\
-             def term(*_):\n    os.waitpid(pid, 0)\n    sys.exit(0)\n\
+            "import signal, subprocess\n{own}\
+             def fresh(script):\n\
+             \x20   return subprocess.Popen(['env', '-i', 'NOTIFY_SOCKET=' + os.environ['NOTIFY_SOCKET'], sys.executable, script])\n\
+             new = fresh('{new}')\nstray = fresh('{stray}')\n{wait_new}\
+             send('MAINPID=%d\\nSTATUS=claimed' % new.pid)\n\
+             def term(*_):\n    new.wait()\n    stray.wait()\n    sys.exit(0)\n\
              signal.signal(signal.SIGTERM, term)\nwhile True: time.sleep(1)\n",
-            g = gate.display(),
-            new = new_main.display()
+            own = own_pid(&main_pid),
+            new = new_main.display(),
+            stray = stray.display(),
+            wait_new = wait(&new_pid),
         ),
     );
     let d = Setup::new()
         .unit(
             "m.service",
             &format!(
-                "[service]\nexec = [\"python3\", \"{}\"]\nstop_timeout = \"30s\"\n",
+                "[unit]\ntype = \"notify\"\n[service]\nexec = [\"python3\", \"{}\"]\n\
+                 start_timeout = \"5m\"\nstop_timeout = \"30s\"\n",
                 main.display()
             ),
         )
-        .boot();
-    wait_for("the child's MAINPID=", || {
-        (d.status("m.service")["status_text"] == "claimed").then_some(())
+        .spawn();
+    d.wait_listening();
+    let s = wait_for("the MAINPID= of the spawned process", || {
+        let s = d.status("m.service");
+        (s["status_text"] == "claimed").then_some(s)
     });
+    assert_eq!(s["state"], "starting", "{s}");
+    let (main_pid, new_pid, stray_pid) = (pid_in(&main_pid), pid_in(&new_pid), pid_in(&stray_pid));
+    assert_eq!(s["pid"], main_pid, "status shows the spawned process: {s}");
+    assert_ne!(new_pid, main_pid);
+    assert!(tagged(main_pid), "the spawned process carries the run tag");
+    assert!(!tagged(new_pid), "the new main carries no run tag");
+    assert!(
+        !tagged(stray_pid),
+        "the stray descendant carries no run tag"
+    );
+
+    // The stray speaks first, then the new main says READY=1: only the new main is heard.
     std::fs::write(&gate, "").unwrap();
-    let s = wait_for("the new main process to be heard", || {
+    d.wait_booted();
+    let s = d.wait_state("m.service", "running");
+    assert_eq!(
+        s["status_text"], "claimed",
+        "the stray descendant was heard: {s}"
+    );
+    assert_eq!(s["pid"], main_pid, "{s}");
+    assert!(
+        messages(&d, "m").iter().any(|m| m == "Ready (READY=1)"),
+        "{:?}",
+        messages(&d, "m")
+    );
+    std::fs::write(&gate2, "").unwrap();
+    let s = wait_for("the new main's STATUS=", || {
         let s = d.status("m.service");
         (s["status_text"] == "the new main speaks").then_some(s)
     });
-    let pid: u32 = std::fs::read_to_string(&newpid).unwrap().parse().unwrap();
-    assert_ne!(
-        s["pid"], pid,
-        "the new main is not the process the daemon spawned"
-    );
-    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    assert!(
-        !String::from_utf8_lossy(&env).contains("ASYNCMD_INVOCATION"),
-        "the new main carries no run tag"
-    );
+    assert_eq!(s["pid"], main_pid, "{s}");
 
     // Its STOPPING=1 is heard while it stops.
     let stop = Command::new(asyncmd_e2e::bin("asyncmctl"))
         .arg("--socket")
         .arg(&d.socket)
         .args(["stop", "m"])
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -710,7 +808,7 @@ fn mainpid_names_a_new_main_process_and_stopping_is_logged() {
     let s = d.status("m.service");
     assert_eq!(s["state"], "stopping", "{s}");
     assert_eq!(s["status_text"], "stopping", "{s}");
-    std::fs::write(&gate2, "").unwrap();
+    std::fs::write(&gate3, "").unwrap();
     let o = output_within(stop, "asyncmctl stop");
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(d.state("m.service"), "stopped");

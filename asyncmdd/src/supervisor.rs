@@ -1167,9 +1167,7 @@ impl Supervisor {
                     ("WATCHDOG", "1") => live.last_ping = Some(Instant::now()),
                     ("MAINPID", p) => {
                         // Only a process of this very run may be named its main process.
-                        let claimed = p.parse().ok().filter(|&p| {
-                            process::invocation_of(p).as_deref() == live.invocation.as_deref()
-                        });
+                        let claimed = p.parse().ok().filter(|&p| of_run(p, &live));
                         if claimed.is_some() {
                             live.main_pid = claimed;
                         }
@@ -1439,6 +1437,33 @@ impl Supervisor {
         }
         while set.join_next().await.is_some() {}
     }
+}
+
+/// Whether process `pid` belongs to the current run of `live`: it carries the run's tag, or it
+/// was started (directly or further down) by the run's spawned process or by a process that
+/// carries the tag, and has shed its environment since (`env -i`, an `execve` with its own).
+fn of_run(pid: u32, live: &Live) -> bool {
+    let Some(tag) = live.invocation.as_deref() else {
+        return false;
+    };
+    let mut p = pid;
+    // A bounded walk up the parents: the run's processes are its spawned process's
+    // descendants, or orphans that kept the tag.
+    for _ in 0..64 {
+        if p <= 1 || p == std::process::id() {
+            return false;
+        }
+        if (!live.main_exited && live.pid == Some(p))
+            || process::invocation_of(p).as_deref() == Some(tag)
+        {
+            return true;
+        }
+        match process::parent_of(p) {
+            Some(parent) => p = parent,
+            None => return false,
+        }
+    }
+    false
 }
 
 fn result_text(live: &Live) -> String {
