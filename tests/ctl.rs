@@ -1,6 +1,8 @@
 //! asyncmctl: compact and detailed status, list, start/stop/restart, exit codes, JSON, globs.
 
-use asyncmd_e2e::{stderr, stdout, wait_for, Setup};
+use std::process::Command;
+
+use asyncmd_e2e::{output_within, run_within, stderr, stdout, wait_for, Setup};
 
 const LOOP: &str = "i=0; while :; do i=$((i+1)); echo \"LED $i toggled!\"; sleep 0.2; done";
 
@@ -188,21 +190,25 @@ fn list_and_json_and_global_options_anywhere() {
     let v: serde_json::Value = serde_json::from_slice(&d.ctl(&["list", "--json"]).stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
     // Global options before the subcommand work too.
-    let o = std::process::Command::new(asyncmd_e2e::bin("asyncmctl"))
-        .args(["--json", "--no-color", "--socket"])
-        .arg(&d.socket)
-        .args(["status", "world"])
-        .output()
-        .unwrap();
+    let socket = d.socket.to_str().unwrap();
+    let args = [
+        "--json",
+        "--no-color",
+        "--socket",
+        socket,
+        "status",
+        "world",
+    ];
+    let mut c = Command::new(asyncmd_e2e::bin("asyncmctl"));
+    c.args(args);
+    let o = run_within(c, "asyncmctl", &args);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["name"], "world.service");
     assert_eq!(v[0]["result"]["code"], 0);
     // ASYNCMD_SOCKET is honoured.
-    let o = std::process::Command::new(asyncmd_e2e::bin("asyncmctl"))
-        .args(["status", "world"])
-        .env("ASYNCMD_SOCKET", &d.socket)
-        .output()
-        .unwrap();
+    let mut c = Command::new(asyncmd_e2e::bin("asyncmctl"));
+    c.args(["status", "world"]).env("ASYNCMD_SOCKET", &d.socket);
+    let o = run_within(c, "asyncmctl", &["status", "world"]);
     assert!(
         stdout(&o).contains("Active: (inactive) done @"),
         "{}",
@@ -213,12 +219,11 @@ fn list_and_json_and_global_options_anywhere() {
 #[test]
 fn no_daemon_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(asyncmd_e2e::bin("asyncmctl"))
-        .arg("--socket")
+    let mut c = Command::new(asyncmd_e2e::bin("asyncmctl"));
+    c.arg("--socket")
         .arg(dir.path().join("none.sock"))
-        .arg("status")
-        .output()
-        .unwrap();
+        .arg("status");
+    let o = run_within(c, "asyncmctl", &["status"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("cannot connect to asyncmdd at"),
@@ -331,13 +336,22 @@ fn debug_on_shows_every_status_in_full_until_debug_off() {
 
 /// Runs `cmd` with its stdout and stderr on a new pseudo-terminal; what it printed there
 /// (until it exited and closed the terminal), and its exit code.
-fn on_a_terminal(mut cmd: std::process::Command) -> (String, Option<i32>) {
+fn on_a_terminal(mut cmd: Command) -> (String, Option<i32>) {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
     use std::io::Read;
+    use std::os::fd::AsRawFd;
     let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    // Close-on-exec, both sides: a process a parallel test spawns meanwhile must not inherit
+    // the slave and hold the terminal open. The client gets it as its stdout and stderr all
+    // the same (dup2 clears the flag on the copies).
+    for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("FD_CLOEXEC");
+    }
     cmd.stdin(std::process::Stdio::null())
         .stdout(pty.slave.try_clone().unwrap())
         .stderr(pty.slave);
-    let mut child = cmd.spawn().expect("the client starts");
+    let child = cmd.spawn().expect("the client starts");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     // The Command holds our copies of the terminal's slave side: close them, so that the
     // master reads EIO once the child has gone.
     drop(cmd);
@@ -360,11 +374,13 @@ fn on_a_terminal(mut cmd: std::process::Command) -> (String, Option<i32>) {
     let got = match rx.recv_timeout(asyncmd_e2e::DEADLINE) {
         Ok(g) => g,
         Err(_) => {
-            let _ = child.kill();
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             panic!("timed out reading the terminal");
         }
     };
-    let code = child.wait().unwrap().code();
+    let code = output_within(child, "the client on a terminal")
+        .status
+        .code();
     (String::from_utf8_lossy(&got).into_owned(), code)
 }
 
@@ -373,7 +389,7 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let d = setup();
     d.wait_state("crash.service", "failed");
     let client = |name: &str, args: &[&str], no_color: Option<&str>| {
-        let mut c = std::process::Command::new(asyncmd_e2e::bin(name));
+        let mut c = Command::new(asyncmd_e2e::bin(name));
         c.arg("--socket").arg(&d.socket).args(args);
         match no_color {
             Some(v) => c.env("NO_COLOR", v),
@@ -423,16 +439,13 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     }
 
     // Through a pipe: none, with NO_COLOR unset.
-    let o = client("asyncmctl", &["status"], None).output().unwrap();
+    let piped = |name: &str, args: &[&str]| run_within(client(name, args, None), name, args);
+    let o = piped("asyncmctl", &["status"]);
     assert!(stdout(&o).contains("● hello.service: status: running"));
     assert!(!stdout(&o).contains('\x1b'), "{}", stdout(&o));
-    let o = client("asyncmctl", &["status", "crash"], None)
-        .output()
-        .unwrap();
+    let o = piped("asyncmctl", &["status", "crash"]);
     assert!(!stdout(&o).contains('\x1b'), "{}", stdout(&o));
-    let o = client("asyncmjournal", &journal_args, None)
-        .output()
-        .unwrap();
+    let o = piped("asyncmjournal", &journal_args);
     assert!(stdout(&o).contains("[ERROR] [crash.service] Fatal: no sensor"));
     assert!(!stdout(&o).contains('\x1b'), "{}", stdout(&o));
 }
