@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use asyncmd_e2e::{bin, example, stderr, stdout, wait_for};
+use asyncmd_e2e::{bin, example, run_within, stderr, stdout, wait_for};
 use serde_json::Value;
 
 struct Blink {
@@ -34,12 +34,17 @@ impl Blink {
     }
 
     fn ctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin("asyncmctl"))
-            .env("ASYNCMD_SOCKET", &self.socket)
+        let mut c = Command::new(bin("asyncmctl"));
+        c.env("ASYNCMD_SOCKET", &self.socket)
             .env("NO_COLOR", "1")
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        run_within(c, "asyncmctl", args)
+    }
+
+    fn journal(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(bin("asyncmjournal"));
+        c.env("ASYNCMD_SOCKET", &self.socket).args(args);
+        run_within(c, "asyncmjournal", args)
     }
 
     fn status(&self, name: &str) -> Value {
@@ -113,28 +118,36 @@ fn the_blink_walkthrough() {
     );
     assert_eq!(s["kwargs"]["sleep"], 3);
 
-    let o = Command::new(bin("asyncmjournal"))
-        .env("ASYNCMD_SOCKET", &b.socket)
-        .args(["-u", "blink*", "-o", "cat"])
-        .output()
-        .unwrap();
-    let j = stdout(&o);
+    let j = stdout(&b.journal(&["-u", "blink*", "-o", "cat"]));
     assert!(
         j.contains("LED 2 on") && j.contains("LED 3 on") && j.contains("Stopped"),
         "{j}"
     );
-    // The task's own tracing::warn!, through the journal layer, under the task's name.
-    let o = Command::new(bin("asyncmjournal"))
-        .env("ASYNCMD_SOCKET", &b.socket)
-        .args(["-u", "blink", "-p", "warning", "--no-color"])
-        .output()
-        .unwrap();
-    let j = stdout(&o);
-    assert_eq!(
-        j.matches("[WARNING] [blink] no board here: the LED is simulated pin=2\n")
-            .count(),
-        2,
-        "one per start of blink, and none of blink@1's under its name: {j}"
+    // The task's own tracing::warn!, through the journal layer, under the task's name: one per
+    // start. `start` returns once the task is spawned, so its second one may still be coming.
+    let warnings = |unit: &str, pin: u32, starts: usize| {
+        let line = format!("[WARNING] [{unit}] no board here: the LED is simulated pin={pin}\n");
+        let j = wait_for(&format!("{starts} warning(s) of {unit}"), || {
+            let j = stdout(&b.journal(&["-u", unit, "-p", "warning", "--no-color"]));
+            (j.matches(&line).count() >= starts).then_some(j)
+        });
+        assert_eq!(
+            j.matches(&line).count(),
+            starts,
+            "one per start of {unit}: {j}"
+        );
+        j
+    };
+    let j = warnings("blink", 2, 2);
+    assert!(
+        !j.contains("pin=3"),
+        "none of blink@1's under blink's name: {j}"
+    );
+    // blink@1 (pin 3) has started once so far.
+    let j = warnings("blink@1", 3, 1);
+    assert!(
+        !j.contains("pin=2"),
+        "none of blink's under blink@1's name: {j}"
     );
     // Globs, and a name that matches nothing.
     assert!(b.ctl(&["restart", "blink*"]).status.success());
