@@ -120,16 +120,35 @@ fn run(mut cmd: Command, what: &str) -> Output {
     output_within(child, what)
 }
 
-/// A client run as `nobody` with only PATH and `xdg` (as XDG_RUNTIME_DIR) in its environment.
-fn client_as_nobody(name: &str, args: &[&str], xdg: Option<&Path>) -> Output {
-    let n = nobody();
+/// Who a test of a user's daemon runs it (and its clients) as: `nobody` when the suite runs as
+/// root, else (`None`) the user running the suite, who is no root either.
+fn a_user() -> Option<nix::unistd::User> {
+    nix::unistd::geteuid().is_root().then(nobody)
+}
+
+/// The uid a daemon run as `user` (see [`a_user`]) has.
+fn uid_of(user: Option<&nix::unistd::User>) -> u32 {
+    user.map_or(nix::unistd::geteuid().as_raw(), |u| u.uid.as_raw())
+}
+
+/// Makes `cmd` run as `user` (with no supplementary groups), if one is given.
+fn run_as(cmd: &mut Command, user: Option<&nix::unistd::User>) {
+    if let Some(u) = user {
+        cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+    }
+}
+
+/// A client run as `user` (see [`a_user`]) with only PATH and `xdg` (as XDG_RUNTIME_DIR) in
+/// its environment.
+fn client_as(
+    user: Option<&nix::unistd::User>,
+    name: &str,
+    args: &[&str],
+    xdg: Option<&Path>,
+) -> Output {
     let mut c = Command::new(bin(name));
-    c.args(args)
-        .env_clear()
-        .env("PATH", PATH)
-        .current_dir("/")
-        .uid(n.uid.as_raw())
-        .gid(n.gid.as_raw());
+    c.args(args).env_clear().env("PATH", PATH).current_dir("/");
+    run_as(&mut c, user);
     if let Some(x) = xdg {
         c.env("XDG_RUNTIME_DIR", x);
     }
@@ -160,19 +179,21 @@ fn assert_socket(path: &Path, owner: u32) {
 
 #[test]
 fn a_users_default_socket_is_under_xdg_runtime_dir() {
-    require_root("running the daemon and the clients as user nobody");
-    let n = nobody();
-    let dir = units_dir(Some(&n));
+    // As root, the daemon and its clients run as nobody; otherwise as the user running this.
+    let user = a_user();
+    let user = user.as_ref();
+    let dir = units_dir(user);
     let xdg = dir.path().join("xdg");
     std::fs::create_dir(&xdg).unwrap();
-    nix::unistd::chown(&xdg, Some(n.uid), Some(n.gid)).unwrap();
+    if let Some(u) = user {
+        nix::unistd::chown(&xdg, Some(u.uid), Some(u.gid)).unwrap();
+    }
     let mut cmd = daemon_cmd(&bin("asyncmdd"), dir.path());
     cmd.args(["--units", "units", "--hostname", "testhost"])
         .env_clear()
         .env("PATH", PATH)
-        .env("XDG_RUNTIME_DIR", &xdg)
-        .uid(n.uid.as_raw())
-        .gid(n.gid.as_raw());
+        .env("XDG_RUNTIME_DIR", &xdg);
+    run_as(&mut cmd, user);
     let mut d = Own::spawn(cmd, dir.path());
     let sock = xdg.join("asyncmd/asyncmdd.sock");
     let last = d.wait_booted();
@@ -180,11 +201,11 @@ fn a_users_default_socket_is_under_xdg_runtime_dir() {
         last.ends_with(&format!("; control socket {}", sock.display())),
         "{last}"
     );
-    assert_socket(&sock, n.uid.as_raw());
-    both_clients_find_it(|name, args| client_as_nobody(name, args, Some(&xdg)));
+    assert_socket(&sock, uid_of(user));
+    both_clients_find_it(|name, args| client_as(user, name, args, Some(&xdg)));
     // The clients look where XDG_RUNTIME_DIR says: elsewhere, nothing is found.
     let other = dir.path().join("other");
-    let o = client_as_nobody("asyncmctl", &["status"], Some(&other));
+    let o = client_as(user, "asyncmctl", &["status"], Some(&other));
     assert_eq!(o.status.code(), Some(1));
     let tried = format!(
         "cannot connect to asyncmdd at {}",
@@ -202,9 +223,26 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// An exclusive lock, held until dropped, on a lock file in /tmp: the default socket directory
+/// under /tmp is machine-wide, so two runs of the suite at once take turns with it.
+fn tmp_lock() -> nix::fcntl::Flock<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = "/tmp/asyncmd-e2e-tmp-socket.lock";
+    wait_for("the lock on the socket directory under /tmp", || {
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+    })
+}
+
 #[test]
 fn a_users_default_socket_without_xdg_runtime_dir_is_in_tmp() {
     require_root("running the daemon and the clients as user nobody");
+    let _lock = tmp_lock();
     let n = nobody();
     let dir = units_dir(Some(&n));
     let home = PathBuf::from(format!("/tmp/asyncmd-{}", n.uid));
@@ -224,7 +262,7 @@ fn a_users_default_socket_without_xdg_runtime_dir_is_in_tmp() {
         "{last}"
     );
     assert_socket(&sock, n.uid.as_raw());
-    both_clients_find_it(|name, args| client_as_nobody(name, args, None));
+    both_clients_find_it(|name, args| client_as(Some(&n), name, args, None));
     drop(d);
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(home.join("asyncmdd.notify"));
