@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use asyncmd_e2e::{require_root, stderr, stdout, wait_for, Daemon, Setup, DEADLINE};
 use serde_json::Value;
 
+/// The next reply line; each read waits at most the stream's read timeout, and a reply that
+/// never ends its line stops at 1 MiB.
 fn reply(stream: &mut UnixStream) -> Value {
     let mut line = String::new();
-    BufReader::new(stream.try_clone().unwrap())
+    BufReader::new(stream.try_clone().unwrap().take(1 << 20))
         .read_line(&mut line)
         .unwrap();
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
@@ -57,6 +59,11 @@ fn until_closed(mut s: UnixStream, since: Instant) -> (Duration, Vec<u8>) {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
+        assert!(
+            since.elapsed() < Duration::from_secs(90),
+            "the connection was still open {:?} after it was made, and talking",
+            since.elapsed()
+        );
         match s.read(&mut buf) {
             Ok(0) => return (since.elapsed(), got),
             Ok(n) => got.extend_from_slice(&buf[..n]),
@@ -111,21 +118,22 @@ fn garbage_gets_an_error_and_the_connection_goes_on() {
 #[test]
 fn an_8_mib_frame_is_refused_and_others_are_served() {
     let d = daemon();
-    let mut s = connect(&d);
-    let writer = {
+    let s = connect(&d);
+    let (tx, written) = mpsc::channel();
+    {
         let mut w = s.try_clone().unwrap();
         // A daemon that stopped reading without closing would block a write for ever.
         w.set_write_timeout(Some(DEADLINE)).unwrap();
-        std::thread::spawn(move || -> std::io::Result<()> {
+        std::thread::spawn(move || {
             let chunk = vec![b'x'; 64 * 1024];
-            for _ in 0..128 {
-                w.write_all(&chunk)?;
-            }
-            w.write_all(b"\n")
-        })
-    };
+            let r = (0..128)
+                .try_for_each(|_| w.write_all(&chunk))
+                .and_then(|_| w.write_all(b"\n"));
+            let _ = tx.send(r);
+        });
+    }
     let mut got = String::new();
-    let read = s.read_to_string(&mut got);
+    let read = (&s).take(1 << 20).read_to_string(&mut got);
     let first = got.lines().next().unwrap_or("");
     let r: Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first:?}"));
     assert_eq!(r["code"], "too-large");
@@ -140,7 +148,9 @@ fn an_8_mib_frame_is_refused_and_others_are_served() {
         "the connection was not closed after the error: {read:?}"
     );
     // The writer ends: the daemon took the frame in or closed on it, never left it blocked.
-    let written = writer.join().unwrap();
+    let written = written
+        .recv_timeout(DEADLINE * 2)
+        .expect("the writer of the 8 MiB frame to end");
     if let Err(e) = written {
         assert!(
             !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
