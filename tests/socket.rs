@@ -439,5 +439,8 @@ fn changes_need_a_privileged_peer() {
         "{}",
         stdout(&o)
     );
-    assert_ne!(d.status("a.service")["pid"].as_u64(), Some(pid));
+    let s = d.status("a.service");
+    assert_eq!(s["state"], "running", "{s}");
+    let new = s["pid"].as_u64().unwrap_or_else(|| panic!("no pid: {s}"));
+    assert_ne!(new, pid, "a new process: {s}");
 }
