@@ -127,20 +127,22 @@ fn children_in(tasks: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The fields of a `/proc/PID/stat` line after the command name, from `state` on. The name
+/// may itself hold spaces and parentheses, so it ends at the last `)`.
+fn after_comm(stat: &str) -> Option<&str> {
+    stat.get(stat.rfind(')')? + 1..).map(str::trim_start)
+}
+
 /// The parent of process `pid`, from `/proc/PID/stat`.
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    after_comm(&stat)?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The state letter of process `pid` (`R`, `S`, `Z`...).
 pub fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
+    after_comm(&stat)?.chars().next()
 }
 
 /// The processes, alive and not zombies, whose environment holds `ASYNCMD_INVOCATION=tag`
@@ -277,9 +279,8 @@ pub fn signal_group(pid: u32, signal: Signal) -> nix::Result<()> {
 /// (one read: status answers faster than with `statm` as well).
 pub fn stats(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which may itself hold spaces and parentheses; counted
-    // from `state`, utime and stime are the 12th and 13th, rss (in pages) the 22nd.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    // Counted from `state`, utime and stime are the 12th and 13th, rss (in pages) the 22nd.
+    let rest = after_comm(&stat)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let num = |i: usize| fields.get(i)?.parse::<u64>().ok();
     let (utime, stime, resident) = (num(11)?, num(12)?, num(21)?);
@@ -297,6 +298,14 @@ pub fn stats(pid: u32) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_fields_after_a_hostile_command_name() {
+        assert_eq!(after_comm("42 (a) b) S 1 42"), Some("S 1 42"));
+        assert_eq!(after_comm("42 (sh)"), Some(""));
+        assert_eq!(after_comm("42 (x"), None);
+        assert_eq!(after_comm(""), None);
+    }
 
     #[test]
     fn reads_own_stats() {
