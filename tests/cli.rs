@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use asyncmd_e2e::{bin, output_within, require_root, stderr, stdout, wait_for, Setup, DEADLINE};
+use asyncmd_e2e::{bin, require_root, stderr, stdout, wait_for, Setup, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -110,14 +110,8 @@ impl Drop for Own {
 }
 
 /// Runs `cmd` to completion within the deadline, capturing its output.
-fn run(mut cmd: Command, what: &str) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    output_within(child, what)
+fn run(cmd: Command, what: &str) -> Output {
+    asyncmd_e2e::run_within(cmd, what, &[])
 }
 
 /// Who a test of a user's daemon runs it (and its clients) as: `nobody` when the suite runs as
