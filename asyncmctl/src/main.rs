@@ -255,7 +255,7 @@ fn request(command: Command) -> (Request, bool) {
             lines,
             verbose,
         } => {
-            let one_name = patterns.len() == 1 && !patterns[0].contains(['*', '?', '[']);
+            let one_name = patterns.len() == 1 && !asyncmd_proto::unit::is_glob(&patterns[0]);
             let detailed = verbose || one_name;
             let lines = if detailed { lines } else { 0 };
             return (Request::Status { patterns, lines }, detailed);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use asyncmd_proto::text::ansi;
 use tokio::task::JoinSet;
 
-use crate::graph::{Plan, Problem};
 use crate::supervisor::Supervisor;
+use asyncmd_core::plan::{Plan, Problem};
 
 /// What happened to one unit of a plan: started (for a oneshot: finished well), or why not.
 pub type Outcome = Result<(), String>;
@@ -188,7 +188,8 @@ pub async fn stop_all(sup: &Arc<Supervisor>) -> Vec<String> {
         .map(|s| s.name.clone())
         .collect();
     // The start plan of what runs now gives the edges; stops go against them.
-    let plan = crate::graph::plan(&sup.nodes_unready(), &active, crate::graph::Pull::Any);
+    let plan =
+        asyncmd_core::plan::plan(&sup.nodes_unready(), &active, asyncmd_core::plan::Pull::Any);
     let steps = &plan.steps;
     let n = steps.len();
     let is_active: Vec<bool> = steps.iter().map(|s| active.contains(&s.name)).collect();

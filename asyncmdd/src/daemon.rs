@@ -11,13 +11,13 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::boot;
 use crate::config::{self, ServicesConfig};
-use crate::graph;
 use crate::journal::Journal;
 use crate::notify;
 use crate::process;
 use crate::reload;
 use crate::server::{self, Server};
 use crate::supervisor::{self, Paths, Supervisor};
+use asyncmd_core::plan;
 
 /// Name the daemon logs its own entries under.
 pub const SELF_UNIT: &str = "asyncmdd";
@@ -53,14 +53,14 @@ pub fn print_plan(opts: &Options) -> anyhow::Result<bool> {
     });
     let defs = supervisor::read_dir(&opts.units, &config)
         .with_context(|| format!("cannot read the units directory {}", opts.units.display()))?;
-    let nodes: Vec<graph::Node> = defs.iter().map(|(n, d)| d.node(n, false)).collect();
+    let nodes: Vec<plan::Node> = defs.iter().map(|(n, d)| d.node(n, false)).collect();
     let wanted: Vec<String> = nodes
         .iter()
         .filter(|n| n.enabled)
         .map(|n| n.name.clone())
         .collect();
     let t1 = std::time::Instant::now();
-    let plan = graph::plan(&nodes, &wanted, graph::Pull::Enabled);
+    let plan = plan::plan(&nodes, &wanted, plan::Pull::Enabled);
     let t2 = std::time::Instant::now();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", boot::order_line(plan.order(), opts.color))?;
@@ -182,7 +182,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .filter(|s| s.def().config.enabled && !sup.scheduled(&s.name))
         .map(|s| s.name.clone())
         .collect();
-    let plan = graph::plan(&sup.nodes(), &wanted, graph::Pull::Enabled);
+    let plan = plan::plan(&sup.nodes(), &wanted, plan::Pull::Enabled);
     report(
         Level::Info,
         boot::order_line(plan.order(), opts.color),

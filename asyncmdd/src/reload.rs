@@ -13,9 +13,9 @@ use asyncmd_proto::{ActionOutcome, ActionResult, Change, ChangeAction};
 
 use crate::boot;
 use crate::config::ServicesConfig;
-use crate::graph;
 use crate::supervisor::{self, Def, Supervisor};
 use crate::unit::{self, SUFFIX};
+use asyncmd_core::plan;
 
 /// A loaded unit as [`diff`] sees it.
 #[derive(Debug, Clone)]
@@ -266,7 +266,7 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
             wanted.push(name.clone());
         }
     }
-    let start_plan = graph::plan(&sup.nodes(), &wanted, graph::Pull::Enabled);
+    let start_plan = plan::plan(&sup.nodes(), &wanted, plan::Pull::Enabled);
     // Starting may wait on slow oneshots: let other changes in meanwhile.
     drop(one_at_a_time);
     boot::execute(sup, &start_plan, |name, outcome| {
@@ -396,7 +396,7 @@ pub async fn load(sup: &Arc<Supervisor>, names: &[String]) -> Vec<ActionResult> 
         }
         wanted.push(name);
     }
-    let plan = graph::plan(&sup.nodes(), &wanted, graph::Pull::Any);
+    let plan = plan::plan(&sup.nodes(), &wanted, plan::Pull::Any);
     drop(one_at_a_time);
     let mut outcomes: HashMap<String, boot::Outcome> = HashMap::new();
     boot::execute(sup, &plan, |name, outcome| {

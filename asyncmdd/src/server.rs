@@ -27,11 +27,11 @@ use std::collections::HashMap;
 
 use crate::boot;
 use crate::config::{self, ServiceConfig, ServicesConfig};
-use crate::graph;
 use crate::journal::{records, Journal, Record, UnitId, MAX_MESSAGE};
-use crate::pattern::Patterns;
 use crate::reload;
 use crate::supervisor::{Slot, Supervisor};
+use asyncmd_core::pattern::Patterns;
+use asyncmd_core::plan;
 
 pub use interprocess::local_socket::tokio::Listener;
 
@@ -468,7 +468,7 @@ impl Server {
 
     /// Starts `names` with what they require, in dependency order; the outcome per unit.
     async fn start_plan(&self, names: &[String]) -> HashMap<String, boot::Outcome> {
-        let plan = graph::plan(&self.sup.nodes(), names, graph::Pull::Any);
+        let plan = plan::plan(&self.sup.nodes(), names, plan::Pull::Any);
         let mut outcomes = HashMap::new();
         boot::execute(&self.sup, &plan, |name, outcome| {
             outcomes.insert(name.to_string(), outcome.clone());

@@ -19,12 +19,12 @@ use tokio::sync::watch;
 
 use crate::capture::capture;
 use crate::config::{ServiceConfig, ServicesConfig};
-use crate::graph::Node;
 use crate::journal::{records, Journal, Line, UnitId};
-use crate::pattern::Patterns;
 use crate::process;
-use crate::restart::{Decision, Restarts};
 use crate::unit::{self, Run, Unit};
+use asyncmd_core::pattern::Patterns;
+use asyncmd_core::plan::Node;
+use asyncmd_core::restart::{Decision, Restarts};
 
 /// Stderr lines kept as a unit's traceback.
 pub const TRACEBACK_LINES: usize = 10;
@@ -1263,9 +1263,13 @@ impl Supervisor {
             if let (Some(unit), UnitState::Done | UnitState::Failed) = (unit, state) {
                 let ran = live.started_at.map_or(Duration::ZERO, |t| t.elapsed());
                 let failed = state == UnitState::Failed;
-                let decision =
-                    live.restarts
-                        .on_exit(unit.restart, &unit.backoff, failed, ran, Instant::now());
+                let decision = live.restarts.on_exit(
+                    unit.restart,
+                    &unit.backoff,
+                    failed,
+                    ran,
+                    crate::clock::mono_us(),
+                );
                 match decision {
                     Decision::Stay => {}
                     Decision::GiveUp(why) => {

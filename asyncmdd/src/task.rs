@@ -22,7 +22,7 @@ use asyncmd_proto::{Level, UnitState, UnitStatus, UnitType};
 use serde_json::{Map, Value};
 
 use crate::journal::{Journal, UnitId};
-use crate::pattern::Patterns;
+use asyncmd_core::pattern::Patterns;
 
 /// How a task failed: its error and the chain of causes under it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,7 @@ use std::time::Duration;
 use asyncmd_proto::UnitType;
 use serde::{Deserialize, Deserializer};
 
-/// Suffix every unit file name carries.
-pub const SUFFIX: &str = ".service";
+pub use asyncmd_proto::unit::SUFFIX;
 
 /// What a unit runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,51 +22,13 @@ pub enum Run {
     Builtin(String),
 }
 
-/// When a unit is restarted after it ends by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Restart {
-    /// Never.
-    #[default]
-    No,
-    /// When it fails.
-    OnFailure,
-    /// Whenever it ends.
-    Always,
-}
+pub use asyncmd_core::restart::{Backoff, Restart};
 
 /// A unit's `[schedule]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Schedule {
     /// When it runs.
     pub spec: crate::schedule::Spec,
-}
-
-/// How a unit comes back after it ends by itself: `restart`, its backoff and its start limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// The first delay before a restart.
-    pub delay: Duration,
-    /// The delay doubles after each restart up to this.
-    pub max_delay: Duration,
-    /// A run this long resets the delay to `delay`.
-    pub reset_after: Duration,
-    /// Give up after this many failures within `limit_interval` (0: never give up).
-    pub limit: u32,
-    /// The window `limit` counts failures in.
-    pub limit_interval: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Backoff {
-        Backoff {
-            delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(30),
-            reset_after: Duration::from_secs(10),
-            limit: 10,
-            limit_interval: Duration::from_secs(300),
-        }
-    }
 }
 
 /// A `[health]` check: a command run every `interval` while the unit runs.

@@ -7,6 +7,15 @@ use serde_json::{Map, Value};
 
 use crate::journal::Entry;
 
+/// The file-name suffix of a unit, which a name may leave out (`hello` for `hello.service`).
+pub const SUFFIX: &str = ".service";
+
+/// Whether a name pattern has wildcards (`*`, `?`, `[...]`, `{a,b}`), so that it may name many
+/// units; without them it names one unit. The daemon and the clients decide it the same way.
+pub fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{'])
+}
+
 /// What kind of service a unit is, as declared by `type` in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

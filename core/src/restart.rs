@@ -4,12 +4,56 @@
 //! The delay starts at `restart_delay`, doubles after each restart up to `restart_max_delay`,
 //! and goes back to `restart_delay` once a run has lasted `restart_reset_after`. Failures are
 //! counted in a sliding window of `start_limit_interval`; the `start_limit`-th failure in it
-//! gives up. Pure: the supervisor feeds it exits and the clock, and acts on its decisions.
+//! gives up. Pure: the driver feeds it exits and monotonic time (µs), and acts on its decisions.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+use core::time::Duration;
 
-use crate::unit::{Backoff, Restart};
+use serde::Deserialize;
+
+use crate::duration::Human;
+
+/// When a unit is restarted after it ends by itself (`restart` in its file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Never.
+    #[default]
+    No,
+    /// When it fails.
+    OnFailure,
+    /// Whenever it ends.
+    Always,
+}
+
+/// How a unit comes back after it ends by itself: `restart`, its backoff and its start limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay before a restart.
+    pub delay: Duration,
+    /// The delay doubles after each restart up to this.
+    pub max_delay: Duration,
+    /// A run this long resets the delay to `delay`.
+    pub reset_after: Duration,
+    /// Give up after this many failures within `limit_interval` (0: never give up).
+    pub limit: u32,
+    /// The window `limit` counts failures in.
+    pub limit_interval: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            reset_after: Duration::from_secs(10),
+            limit: 10,
+            limit_interval: Duration::from_secs(300),
+        }
+    }
+}
 
 /// What to do after a run ended by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +74,7 @@ pub struct Restarts {
     /// The delay the next restart waits (None: the policy's first delay).
     next_delay: Option<Duration>,
     /// When recent failures happened, oldest first, within the window.
-    failures: VecDeque<Instant>,
+    failures: VecDeque<u64>,
 }
 
 impl Restarts {
@@ -39,14 +83,14 @@ impl Restarts {
         *self = Restarts::default();
     }
 
-    /// Decides after a run that lasted `ran` ended at `now`, `failed` or not.
+    /// Decides after a run that lasted `ran` ended at monotonic `now_us`, `failed` or not.
     pub fn on_exit(
         &mut self,
         policy: Restart,
         backoff: &Backoff,
         failed: bool,
         ran: Duration,
-        now: Instant,
+        now_us: u64,
     ) -> Decision {
         let wanted = match policy {
             Restart::No => false,
@@ -60,9 +104,10 @@ impl Restarts {
             self.next_delay = None;
         }
         if failed {
-            self.failures.push_back(now);
+            self.failures.push_back(now_us);
+            let window = u64::try_from(backoff.limit_interval.as_micros()).unwrap_or(u64::MAX);
             while let Some(&first) = self.failures.front() {
-                if now.duration_since(first) > backoff.limit_interval {
+                if now_us.saturating_sub(first) > window {
                     self.failures.pop_front();
                 } else {
                     break;
@@ -73,7 +118,7 @@ impl Restarts {
                     "start limit hit: {} failures within {}; not restarting \
                      (asyncmctl start or reset-failed to try again)",
                     self.failures.len(),
-                    humantime::format_duration(backoff.limit_interval)
+                    Human(backoff.limit_interval)
                 ));
             }
         }
@@ -87,6 +132,8 @@ impl Restarts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
 
     fn backoff() -> Backoff {
         Backoff {
@@ -98,11 +145,11 @@ mod tests {
         }
     }
 
-    fn delays(r: &mut Restarts, b: &Backoff, runs: &[u64], t0: Instant) -> Vec<Decision> {
+    fn delays(r: &mut Restarts, b: &Backoff, runs: &[u64], t0: u64) -> Vec<Decision> {
         runs.iter()
             .enumerate()
             .map(|(i, &ran)| {
-                let now = t0 + Duration::from_secs(i as u64);
+                let now = t0 + i as u64 * 1_000_000;
                 r.on_exit(Restart::OnFailure, b, true, Duration::from_secs(ran), now)
             })
             .collect()
@@ -113,7 +160,7 @@ mod tests {
         let b = backoff();
         let mut r = Restarts::default();
         let ms = |m| Decision::RestartIn(Duration::from_millis(m));
-        let got = delays(&mut r, &b, &[0, 0, 0, 0, 0, 11, 0], Instant::now());
+        let got = delays(&mut r, &b, &[0, 0, 0, 0, 0, 11, 0], 0);
         assert_eq!(
             got,
             vec![
@@ -132,7 +179,7 @@ mod tests {
     #[test]
     fn policies() {
         let b = backoff();
-        let now = Instant::now();
+        let now = 0;
         let mut r = Restarts::default();
         assert_eq!(
             r.on_exit(Restart::No, &b, true, Duration::ZERO, now),
@@ -153,9 +200,9 @@ mod tests {
         let mut b = backoff();
         b.limit = 3;
         b.limit_interval = Duration::from_secs(10);
-        let t0 = Instant::now();
+        let t0 = 5_000_000;
         let mut r = Restarts::default();
-        let at = |s| t0 + Duration::from_secs(s);
+        let at = |s: u64| t0 + s * 1_000_000;
         let fail =
             |r: &mut Restarts, s| r.on_exit(Restart::Always, &b, true, Duration::ZERO, at(s));
         assert!(matches!(fail(&mut r, 0), Decision::RestartIn(_)));
