@@ -10,8 +10,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use asyncmd_core::schedule::Spec;
 use asyncmdd::journal::Journal;
-use asyncmdd::schedule::Spec;
 use asyncmdd::task::{Ctx, Options, Registry};
 use serde_json::json;
 

@@ -479,7 +479,7 @@ impl Slot {
                 .as_ref()
                 .and_then(|u| u.schedule.as_ref())
                 .map(|sc| asyncmd_proto::unit::ScheduleStatus {
-                    spec: crate::schedule::describe(&sc.spec),
+                    spec: asyncmd_core::schedule::describe(&sc.spec),
                     last_us: live.schedule_last_us,
                     next_us: live.schedule_next_us,
                 }),

@@ -127,7 +127,7 @@ pub struct Options {
     /// Start it as soon as it is added.
     pub start: bool,
     /// Run it on a schedule (start_in after it is added, at, every).
-    pub schedule: Option<crate::schedule::Spec>,
+    pub schedule: Option<asyncmd_core::schedule::Spec>,
 }
 
 struct Live {
@@ -440,14 +440,15 @@ impl Task {
 /// Runs `task` on `spec` until it is deleted; a run still going when the next is due is not
 /// started twice, and the journal says so. Deadlines are absolute; `every` counts on the
 /// monotonic clock, `at` re-reads the wall clock each second (see [`crate::schedule`]).
-async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: crate::schedule::Spec) {
+async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: asyncmd_core::schedule::Spec) {
     use chrono::Local;
     let mut gone = task.gone.subscribe();
-    let mut deadline = crate::schedule::Deadline::new(spec, &Local::now(), Instant::now());
+    let mut deadline =
+        asyncmd_core::schedule::Deadline::new(spec, &Local::now(), crate::clock::mono_us());
     while let Some(when) = deadline.due().cloned() {
         loop {
             let wait = deadline
-                .wait(&Local::now(), Instant::now())
+                .wait(&Local::now(), crate::clock::mono_us())
                 .unwrap_or_default();
             if wait.is_zero() {
                 break;
@@ -460,17 +461,12 @@ async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: crate::schedule::S
         if *gone.borrow() {
             return;
         }
+        // The start is checked and made at once, so a task is never busy between the two.
         if !reg.run(&task) {
-            reg.journal.log(
-                task.id,
-                Level::Warning,
-                &format!(
-                    "Skipped the run due at {}: the previous run is still going",
-                    when.format("%Y-%m-%d %H:%M:%S%.3f")
-                ),
-            );
+            let (level, line) = asyncmd_core::schedule::Turn::Skip.line(&when);
+            reg.journal.log(task.id, level, &line);
         }
-        deadline.advance(&Local::now(), Instant::now());
+        deadline.advance(&Local::now(), crate::clock::mono_us());
     }
 }
 
@@ -767,7 +763,7 @@ mod tests {
             },
             Options {
                 schedule: Some(
-                    crate::schedule::Spec::new(None, Some(Duration::from_millis(20)), None)
+                    asyncmd_core::schedule::Spec::new(None, Some(Duration::from_millis(20)), None)
                         .unwrap(),
                 ),
                 ..Default::default()
@@ -856,7 +852,8 @@ mod tests {
             },
             Options {
                 schedule: Some(
-                    crate::schedule::Spec::new(None, Some(Duration::from_millis(5)), None).unwrap(),
+                    asyncmd_core::schedule::Spec::new(None, Some(Duration::from_millis(5)), None)
+                        .unwrap(),
                 ),
                 ..Default::default()
             },

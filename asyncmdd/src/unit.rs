@@ -28,7 +28,7 @@ pub use asyncmd_core::restart::{Backoff, Restart};
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Schedule {
     /// When it runs.
-    pub spec: crate::schedule::Spec,
+    pub spec: asyncmd_core::schedule::Spec,
 }
 
 /// A `[health]` check: a command run every `interval` while the unit runs.
@@ -357,7 +357,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
     let schedule = match file.schedule {
         None => None,
         Some(sc) => Some(Schedule {
-            spec: crate::schedule::Spec::new(sc.start_in, sc.every, sc.at.as_deref())
+            spec: asyncmd_core::schedule::Spec::new(sc.start_in, sc.every, sc.at.as_deref())
                 .map_err(|e| err(key_at("at").or_else(|| key_at("every")), e))?,
         }),
     };
@@ -462,7 +462,7 @@ at = "07:30"
         assert_eq!(s.every, Some(Duration::from_secs(60)));
         assert_eq!(
             s.at,
-            Some(crate::schedule::At::Daily(
+            Some(asyncmd_core::schedule::At::Daily(
                 chrono::NaiveTime::from_hms_opt(7, 30, 0).unwrap()
             ))
         );

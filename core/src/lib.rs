@@ -15,3 +15,4 @@ pub mod duration;
 pub mod pattern;
 pub mod plan;
 pub mod restart;
+pub mod schedule;
