@@ -27,10 +27,10 @@ use std::collections::HashMap;
 
 use crate::boot;
 use crate::config::{self, ServiceConfig, ServicesConfig};
-use crate::journal::{records, Journal, Record, UnitId, MAX_MESSAGE};
+use crate::journal::{records, Journal, Record, MAX_MESSAGE};
 use crate::reload;
 use crate::supervisor::{Slot, Supervisor};
-use asyncmd_core::pattern::Patterns;
+use asyncmd_core::journal::{Filter, Grep};
 use asyncmd_core::plan;
 
 pub use interprocess::local_socket::tokio::Listener;
@@ -560,7 +560,7 @@ impl Server {
         tx: &Stream,
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
-        let mut filter = match Filter::new(&q) {
+        let mut filter = match journal_filter(&q) {
             Ok(f) => f,
             Err(e) => return send(tx, out, &error(ErrorCode::BadRequest, e)).await,
         };
@@ -588,7 +588,7 @@ impl Server {
                     (c, o)
                 });
                 let matched: Vec<Record<'_>> = records(&copy)
-                    .filter(|r| filter.matches(&self.journal, r))
+                    .filter(|r| filter.matches(&*self.journal, r))
                     .collect();
                 let skip = matched.len().saturating_sub(n as usize);
                 let recs = matched[skip..].iter().copied();
@@ -629,7 +629,7 @@ impl Server {
     async fn pump(
         &self,
         cursor: &mut crate::journal::Cursor,
-        filter: &mut Filter,
+        filter: &mut Filter<Regex>,
         sink: &mut Sink,
         copy: &mut Vec<u8>,
         tx: &Stream,
@@ -651,7 +651,7 @@ impl Server {
     /// Sends the records of `recs` that match `filter` through `sink`, in bounded batches.
     async fn send_records<'a>(
         &self,
-        filter: &mut Filter,
+        filter: &mut Filter<Regex>,
         sink: &mut Sink,
         recs: impl Iterator<Item = Record<'a>>,
         mut missed: u64,
@@ -662,11 +662,11 @@ impl Server {
             let host = self.journal.host();
             buf.clear();
             for r in recs {
-                if !filter.matches(&self.journal, &r) {
+                if !filter.matches(&*self.journal, &r) {
                     continue;
                 }
                 let msg = crate::journal::text(r.msg);
-                let unit = filter.name(&self.journal, r.unit);
+                let unit = filter.name(&*self.journal, r.unit);
                 fmt.line(buf, *style, host, r.wall_us, r.level, unit, &msg);
                 if buf.len() >= BATCH_BYTES {
                     send_text(tx, out, buf, missed).await?;
@@ -683,14 +683,11 @@ impl Server {
         let mut bytes = 0;
         let host = self.journal.host().to_string();
         for r in recs {
-            if !filter.matches(&self.journal, &r) {
+            if !filter.matches(&*self.journal, &r) {
                 continue;
             }
             bytes += r.msg.len() + 64;
-            entries.push(
-                self.journal
-                    .to_entry(&r, filter.name(&self.journal, r.unit)),
-            );
+            entries.push(r.to_entry(filter.name(&*self.journal, r.unit)));
             if bytes >= BATCH_BYTES {
                 let batch = std::mem::take(&mut entries);
                 let resp = Response::Entries {
@@ -809,55 +806,26 @@ async fn drain(mut rx: &Stream) {
     .await;
 }
 
-/// A journal query's filters, compiled, with per-unit answers cached by id.
-struct Filter {
-    units: Patterns,
-    level: Option<asyncmd_proto::Level>,
-    since_us: Option<i64>,
-    grep: Option<regex::bytes::Regex>,
-    /// Per unit id: its name and whether it matches `units`.
-    names: Vec<(String, bool)>,
+/// The host's `grep`: a regular expression, with a size limit so a hostile one cannot take the
+/// daemon's memory.
+struct Regex(regex::bytes::Regex);
+
+impl Grep for Regex {
+    fn is_match(&self, msg: &[u8]) -> bool {
+        self.0.is_match(msg)
+    }
 }
 
-impl Filter {
-    fn new(q: &JournalQuery) -> Result<Filter, String> {
-        let grep = match &q.grep {
-            Some(g) => Some(
-                regex::bytes::RegexBuilder::new(g)
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| format!("invalid regular expression '{g}': {e}"))?,
-            ),
-            None => None,
-        };
-        Ok(Filter {
-            units: Patterns::new(&q.units)?,
-            level: q.level,
-            since_us: q.since_us,
-            grep,
-            names: Vec::new(),
-        })
-    }
-
-    fn unit(&mut self, journal: &Journal, id: UnitId) -> &(String, bool) {
-        let i = id.index();
-        if i >= self.names.len() {
-            self.names.clear();
-            let units = &self.units;
-            let names = &mut self.names;
-            journal.for_each_unit(|_, n| names.push((n.to_string(), units.matches(n))));
-        }
-        &self.names[i.min(self.names.len() - 1)]
-    }
-
-    fn name(&mut self, journal: &Journal, id: UnitId) -> &str {
-        &self.unit(journal, id).0
-    }
-
-    fn matches(&mut self, journal: &Journal, r: &Record<'_>) -> bool {
-        self.level.is_none_or(|l| r.level >= l)
-            && self.since_us.is_none_or(|s| r.wall_us >= s)
-            && self.unit(journal, r.unit).1
-            && self.grep.as_ref().is_none_or(|g| g.is_match(r.msg))
-    }
+/// The core's journal filter, with the query's `grep` compiled here.
+fn journal_filter(q: &JournalQuery) -> Result<Filter<Regex>, String> {
+    let grep = match &q.grep {
+        Some(g) => Some(Regex(
+            regex::bytes::RegexBuilder::new(g)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| format!("invalid regular expression '{g}': {e}"))?,
+        )),
+        None => None,
+    };
+    Filter::new(q, grep)
 }

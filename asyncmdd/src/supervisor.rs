@@ -725,7 +725,7 @@ impl Supervisor {
                 if q.len() == lines {
                     q.pop_front();
                 }
-                q.push_back(self.journal.to_entry(&rec, &statuses[i].name));
+                q.push_back(rec.to_entry(&statuses[i].name));
             }
         }
         for (i, q) in per_unit {

@@ -822,7 +822,7 @@ mod tests {
         journal.with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
         let lines: Vec<(String, String)> = crate::journal::records(&copy)
             .map(|r| {
-                let e = journal.to_entry(&r, "?");
+                let e = r.to_entry("?");
                 (
                     format!("{:?}", e.level),
                     String::from_utf8_lossy(r.msg).into_owned(),
