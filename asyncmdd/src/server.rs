@@ -224,8 +224,7 @@ impl Server {
                 }
                 Ok((slots, tasks, _)) => {
                     let host = self.sup.journal().host();
-                    let mut units: Vec<_> =
-                        slots.iter().map(|s| s.status(Vec::new(), host)).collect();
+                    let mut units: Vec<_> = slots.iter().map(|s| s.status(host)).collect();
                     if !tasks.is_empty() {
                         units.extend(self.sup.tasks().status(&tasks, host));
                     }

@@ -428,8 +428,9 @@ impl Slot {
         tokio::time::timeout(limit, wait).await.is_ok() && done(self.state())
     }
 
-    /// The wire form of this unit's state, with `journal` as its newest entries.
-    pub fn status(&self, journal: Vec<Entry>, host: &str) -> UnitStatus {
+    /// The wire form of this unit's state (its journal lines are attached by
+    /// [`Supervisor::attach_journal`]).
+    pub fn status(&self, host: &str) -> UnitStatus {
         let current = self.def();
         let live = self.live();
         // While it runs, show what it runs with; otherwise what it would start with.
@@ -486,7 +487,7 @@ impl Slot {
             argv,
             args: def.config.args.clone(),
             kwargs: def.config.kwargs.clone(),
-            journal,
+            journal: Vec::new(),
             host: host.to_string(),
             task_result: None,
             loop_info: live.counters.as_ref().map(|c| c.loop_info()),
@@ -694,14 +695,6 @@ impl Supervisor {
         let missing = p.unmatched(&names).into_iter().map(String::from).collect();
         let hits = all.iter().filter(|s| p.matches(&s.name)).cloned().collect();
         Ok((hits, missing))
-    }
-
-    /// Status of `slots`, each with its newest `lines` journal entries.
-    pub fn status(&self, slots: &[Arc<Slot>], lines: usize) -> Vec<UnitStatus> {
-        let host = self.journal.host();
-        let mut out: Vec<UnitStatus> = slots.iter().map(|s| s.status(Vec::new(), host)).collect();
-        self.attach_journal(&mut out, lines);
-        out
     }
 
     /// Fills the `journal` of each status with its newest `lines` entries, in one pass over
@@ -1422,24 +1415,6 @@ impl Supervisor {
         } else {
             Err("the builtin service did not end after it was aborted".into())
         }
-    }
-
-    /// Stops then starts `slot`.
-    pub async fn restart(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<(), String> {
-        self.stop(slot).await?;
-        self.start(slot).await
-    }
-
-    /// Stops every running unit, all at once, and waits for them.
-    pub async fn stop_all(self: &Arc<Self>) {
-        let mut set = tokio::task::JoinSet::new();
-        for slot in self.all() {
-            if slot.state().is_active() {
-                let sup = self.clone();
-                set.spawn(async move { sup.stop(&slot).await });
-            }
-        }
-        while set.join_next().await.is_some() {}
     }
 }
 

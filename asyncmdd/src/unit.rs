@@ -219,6 +219,27 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
     })
 }
 
+/// The byte offset of `key` in `[section]` of a unit file's text: where a person should look when
+/// the value is wrong (the same key may be in another section too, as `exec` is in `[health]`).
+fn key_in(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = "";
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        let at = offset + (line.len() - body.len());
+        offset += line.len();
+        if let Some(rest) = body.strip_prefix('[') {
+            current = rest.split(']').next().unwrap_or("").trim();
+            continue;
+        }
+        let after = body.strip_prefix(key);
+        if current == section && after.is_some_and(|a| a.trim_start().starts_with('=')) {
+            return Some(at);
+        }
+    }
+    None
+}
+
 /// 1-based line and column of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -259,16 +280,12 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         let at = e.span().map(|s| line_col(text, s.start));
         err(at, e.message().trim().replace('\n', " "))
     })?;
-    let key_at = |key: &str| {
-        text.find(&format!("{key} "))
-            .or_else(|| text.find(&format!("{key}=")))
-            .map(|o| line_col(text, o))
-    };
+    let key_at = |section: &str, key: &str| key_in(text, section, key).map(|o| line_col(text, o));
     let s = file.service;
     let run = match (s.exec, s.builtin) {
         (Some(_), Some(_)) => {
             return Err(err(
-                key_at("builtin"),
+                key_at("service", "builtin"),
                 "[service] has both exec and builtin: keep one".into(),
             ))
         }
@@ -280,7 +297,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         }
         (Some(argv), None) if argv.is_empty() || argv[0].is_empty() => {
             return Err(err(
-                key_at("exec"),
+                key_at("service", "exec"),
                 "exec is empty: name the program to run".into(),
             ))
         }
@@ -290,7 +307,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
     for key in s.env.keys() {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             return Err(err(
-                key_at("env"),
+                key_at("service", "env"),
                 format!("env has an invalid variable name '{key}'"),
             ));
         }
@@ -298,11 +315,14 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
     for dep in file.unit.requires.iter().chain(&file.unit.after) {
         if !valid_name(dep) {
             return Err(err(
-                key_at(if file.unit.requires.contains(dep) {
-                    "requires"
-                } else {
-                    "after"
-                }),
+                key_at(
+                    "unit",
+                    if file.unit.requires.contains(dep) {
+                        "requires"
+                    } else {
+                        "after"
+                    },
+                ),
                 format!("'{dep}' is not a unit name (NAME.service)"),
             ));
         }
@@ -317,7 +337,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
             };
             full.parse().map_err(|_| {
                 err(
-                    key_at("stop_signal"),
+                    key_at("service", "stop_signal"),
                     format!("stop_signal '{name}' is not a signal (write e.g. \"SIGINT\")"),
                 )
             })?
@@ -335,7 +355,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
     };
     if backoff.max_delay < backoff.delay {
         return Err(err(
-            key_at("restart_max_delay"),
+            key_at("service", "restart_max_delay"),
             "restart_max_delay is shorter than restart_delay".into(),
         ));
     }
@@ -343,7 +363,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         None => None,
         Some(h) if h.exec.is_empty() => {
             return Err(err(
-                key_at("exec"),
+                key_at("health", "exec"),
                 "[health] exec is empty: name the check to run".into(),
             ))
         }
@@ -358,7 +378,12 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         None => None,
         Some(sc) => Some(Schedule {
             spec: asyncmd_core::schedule::Spec::new(sc.start_in, sc.every, sc.at.as_deref())
-                .map_err(|e| err(key_at("at").or_else(|| key_at("every")), e))?,
+                .map_err(|e| {
+                    err(
+                        key_at("schedule", "at").or_else(|| key_at("schedule", "every")),
+                        e,
+                    )
+                })?,
         }),
     };
     let dir = source.parent().unwrap_or(Path::new("."));
@@ -494,6 +519,16 @@ at = "07:30"
         assert!(e.message.contains("daemon"), "{e}");
         let e = p("[service\nexec = 1").unwrap_err();
         assert!(e.at.is_some(), "{e}");
+    }
+
+    #[test]
+    fn errors_point_at_the_key_in_its_own_section() {
+        let text = "[service]\nexec = [\"true\"]\n\n[health]\n  exec = []\n";
+        let e = p(text).unwrap_err();
+        assert!(e.message.contains("[health] exec is empty"), "{e}");
+        assert_eq!(e.at, Some((5, 3)), "{e}");
+        let text = "[unit]\n# every service\n[schedule]\nevery= \"0s\"\n[service]\nexec=[\"x\"]\n";
+        assert_eq!(p(text).unwrap_err().at, Some((4, 1)));
     }
 
     #[test]

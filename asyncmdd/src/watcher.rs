@@ -71,7 +71,7 @@ pub async fn run(mut ctx: Context) -> Result<(), String> {
             _ = look.tick() => {
                 let me = ctx.slot.name.clone();
                 for s in ctx.sup.all().iter().filter(|s| s.name != me) {
-                    let st = s.status(Vec::new(), "");
+                    let st = s.status("");
                     let failed_at = match st.state {
                         UnitState::Failed | UnitState::Restarting if st.last_exit.is_some() || st.error.is_some() => st.done_us.or(st.since_us),
                         _ => None,
