@@ -65,6 +65,27 @@ fn compact_status_lines_and_exit_codes() {
     assert_eq!(stdout(&o).lines().count(), 3);
     let o = d.ctl(&["status", "h*", "w*"]);
     assert_eq!(stdout(&o).lines().count(), 2);
+    // Alternatives and classes, in the compact view (a glob, not a single name).
+    let o = d.ctl(&["status", "{hello,crash}.service"]);
+    let t = stdout(&o);
+    assert_eq!(t.lines().count(), 2, "{t}");
+    assert!(
+        t.contains("hello.service") && t.contains("crash.service"),
+        "{t}"
+    );
+    let o = d.ctl(&["status", "[!h]*"]);
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+    // A bad pattern is refused, naming it; the daemon goes on.
+    for bad in ["a[", "{hello"] {
+        let o = d.ctl(&["status", bad]);
+        assert_ne!(o.status.code(), Some(0));
+        assert!(
+            stderr(&o).contains(&format!("invalid pattern '{bad}'")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(d.ctl(&["status", "hello"]).status.code(), Some(0));
 }
 
 #[test]

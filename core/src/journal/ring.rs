@@ -208,6 +208,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
         MAX_MESSAGE.min(self.buf.as_ref().len() / 2 - HEADER)
     }
 
+    /// Where the held record `c` wants is. It is at the cursor's offset unless it wrapped to
+    /// offset 0; then the wrap marker at the offset may be gone already (once every older record
+    /// is dropped, new ones are written over it), so offset 0 is asked first. The record at 0 is
+    /// always a real record, and one holding `c.seq` there is the one: a second write at 0
+    /// would have dropped it.
+    fn position(&self, c: Cursor) -> usize {
+        if u64_at(self.buf.as_ref(), 0) == c.seq {
+            0
+        } else {
+            self.normalize(c.pos)
+        }
+    }
+
     /// `pos` itself, or 0 where the record at `pos` would not fit or a wrap marker stands.
     fn normalize(&self, pos: usize) -> usize {
         if pos + HEADER > self.buf.as_ref().len() || u32_at(self.buf.as_ref(), pos + 28) == WRAP {
@@ -316,7 +329,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
         }
         let mut c = self.oldest();
         while c.seq < seq {
-            let pos = self.normalize(c.pos);
+            let pos = self.position(c);
             let r = record_at(self.buf.as_ref(), pos).expect("a live record");
             c = Cursor {
                 seq: c.seq + 1,
@@ -339,7 +352,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
         }
         let start = out.len();
         while cursor.seq < self.next_seq && out.len() - start < max_bytes {
-            let pos = self.normalize(cursor.pos);
+            let pos = self.position(*cursor);
             let r = record_at(self.buf.as_ref(), pos).expect("a live record");
             debug_assert_eq!(r.seq, cursor.seq);
             let n = r.stored_len();
@@ -488,6 +501,34 @@ mod tests {
             assert_eq!(r[0].level, Level::Warning);
             assert_eq!(ring.len(), 3, "the first record made room");
         }
+    }
+
+    #[test]
+    fn a_cursor_whose_record_wrapped_finds_it_after_the_marker_is_overwritten() {
+        // The reader waits at the end of the ring; its record goes to offset 0; the older
+        // records are dropped and new ones are written over the wrap marker at its offset.
+        let mut ring = Ring::new(MIN_BUDGET);
+        let rec = |n: usize| vec![b'o'; n - HEADER];
+        ring.push(0, 0, UnitId(0), Level::Info, &rec(1000));
+        ring.push(0, 0, UnitId(0), Level::Info, &rec(2000));
+        let mut reader = ring.newest();
+        assert_eq!(reader.pos, 3000);
+        // 1200 bytes do not fit in the 1096 left: a marker at 3000, and the record goes to 0
+        // once both older records are dropped to make room.
+        let wrapped = vec![b'w'; 1200 - HEADER];
+        let s = ring.push(0, 0, UnitId(0), Level::Info, &wrapped);
+        assert_eq!((s, ring.tail, ring.first_seq()), (2, 1200, 2));
+        // The next record runs from 1200 to 3100, over the marker.
+        ring.push(0, 0, UnitId(0), Level::Info, &rec(1900));
+        assert_eq!(ring.tail, 3100);
+        let mut out = Vec::new();
+        let got = ring.read(&mut reader, &mut out, usize::MAX);
+        let r: Vec<_> = records(&out).collect();
+        assert_eq!((got.missed, got.copied), (0, 2));
+        assert_eq!(r[0].msg, &wrapped[..]);
+        assert_eq!(r[0].seq, 2);
+        assert_eq!(reader.seq(), ring.next_seq());
+        assert_eq!(ring.cursor_at(3).seq(), 3);
     }
 
     #[test]
