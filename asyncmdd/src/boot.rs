@@ -9,7 +9,7 @@ use asyncmd_proto::text::ansi;
 use tokio::task::JoinSet;
 
 use crate::supervisor::Supervisor;
-use asyncmd_core::plan::{Plan, Problem};
+use asyncmd_core::plan::{Plan, Problem, Shutdown};
 
 /// What happened to one unit of a plan: started (for a oneshot: finished well), or why not.
 pub type Outcome = Result<(), String>;
@@ -191,20 +191,7 @@ pub async fn stop_all(sup: &Arc<Supervisor>) -> Vec<String> {
     let plan =
         asyncmd_core::plan::plan(&sup.nodes_unready(), &active, asyncmd_core::plan::Pull::Any);
     let steps = &plan.steps;
-    let n = steps.len();
-    let is_active: Vec<bool> = steps.iter().map(|s| active.contains(&s.name)).collect();
-    let mut remaining = vec![0usize; n];
-    let mut before: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (k, step) in steps.iter().enumerate().filter(|(k, _)| is_active[*k]) {
-        for &j in step.requires.iter().chain(&step.after) {
-            remaining[j] += 1;
-            before[k].push(j);
-        }
-    }
-    let non_core = (0..n).filter(|&k| is_active[k] && !steps[k].core).count();
-    for j in (0..n).filter(|&j| steps[j].core) {
-        remaining[j] += non_core;
-    }
+    let mut shutdown = Shutdown::new(&plan, |n| active.iter().any(|a| a == n));
     let mut stopping = JoinSet::new();
     let mut tasks = std::collections::HashMap::new();
     let mut order = Vec::new();
@@ -230,8 +217,7 @@ pub async fn stop_all(sup: &Arc<Supervisor>) -> Vec<String> {
             order.push(name.clone());
         }
     }
-    let mut settled = vec![false; n];
-    for i in (0..n).filter(|&i| remaining[i] == 0) {
+    for i in shutdown.free() {
         launch(i, &mut stopping, &mut tasks);
     }
     while let Some(done) = stopping.join_next_with_id().await {
@@ -240,19 +226,11 @@ pub async fn stop_all(sup: &Arc<Supervisor>) -> Vec<String> {
             Err(e) => e.id(),
         };
         let Some(i) = tasks.remove(&id) else { continue };
-        settled[i] = true;
-        if is_active[i] {
+        if shutdown.was_active(i) {
             order.push(steps[i].name.clone());
         }
-        let mut release: Vec<usize> = before[i].clone();
-        if is_active[i] && !steps[i].core {
-            release.extend((0..n).filter(|&j| steps[j].core));
-        }
-        for j in release {
-            remaining[j] -= 1;
-            if remaining[j] == 0 && !settled[j] {
-                launch(j, &mut stopping, &mut tasks);
-            }
+        for j in shutdown.stopped(i) {
+            launch(j, &mut stopping, &mut tasks);
         }
     }
     order

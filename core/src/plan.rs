@@ -399,11 +399,120 @@ fn cycle_in(scc: &[usize], edges: impl Fn(usize) -> Vec<usize>, nodes: &[Node]) 
     path
 }
 
+/// The stop order of the units that run: the reverse of the start order. A unit stops only
+/// once every unit that requires it or starts after it has stopped, and core units stop after
+/// every other unit. Pure: the driver stops what [`Shutdown::free`] gives and reports each stop.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    /// Per step: stops still to wait for.
+    remaining: Vec<usize>,
+    /// Per step: the steps it starts after (they stop after it).
+    before: Vec<Vec<usize>>,
+    active: Vec<bool>,
+    core: Vec<bool>,
+    stopped: Vec<bool>,
+}
+
+impl Shutdown {
+    /// The stop order of the steps of `plan` (a plan of what runs) for which `active` holds; the
+    /// other steps have nothing to stop but still stand in the order.
+    pub fn new(plan: &Plan, active: impl Fn(&str) -> bool) -> Shutdown {
+        let n = plan.steps.len();
+        let active: Vec<bool> = plan.steps.iter().map(|s| active(&s.name)).collect();
+        let core: Vec<bool> = plan.steps.iter().map(|s| s.core).collect();
+        let mut remaining = vec![0usize; n];
+        let mut before = vec![Vec::new(); n];
+        for (k, step) in plan.steps.iter().enumerate().filter(|(k, _)| active[*k]) {
+            for &j in step.requires.iter().chain(&step.after) {
+                remaining[j] += 1;
+                before[k].push(j);
+            }
+        }
+        let non_core = (0..n).filter(|&k| active[k] && !core[k]).count();
+        for j in (0..n).filter(|&j| core[j]) {
+            remaining[j] += non_core;
+        }
+        Shutdown {
+            remaining,
+            before,
+            active,
+            core,
+            stopped: vec![false; n],
+        }
+    }
+
+    /// The steps free to stop at once, before any has stopped.
+    pub fn free(&self) -> Vec<usize> {
+        (0..self.remaining.len())
+            .filter(|&i| self.remaining[i] == 0)
+            .collect()
+    }
+
+    /// Whether step `i` was active (had something to stop).
+    pub fn was_active(&self, i: usize) -> bool {
+        self.active[i]
+    }
+
+    /// Step `i` has stopped: returns the steps that are free to stop now.
+    pub fn stopped(&mut self, i: usize) -> Vec<usize> {
+        if core::mem::replace(&mut self.stopped[i], true) {
+            return Vec::new();
+        }
+        let mut release = self.before[i].clone();
+        if self.active[i] && !self.core[i] {
+            release.extend((0..self.core.len()).filter(|&j| self.core[j]));
+        }
+        let mut free = Vec::new();
+        for j in release {
+            self.remaining[j] -= 1;
+            if self.remaining[j] == 0 && !self.stopped[j] {
+                free.push(j);
+            }
+        }
+        free
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::format;
     use alloc::string::ToString;
+
+    #[test]
+    fn shutdown_goes_against_the_start_order_and_stops_core_last() {
+        let mut c = node("c", &[], &[]);
+        c.core = true;
+        let nodes = [
+            c,
+            node("db", &[], &[]),
+            node("app", &["db"], &[]),
+            node("web", &[], &["app"]),
+        ];
+        let all: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let p = plan(&nodes, &all, Pull::Any);
+        let idx = |n: &str| p.steps.iter().position(|s| s.name == n).unwrap();
+        let name = |i: usize| p.steps[i].name.as_str();
+        let mut sd = Shutdown::new(&p, |_| true);
+        let mut order = Vec::new();
+        let mut free = sd.free();
+        while let Some(i) = free.pop() {
+            order.push(name(i).to_string());
+            free.extend(sd.stopped(i));
+        }
+        assert_eq!(order, ["web", "app", "db", "c"]);
+        // A step that does not run stands in the order but holds nothing up.
+        let mut sd = Shutdown::new(&p, |n| n != "web");
+        assert!(!sd.was_active(idx("web")));
+        let mut free = sd.free();
+        free.sort();
+        let mut want = [idx("web"), idx("app")];
+        want.sort();
+        assert_eq!(free, want, "app does not wait for web, which does not run");
+        assert_eq!(sd.stopped(idx("web")), Vec::<usize>::new());
+        assert_eq!(sd.stopped(idx("app")), [idx("db")]);
+        assert_eq!(sd.stopped(idx("app")), Vec::<usize>::new(), "once only");
+    }
 
     fn node(name: &str, requires: &[&str], after: &[&str]) -> Node {
         Node {

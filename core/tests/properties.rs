@@ -19,7 +19,7 @@ fn held(ring: &Ring) -> Vec<(u64, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Never past its budget, the newest kept, sequence numbers contiguous, and a reader told
     /// exactly what it missed.
