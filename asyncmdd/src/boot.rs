@@ -1,15 +1,13 @@
 //! Boot: running a start plan, each unit as soon as what it needs is ready, and the report
 //! asyncmd prints for it.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use asyncmd_proto::text::ansi;
 use tokio::task::JoinSet;
 
 use crate::supervisor::Supervisor;
-use asyncmd_core::plan::{Plan, Problem, Shutdown};
+use asyncmd_core::plan::{Boot, Plan, Problem, Shutdown};
 
 /// What happened to one unit of a plan: started (for a oneshot: finished well), or why not.
 pub type Outcome = Result<(), String>;
@@ -32,38 +30,7 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
     }
     let steps = &plan.steps;
     let n = steps.len();
-    let cores = steps.iter().filter(|s| s.core).count();
-    let mut remaining = vec![0usize; n];
-    let mut dependents: Vec<Vec<(usize, bool)>> = vec![Vec::new(); n];
-    for (i, step) in steps.iter().enumerate() {
-        for &j in &step.requires {
-            remaining[i] += 1;
-            dependents[j].push((i, true));
-        }
-        for &j in &step.after {
-            remaining[i] += 1;
-            dependents[j].push((i, false));
-        }
-        if cores > 0 && !step.core {
-            remaining[i] += 1;
-        }
-    }
-    let mut settled = vec![false; n];
-    let mut cores_left = cores;
-    let waits_for = |i: usize, settled: &[bool], cores_left: usize| -> Vec<String> {
-        let step = &steps[i];
-        let mut v: Vec<String> = step
-            .requires
-            .iter()
-            .chain(&step.after)
-            .filter(|&&j| !settled[j])
-            .map(|&j| steps[j].name.clone())
-            .collect();
-        if cores_left > 0 && !step.core && v.is_empty() {
-            v.push("the core units".into());
-        }
-        v
-    };
+    let mut boot = Boot::new(plan);
     // What each unit was like when the plan began: a unit another plan starts meanwhile is
     // not started twice, and one a stop cancelled while it waited is not started at all.
     let mut ready_before = vec![false; n];
@@ -72,29 +39,23 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
         if let Some(slot) = sup.get(&steps[i].name) {
             ready_before[i] = slot.is_ready();
             cancels_before[i] = slot.cancels();
-            if remaining[i] > 0 && !slot.state().is_active() {
-                slot.set_waiting(waits_for(i, &settled, cores_left));
+            if boot.is_waiting(i) && !slot.state().is_active() {
+                slot.set_waiting(boot.waits_for(i));
             }
         }
     }
 
-    let key = |i: usize| Reverse((steps[i].key(), i));
-    let mut free: BinaryHeap<_> = (0..n).filter(|&i| remaining[i] == 0).map(key).collect();
-    let mut failed_dep: Vec<Option<String>> = vec![None; n];
     let mut running = JoinSet::new();
     let mut tasks = std::collections::HashMap::new();
     let mut done: Vec<(usize, Outcome)> = Vec::new();
     loop {
-        while let Some(Reverse((_, i))) = free.pop() {
-            if settled[i] {
-                continue;
-            }
+        while let Some((i, failed_dep)) = boot.next_free() {
             let name = &steps[i].name;
             let Some(slot) = sup.get(name) else {
                 done.push((i, Err("unloaded before it could start".into())));
                 continue;
             };
-            if let Some(why) = failed_dep[i].take() {
+            if let Some(why) = failed_dep {
                 if !slot.state().is_active() {
                     sup.not_started(&slot, &why);
                 }
@@ -121,47 +82,13 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
             }
         }
         for (i, outcome) in std::mem::take(&mut done) {
-            if settled[i] {
-                continue;
+            if !boot.is_settled(i) {
+                report(&steps[i].name, &outcome);
             }
-            settled[i] = true;
-            report(&steps[i].name, &outcome);
-            let mut release = vec![];
-            for &(k, hard) in &dependents[i] {
-                if settled[k] {
-                    continue;
-                }
-                if hard {
-                    if let Err(e) = &outcome {
-                        if failed_dep[k].is_none() {
-                            failed_dep[k] =
-                                Some(format!("dependency {} failed: {e}", steps[i].name));
-                            free.push(key(k));
-                            continue;
-                        }
-                    }
-                }
-                remaining[k] -= 1;
-                release.push(k);
-            }
-            if steps[i].core {
-                cores_left -= 1;
-                if cores_left == 0 {
-                    for k in (0..n).filter(|&k| !steps[k].core && !settled[k]) {
-                        remaining[k] -= 1;
-                        release.push(k);
-                    }
-                }
-            }
-            for k in release {
-                if failed_dep[k].is_some() {
-                    continue;
-                }
-                if remaining[k] == 0 {
-                    free.push(key(k));
-                } else if let Some(slot) = sup.get(&steps[k].name) {
+            for k in boot.settle(i, outcome.as_ref().map(|_| ()).map_err(String::as_str)) {
+                if let Some(slot) = sup.get(&steps[k].name) {
                     if slot.is_waiting() {
-                        slot.set_waiting(waits_for(k, &settled, cores_left));
+                        slot.set_waiting(boot.waits_for(k));
                     }
                 }
             }

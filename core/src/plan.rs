@@ -11,6 +11,7 @@
 //! unit as soon as what it waits for is ready rather than following the order step by step.
 
 use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -399,6 +400,154 @@ fn cycle_in(scc: &[usize], edges: impl Fn(usize) -> Vec<usize>, nodes: &[Node]) 
     path
 }
 
+/// Free steps, lowest [`Step::key`] first.
+type Free<'p> = BinaryHeap<Reverse<((bool, i32, &'p str), usize)>>;
+
+/// A plan being carried out: which steps are free to start, in what order, and what each still
+/// waits for. A step is free once its `requires` are ready, its `after` are settled (ready or
+/// failed) and, for a non-core step, every core step is settled; lower [`Step::key`] first among
+/// steps free together. A step whose requirement failed is still handed out, with why, so the
+/// driver can report it. Pure: the driver starts what [`Boot::next_free`] gives and reports each
+/// outcome to [`Boot::settle`].
+#[derive(Debug, Clone)]
+pub struct Boot<'p> {
+    steps: &'p [Step],
+    remaining: Vec<usize>,
+    /// Per step: the steps waiting for it, and whether they require it (else only after).
+    dependents: Vec<Vec<(usize, bool)>>,
+    settled: Vec<bool>,
+    cores_left: usize,
+    failed_dep: Vec<Option<String>>,
+    free: Free<'p>,
+}
+
+impl<'p> Boot<'p> {
+    /// The start of `plan`, nothing settled yet.
+    pub fn new(plan: &'p Plan) -> Boot<'p> {
+        let steps = &plan.steps[..];
+        let n = steps.len();
+        let cores = steps.iter().filter(|s| s.core).count();
+        let mut remaining = vec![0usize; n];
+        let mut dependents = vec![Vec::new(); n];
+        for (i, step) in steps.iter().enumerate() {
+            for &j in &step.requires {
+                remaining[i] += 1;
+                dependents[j].push((i, true));
+            }
+            for &j in &step.after {
+                remaining[i] += 1;
+                dependents[j].push((i, false));
+            }
+            // The core-units rule: a non-core unit waits for every core unit.
+            if cores > 0 && !step.core {
+                remaining[i] += 1;
+            }
+        }
+        let mut boot = Boot {
+            steps,
+            remaining,
+            dependents,
+            settled: vec![false; n],
+            cores_left: cores,
+            failed_dep: vec![None; n],
+            free: BinaryHeap::new(),
+        };
+        let free: Vec<usize> = (0..n).filter(|&i| boot.remaining[i] == 0).collect();
+        for i in free {
+            boot.push_free(i);
+        }
+        boot
+    }
+
+    fn push_free(&mut self, i: usize) {
+        self.free.push(Reverse((self.steps[i].key(), i)));
+    }
+
+    /// Whether step `i` is settled (started, or failed).
+    pub fn is_settled(&self, i: usize) -> bool {
+        self.settled[i]
+    }
+
+    /// Whether step `i` still waits for something.
+    pub fn is_waiting(&self, i: usize) -> bool {
+        self.remaining[i] > 0
+    }
+
+    /// What step `i` waits for, by name (`the core units` while they are not settled).
+    pub fn waits_for(&self, i: usize) -> Vec<String> {
+        let step = &self.steps[i];
+        let mut v: Vec<String> = step
+            .requires
+            .iter()
+            .chain(&step.after)
+            .filter(|&&j| !self.settled[j])
+            .map(|&j| self.steps[j].name.clone())
+            .collect();
+        if self.cores_left > 0 && !step.core && v.is_empty() {
+            v.push("the core units".into());
+        }
+        v
+    }
+
+    /// The next free step that is not settled, and, when a requirement failed, why it must not
+    /// start (the driver settles it as failed).
+    pub fn next_free(&mut self) -> Option<(usize, Option<String>)> {
+        while let Some(Reverse((_, i))) = self.free.pop() {
+            if !self.settled[i] {
+                return Some((i, self.failed_dep[i].take()));
+            }
+        }
+        None
+    }
+
+    /// Step `i` is settled with `outcome` (its error text when it failed). Returns the steps
+    /// that still wait but wait for less now; the ones now free come out of [`Boot::next_free`].
+    pub fn settle(&mut self, i: usize, outcome: Result<(), &str>) -> Vec<usize> {
+        if core::mem::replace(&mut self.settled[i], true) {
+            return Vec::new();
+        }
+        let mut release = Vec::new();
+        for k in 0..self.dependents[i].len() {
+            let (k, hard) = self.dependents[i][k];
+            if self.settled[k] {
+                continue;
+            }
+            if let (true, Err(e)) = (hard, outcome) {
+                if self.failed_dep[k].is_none() {
+                    self.failed_dep[k] =
+                        Some(format!("dependency {} failed: {e}", self.steps[i].name));
+                    self.push_free(k);
+                    continue;
+                }
+            }
+            self.remaining[k] -= 1;
+            release.push(k);
+        }
+        if self.steps[i].core {
+            self.cores_left -= 1;
+            if self.cores_left == 0 {
+                for k in (0..self.steps.len()).filter(|&k| !self.steps[k].core && !self.settled[k])
+                {
+                    self.remaining[k] -= 1;
+                    release.push(k);
+                }
+            }
+        }
+        let mut waiting = Vec::new();
+        for k in release {
+            if self.failed_dep[k].is_some() {
+                continue;
+            }
+            if self.remaining[k] == 0 {
+                self.push_free(k);
+            } else {
+                waiting.push(k);
+            }
+        }
+        waiting
+    }
+}
+
 /// The stop order of the units that run: the reverse of the start order. A unit stops only
 /// once every unit that requires it or starts after it has stopped, and core units stop after
 /// every other unit. Pure: the driver stops what [`Shutdown::free`] gives and reports each stop.
@@ -476,8 +625,56 @@ impl Shutdown {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::format;
     use alloc::string::ToString;
+
+    #[test]
+    fn boot_hands_out_steps_as_they_are_free_core_first_and_failures_down_the_line() {
+        let mut c = node("c", &[], &[]);
+        c.core = true;
+        let mut late = node("late", &[], &[]);
+        late.priority = 5;
+        let nodes = [
+            c,
+            node("db", &[], &[]),
+            node("app", &["db"], &[]),
+            node("web", &[], &["app"]),
+            late,
+        ];
+        let all: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let p = plan(&nodes, &all, Pull::Any);
+        let idx = |n: &str| p.steps.iter().position(|s| s.name == n).unwrap();
+        let mut b = Boot::new(&p);
+        assert_eq!(b.next_free(), Some((idx("c"), None)));
+        assert_eq!(
+            b.next_free(),
+            None,
+            "everything else waits for the core unit"
+        );
+        assert_eq!(b.waits_for(idx("db")), ["the core units"]);
+        assert_eq!(b.waits_for(idx("app")), ["db"]);
+        assert!(b.is_waiting(idx("web")));
+        b.settle(idx("c"), Ok(()));
+        // db before late: priority 0 before 5.
+        assert_eq!(b.next_free(), Some((idx("db"), None)));
+        assert_eq!(b.next_free(), Some((idx("late"), None)));
+        assert_eq!(b.next_free(), None);
+        // db fails: app is handed out with why; web only orders after app, so it goes on.
+        assert_eq!(
+            b.settle(idx("db"), Err("exit status 1")),
+            Vec::<usize>::new()
+        );
+        let (i, why) = b.next_free().unwrap();
+        assert_eq!(i, idx("app"));
+        assert_eq!(why.as_deref(), Some("dependency db failed: exit status 1"));
+        b.settle(idx("app"), Err("dependency db failed: exit status 1"));
+        assert_eq!(b.next_free(), Some((idx("web"), None)));
+        assert_eq!(b.settle(idx("web"), Ok(())), Vec::<usize>::new());
+        assert_eq!(
+            b.settle(idx("web"), Ok(())),
+            Vec::<usize>::new(),
+            "once only"
+        );
+    }
 
     #[test]
     fn shutdown_goes_against_the_start_order_and_stops_core_last() {
