@@ -153,4 +153,16 @@ fn the_blink_walkthrough() {
     assert!(b.ctl(&["restart", "blink*"]).status.success());
     assert_eq!(b.status("blink@1")["starts"], 2);
     assert_eq!(b.ctl(&["stop", "nope"]).status.code(), Some(4));
+    // A runtime of tasks only has no unit files: reload and load are refused, saying why, and
+    // the tasks go on.
+    for args in [&["reload"][..], &["load", "hello"][..]] {
+        let o = b.ctl(args);
+        assert!(!o.status.success(), "{args:?}");
+        let said = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            said.contains("unsupported: this runtime serves in-process tasks only"),
+            "{args:?}: {said}"
+        );
+    }
+    assert_eq!(b.status("blink")["state"], "running");
 }

@@ -170,7 +170,7 @@ pub struct Reloaded {
 /// says what it would do). A `services.config` that cannot be parsed changes nothing.
 pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, String> {
     let one_at_a_time = sup.changes.lock().await;
-    let paths = sup.paths().clone();
+    let paths = sup.paths().map_err(|e| e.to_string())?.clone();
     let config =
         ServicesConfig::load(&paths.config).map_err(|e| format!("{e}; nothing was changed"))?;
     let new: BTreeMap<String, Def> = supervisor::read_dir(&paths.units, &config)
@@ -324,7 +324,19 @@ pub fn unit_name(arg: &str) -> String {
 /// already loaded and running is refused.
 pub async fn load(sup: &Arc<Supervisor>, names: &[String]) -> Vec<ActionResult> {
     let one_at_a_time = sup.changes.lock().await;
-    let paths = sup.paths().clone();
+    let paths = match sup.paths() {
+        Ok(p) => p.clone(),
+        Err(e) => {
+            return names
+                .iter()
+                .map(|n| ActionResult {
+                    unit: unit_name(n),
+                    outcome: ActionOutcome::Failed,
+                    message: e.to_string(),
+                })
+                .collect()
+        }
+    };
     let mut results = Vec::new();
     let mut wanted = Vec::new();
     let fail = |unit: String, outcome, message: String| ActionResult {

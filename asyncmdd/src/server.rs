@@ -29,24 +29,17 @@ use crate::boot;
 use crate::config::{self, ServiceConfig, ServicesConfig};
 use crate::journal::{records, Journal, Record, MAX_MESSAGE};
 use crate::reload;
-use crate::supervisor::{Slot, Supervisor};
+use crate::supervisor::{Slot, Supervisor, Unsupported};
 use asyncmd_core::journal::{Filter, Grep};
 use asyncmd_core::plan;
 
 pub use interprocess::local_socket::tokio::Listener;
 
-/// A supervisor with no units, for a tokio application that serves only its own tasks: add
-/// them to `.tasks()`, then [`serve`] it.
+/// A runtime of in-process tasks for a tokio application, with a journal of `journal_bytes` for
+/// entries logged on `host`: add tasks to `.tasks()`, then [`serve`] it. It has no unit files;
+/// a reload or load asked of it is answered as unsupported.
 pub fn standalone(host: &str, journal_bytes: usize) -> Arc<Supervisor> {
-    let journal = Arc::new(Journal::new(journal_bytes, host));
-    let none = std::path::PathBuf::from("/nonexistent");
-    Supervisor::new(
-        journal,
-        crate::supervisor::Paths {
-            units: none.clone(),
-            config: none.join("services.config"),
-        },
-    )
+    Supervisor::tasks_only(Arc::new(Journal::new(journal_bytes, host)))
 }
 
 /// Serves `sup` (its units, its tasks and its journal) on the local socket `path`, so
@@ -272,6 +265,9 @@ impl Server {
             Request::Enable { units, now } => self.enable(&units, true, now).await,
             Request::Disable { units, now } => self.enable(&units, false, now).await,
             Request::Config { unit, args, kwargs } => self.config(&unit, args, kwargs).await,
+            Request::Reload { .. } if self.sup.paths().is_err() => {
+                error(ErrorCode::Unsupported, Unsupported.to_string())
+            }
             Request::Reload { dry_run } => match reload::reload(&self.sup, dry_run).await {
                 Ok(r) => Response::Reload {
                     dry_run: r.dry_run,
@@ -450,7 +446,7 @@ impl Server {
         name: &str,
         edit: Vec<(&'static str, serde_json::Value)>,
     ) -> Result<(), String> {
-        let path = self.sup.paths().config.clone();
+        let path = self.sup.paths().map_err(|e| e.to_string())?.config.clone();
         let unit = name.to_string();
         let written = tokio::task::spawn_blocking(move || {
             config::edit(&path, &unit, &edit)?;

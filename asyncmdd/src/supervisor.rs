@@ -524,6 +524,19 @@ pub fn read_dir(dir: &Path, config: &ServicesConfig) -> std::io::Result<Vec<(Str
         .collect())
 }
 
+/// What a runtime of tasks only cannot do: anything with unit files or `services.config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported;
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "unsupported: this runtime serves in-process tasks only; it has no units \
+             directory and no services.config",
+        )
+    }
+}
+
 /// Where a daemon's units and their configuration live.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -537,7 +550,8 @@ pub struct Paths {
 pub struct Supervisor {
     journal: Arc<Journal>,
     units: RwLock<BTreeMap<String, Arc<Slot>>>,
-    paths: Paths,
+    /// None for a runtime of in-process tasks only.
+    paths: Option<Paths>,
     notify_socket: Mutex<Option<PathBuf>>,
     /// Set once the daemon shuts down: nothing starts any more.
     shutting_down: std::sync::atomic::AtomicBool,
@@ -550,6 +564,16 @@ pub struct Supervisor {
 impl Supervisor {
     /// An empty supervisor for the units of `paths`, logging into `journal`.
     pub fn new(journal: Arc<Journal>, paths: Paths) -> Arc<Supervisor> {
+        Supervisor::build(journal, Some(paths))
+    }
+
+    /// A runtime of in-process tasks only, logging into `journal`: no units directory and no
+    /// `services.config`, so what needs them (reload, load) is answered as unsupported.
+    pub fn tasks_only(journal: Arc<Journal>) -> Arc<Supervisor> {
+        Supervisor::build(journal, None)
+    }
+
+    fn build(journal: Arc<Journal>, paths: Option<Paths>) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             journal: journal.clone(),
             units: RwLock::new(BTreeMap::new()),
@@ -562,9 +586,10 @@ impl Supervisor {
         })
     }
 
-    /// Where its units and their configuration live.
-    pub fn paths(&self) -> &Paths {
-        &self.paths
+    /// Where its units and their configuration live; an error saying so for a runtime of
+    /// tasks only.
+    pub fn paths(&self) -> Result<&Paths, Unsupported> {
+        self.paths.as_ref().ok_or(Unsupported)
     }
 
     /// Its registry of in-process tasks, which the control socket serves beside the units.

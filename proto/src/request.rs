@@ -205,6 +205,8 @@ pub enum ErrorCode {
     PermissionDenied,
     /// The daemon is at its client limit.
     Busy,
+    /// This runtime cannot do that at all (a runtime of tasks only has no unit files to reload).
+    Unsupported,
     /// The daemon failed to carry the request out.
     Internal,
 }
