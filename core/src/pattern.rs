@@ -17,7 +17,8 @@ use asyncmd_proto::unit::{is_glob, SUFFIX};
 const MAX_BRACE_GROUPS: usize = 32;
 const MAX_ALTERNATIVES: usize = 256;
 
-/// One compiled pattern: the globs it expands to.
+/// One compiled pattern: as typed, and the brace-free globs it expands to (none for a name
+/// without wildcards, which is compared as it is).
 #[derive(Debug, Clone)]
 struct Pattern {
     raw: String,
@@ -26,6 +27,10 @@ struct Pattern {
 
 impl Pattern {
     fn matches(&self, name: &str) -> bool {
+        if self.globs.is_empty() {
+            return name == self.raw
+                || (!self.raw.ends_with(SUFFIX) && name.strip_suffix(SUFFIX) == Some(&self.raw));
+        }
         self.globs
             .iter()
             .any(|g| glob_match(g.as_bytes(), name.as_bytes()))
@@ -65,13 +70,9 @@ impl Patterns {
 
 fn compile(p: &str) -> Result<Pattern, String> {
     if !is_glob(p) {
-        let mut globs = vec![escape(p)];
-        if !p.ends_with(SUFFIX) {
-            globs.push(escape(&format!("{p}{SUFFIX}")));
-        }
         return Ok(Pattern {
             raw: p.to_string(),
-            globs,
+            globs: Vec::new(),
         });
     }
     let groups = p.matches('{').count();
@@ -86,18 +87,6 @@ fn compile(p: &str) -> Result<Pattern, String> {
         raw: p.to_string(),
         globs,
     })
-}
-
-/// A bare name matched literally, whatever it holds (a backslash, say).
-fn escape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if matches!(c, '\\' | '*' | '?' | '[' | ']' | '{' | '}') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `a{b,c{d,e}}` -> `ab`, `acd`, `ace`.

@@ -20,6 +20,7 @@ pub use spec::{describe, parse_at, At, Spec};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock as _, MockClock};
     use alloc::string::ToString;
     use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
     use chrono_tz::Europe::Berlin;
@@ -116,54 +117,59 @@ mod tests {
         );
     }
 
-    /// A clock for the tests: wall and monotonic time, moved by hand.
-    struct Clock {
-        wall: DateTime<Utc>,
-        mono: u64,
-    }
+    /// The core's mock clock, read as a schedule takes the time.
+    struct Clock(MockClock);
 
     impl Clock {
         fn at(h: u32, m: u32) -> Clock {
-            Clock {
-                wall: Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap(),
-                mono: 7_000_000,
-            }
+            let wall = Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap();
+            Clock(MockClock::new(wall.timestamp_micros(), 7_000_000))
         }
 
-        /// Time passes: both clocks move.
-        fn pass(&mut self, d: Duration) {
-            self.wall += chrono::Duration::from_std(d).unwrap();
-            self.mono += d.as_micros() as u64;
+        fn wall(&self) -> DateTime<Utc> {
+            Utc.timestamp_micros(self.0.wall_us()).unwrap()
         }
 
-        /// The wall clock is set (NTP, a person): the monotonic clock does not move.
-        fn set_wall(&mut self, h: u32, m: u32) {
-            self.wall = Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap();
+        fn mono(&self) -> u64 {
+            self.0.mono_us()
+        }
+
+        fn pass(&self, d: Duration) {
+            self.0.pass(d.as_micros() as u64);
+        }
+
+        /// The wall clock is set to `h:m` of the same day; the monotonic clock does not move.
+        fn set_wall(&self, h: u32, m: u32) {
+            self.set_wall_to(Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap());
+        }
+
+        fn set_wall_to(&self, t: DateTime<Utc>) {
+            self.0.set_wall(t.timestamp_micros());
         }
 
         fn wait(&self, d: &Deadline<Utc>) -> Duration {
-            d.wait(&self.wall, self.mono).unwrap()
+            d.wait(&self.wall(), self.mono()).unwrap()
         }
     }
 
     #[test]
     fn at_follows_a_wall_clock_change() {
         let spec = Spec::new(None, None, Some("07:30")).unwrap();
-        let mut c = Clock::at(7, 0);
-        let mut d = Deadline::new(spec, &c.wall, c.mono);
+        let c = Clock::at(7, 0);
+        let mut d = Deadline::new(spec, &c.wall(), c.mono());
         // Half an hour ahead, but looked at again within a second.
         assert_eq!(c.wait(&d), Duration::from_secs(1));
         c.pass(Duration::from_secs(1));
         // The clock is set forward past 07:30: the run is due at once, not 30 min later.
         c.set_wall(7, 31);
         assert_eq!(c.wait(&d), Duration::ZERO);
-        d.advance(&c.wall, c.mono);
+        d.advance(&c.wall(), c.mono());
         assert_eq!(
             d.due(),
             Some(&Utc.with_ymd_and_hms(2026, 11, 26, 7, 30, 0).unwrap())
         );
         // Set back to 07:00 of the next day: due in half an hour again, not 24.5 hours.
-        c.wall = Utc.with_ymd_and_hms(2026, 11, 26, 7, 0, 0).unwrap();
+        c.set_wall_to(Utc.with_ymd_and_hms(2026, 11, 26, 7, 0, 0).unwrap());
         assert_eq!(c.wait(&d), Duration::from_secs(1));
         c.pass(Duration::from_secs(29 * 60 + 59));
         assert_eq!(c.wait(&d), Duration::from_secs(1));
@@ -181,8 +187,8 @@ mod tests {
             None,
         )
         .unwrap();
-        let mut c = Clock::at(10, 0);
-        let mut d = Deadline::new(spec, &c.wall, c.mono);
+        let c = Clock::at(10, 0);
+        let mut d = Deadline::new(spec, &c.wall(), c.mono());
         c.pass(Duration::from_secs(5));
         // An hour forward or back on the wall clock changes nothing: 15 s to go either way.
         c.set_wall(11, 0);
@@ -193,26 +199,26 @@ mod tests {
         assert_eq!(c.wait(&d), Duration::ZERO);
         // The run took 5 s: the next is due 60 s after the previous due time, not after the run.
         c.pass(Duration::from_secs(5));
-        d.advance(&c.wall, c.mono);
+        d.advance(&c.wall(), c.mono());
         assert_eq!(c.wait(&d), Duration::from_secs(55));
         // A stall of three periods skips them: due at the next whole period, no burst.
         c.pass(Duration::from_secs(55 + 170));
         assert_eq!(c.wait(&d), Duration::ZERO);
-        d.advance(&c.wall, c.mono);
+        d.advance(&c.wall(), c.mono());
         assert_eq!(c.wait(&d), Duration::from_secs(10));
     }
 
     #[test]
     fn a_start_in_alone_runs_once() {
         let spec = Spec::new(Some(Duration::from_secs(2)), None, None).unwrap();
-        let mut c = Clock::at(10, 0);
-        let mut d = Deadline::new(spec, &c.wall, c.mono);
+        let c = Clock::at(10, 0);
+        let mut d = Deadline::new(spec, &c.wall(), c.mono());
         assert_eq!(c.wait(&d), Duration::from_secs(2));
         c.pass(Duration::from_secs(2));
         assert_eq!(c.wait(&d), Duration::ZERO);
-        d.advance(&c.wall, c.mono);
+        d.advance(&c.wall(), c.mono());
         assert_eq!(d.due(), None);
-        assert_eq!(d.wait(&c.wall, c.mono), None);
+        assert_eq!(d.wait(&c.wall(), c.mono()), None);
     }
 
     #[test]
