@@ -13,3 +13,17 @@ fn epoch() -> Instant {
 pub fn mono_us() -> u64 {
     epoch().elapsed().as_micros() as u64
 }
+
+/// The host's clocks as the core reads them: the system's wall clock and [`mono_us`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostClock;
+
+impl asyncmd_core::clock::Clock for HostClock {
+    fn wall_us(&self) -> i64 {
+        asyncmd_proto::text::now_us()
+    }
+
+    fn mono_us(&self) -> u64 {
+        mono_us()
+    }
+}

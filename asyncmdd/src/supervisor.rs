@@ -11,56 +11,34 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use asyncmd_proto::text::now_us;
 use asyncmd_proto::unit::UnitSummary;
 use asyncmd_proto::{Entry, ExitResult, Level, UnitState, UnitStatus, UnitType};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use crate::capture::capture;
+use crate::clock::HostClock;
 use crate::config::{ServiceConfig, ServicesConfig};
 use crate::journal::{records, Journal, Line, UnitId};
 use crate::process;
 use crate::unit::{self, Run, Unit};
+use asyncmd_core::lifecycle::{Effect, End, Event, Life, TRACEBACK_LINES};
 use asyncmd_core::pattern::Patterns;
 use asyncmd_core::plan::Node;
-use asyncmd_core::restart::{Decision, Restarts};
 
-/// Stderr lines kept as a unit's traceback.
-pub const TRACEBACK_LINES: usize = 10;
 /// How long a finished process's output may keep draining before its end is recorded.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// How long after SIGKILL a process group may take to go.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
-/// Live state of a unit.
-#[derive(Debug)]
+/// Live state of a unit: its lifecycle, and what of the current run only the host knows.
+#[derive(Debug, Default)]
 struct Live {
-    state: UnitState,
-    since_us: Option<i64>,
-    started_us: Option<i64>,
-    done_us: Option<i64>,
+    life: Life,
+    /// The process of the current run (None: a builtin service, or no run).
     pid: Option<u32>,
-    result: Option<ExitResult>,
-    error: Option<String>,
-    traceback: VecDeque<String>,
-    starts: u32,
-    stop_requested: bool,
-    waiting_for: Vec<String>,
-    /// Bumped when a stop cancels a pending start, so a plan can tell.
-    cancels: u64,
     /// The definition the current or last run was started with.
     ran_with: Option<Arc<Def>>,
-    /// When the current run started, on the monotonic clock.
-    started_at: Option<Instant>,
-    /// Restart bookkeeping since the last manual start.
-    restarts: Restarts,
-    /// Bumped by anything that overrides a pending automatic restart.
-    restart_gen: u64,
-    next_restart_us: Option<i64>,
-    last_exit: Option<String>,
-    /// Why the daemon itself killed the current run (watchdog, health check).
-    kill_reason: Option<String>,
     /// The `ASYNCMD_INVOCATION` tag of the current or last run.
     invocation: Option<String>,
     status_text: Option<String>,
@@ -85,67 +63,23 @@ struct Live {
 }
 
 impl Live {
-    fn new() -> Live {
-        Live {
-            state: UnitState::Inactive,
-            since_us: None,
-            started_us: None,
-            done_us: None,
-            pid: None,
-            result: None,
-            error: None,
-            traceback: VecDeque::new(),
-            starts: 0,
-            stop_requested: false,
-            waiting_for: Vec::new(),
-            cancels: 0,
-            ran_with: None,
-            started_at: None,
-            restarts: Restarts::default(),
-            restart_gen: 0,
-            next_restart_us: None,
-            last_exit: None,
-            kill_reason: None,
-            invocation: None,
-            status_text: None,
-            health: None,
-            last_ping: None,
-            main_pid: None,
-            main_exited: false,
-            cleaning: false,
-            stats: serde_json::Map::new(),
-            schedule_last_us: None,
-            schedule_next_us: None,
-            builtin: None,
-            counters: None,
+    /// Steps the lifecycle; a run that began gets a fresh host part, one that ended loses
+    /// its process.
+    fn step(&mut self, event: Event) -> Vec<Effect> {
+        let run = self.life.starts;
+        let fx = self.life.step(event, &HostClock);
+        if self.life.starts != run {
+            self.last_ping = Some(Instant::now());
+            self.main_pid = None;
+            self.main_exited = false;
+            self.status_text = None;
+            self.health = None;
         }
-    }
-
-    fn set(&mut self, state: UnitState) {
-        self.state = state;
-        self.since_us = Some(now_us());
-    }
-
-    /// Resets what describes a run as a new one begins (its state already set); returns its
-    /// run number.
-    fn begin_run(&mut self, pid: Option<u32>) -> u32 {
-        self.last_ping = Some(Instant::now());
-        self.main_pid = None;
-        self.main_exited = false;
-        self.started_us = self.since_us;
-        self.done_us = None;
-        self.pid = pid;
-        self.result = None;
-        self.error = None;
-        self.traceback.clear();
-        self.starts += 1;
-        self.stop_requested = false;
-        self.started_at = Some(Instant::now());
-        self.next_restart_us = None;
-        self.kill_reason = None;
-        self.status_text = None;
-        self.health = None;
-        self.starts
+        if !self.life.running {
+            self.pid = None;
+            self.main_pid = None;
+        }
+        fx
     }
 }
 
@@ -272,13 +206,21 @@ impl Slot {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn notify(&self) {
+    /// Tells whoever watches this unit (plans, its scheduler, waiting clients) it changed.
+    fn changed(&self) {
         self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// Applies `event` to its lifecycle; returns the effects, journal lines included.
+    fn apply(&self, event: Event) -> Vec<Effect> {
+        let fx = self.live().step(event);
+        self.changed();
+        fx
     }
 
     /// Current state.
     pub fn state(&self) -> UnitState {
-        self.live().state
+        self.live().life.state
     }
 
     /// Its current definition.
@@ -289,7 +231,7 @@ impl Slot {
     /// Replaces its definition; a running process keeps the one it was started with.
     pub fn set_def(&self, def: Def) {
         *self.def.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(def);
-        self.notify();
+        self.changed();
     }
 
     /// The definition its current or last run was started with.
@@ -310,18 +252,7 @@ impl Slot {
 
     /// Marks it as waiting for `deps` (or, with none left, no longer waiting).
     pub fn set_waiting(&self, deps: Vec<String>) {
-        {
-            let mut live = self.live();
-            if deps.is_empty() {
-                if live.state == UnitState::Waiting {
-                    live.set(UnitState::Inactive);
-                }
-            } else if live.state != UnitState::Waiting {
-                live.set(UnitState::Waiting);
-            }
-            live.waiting_for = deps;
-        }
-        self.notify();
+        self.apply(Event::Wait(deps));
     }
 
     /// Whether it still waits to be started by a plan.
@@ -332,40 +263,27 @@ impl Slot {
     /// Forgets its restart history and gives up on a pending automatic restart: a person
     /// started it (or reset it), so the start limit counts from zero again.
     pub fn reset_restarts(&self) {
-        let mut live = self.live();
-        live.restarts.reset();
-        live.restart_gen += 1;
-        live.next_restart_us = None;
+        self.live().step(Event::Manual);
     }
 
     /// `asyncmctl reset-failed`: forgets the restart history and turns `failed` into
     /// `inactive`; returns whether it was failed.
     pub fn reset_failed(&self) -> bool {
-        let was = {
-            let mut live = self.live();
-            // The count goes; a restart already pending stays due.
-            live.restarts.reset();
-            let was = live.state == UnitState::Failed;
-            if was {
-                live.set(UnitState::Inactive);
-                live.error = None;
-            }
-            was
-        };
-        self.notify();
+        let was = self.state() == UnitState::Failed;
+        self.apply(Event::ResetFailed);
         was
     }
 
     /// Whether run number `run` is the current one and its process is alive.
     pub fn is_run(&self, run: u32) -> bool {
         let live = self.live();
-        live.starts == run && live.pid.is_some() && !live.main_exited
+        live.life.starts == run && live.pid.is_some() && !live.main_exited
     }
 
     /// The last watchdog ping of run `run`, while it is the current one.
     pub fn last_ping(&self, run: u32) -> Option<Instant> {
         let live = self.live();
-        (live.starts == run && live.pid.is_some())
+        (live.life.starts == run && live.pid.is_some())
             .then_some(live.last_ping)
             .flatten()
     }
@@ -398,18 +316,18 @@ impl Slot {
     /// Publishes a builtin service's stats.
     pub fn set_stats(&self, stats: serde_json::Map<String, serde_json::Value>) {
         self.live().stats = stats;
-        self.notify();
+        self.changed();
     }
 
     /// Records the last health check's result.
     pub fn set_health(&self, text: String) {
         self.live().health = Some(text);
-        self.notify();
+        self.changed();
     }
 
     /// How many pending starts a stop has cancelled: a plan compares it before it starts.
     pub fn cancels(&self) -> u64 {
-        self.live().cancels
+        self.live().life.cancels
     }
 
     /// Waits until `done(state)` holds, or `limit` passes; returns whether it held.
@@ -457,21 +375,21 @@ impl Slot {
             kind: u.map(|u| u.kind).unwrap_or_default(),
             enabled: current.config.enabled,
             load_error: current.load_error.clone(),
-            state: live.state,
-            waiting_for: live.waiting_for.clone(),
-            since_us: live.since_us,
-            started_us: live.started_us,
-            done_us: live.done_us,
+            state: live.life.state,
+            waiting_for: live.life.waiting_for.clone(),
+            since_us: live.life.since_us,
+            started_us: live.life.started_us,
+            done_us: live.life.done_us,
             pid: live.pid,
-            result: live.result.clone(),
-            error: live.error.clone(),
-            traceback: live.traceback.iter().cloned().collect(),
+            result: live.life.result.clone(),
+            error: live.life.error.clone(),
+            traceback: live.life.traceback.iter().cloned().collect(),
             memory_bytes,
             cpu_us,
-            starts: live.starts,
-            restarts: live.restarts.count,
-            last_exit: live.last_exit.clone(),
-            next_restart_us: live.next_restart_us,
+            starts: live.life.starts,
+            restarts: live.life.restarts.count,
+            last_exit: live.life.last_exit.clone(),
+            next_restart_us: live.life.next_restart_us,
             status_text: live.status_text.clone(),
             health: live.health.clone(),
             stats: live.stats.clone(),
@@ -634,7 +552,7 @@ impl Supervisor {
             name: name.clone(),
             def: Mutex::new(Arc::new(def)),
             retired: std::sync::atomic::AtomicBool::new(false),
-            live: Mutex::new(Live::new()),
+            live: Mutex::new(Live::default()),
             changed: watch::channel(0).0,
             op: tokio::sync::Mutex::new(()),
         });
@@ -669,7 +587,7 @@ impl Supervisor {
             }
         }
         // Wakes its scheduler, which sees the unit is gone and ends.
-        slot.notify();
+        slot.changed();
         Ok(())
     }
 
@@ -785,8 +703,7 @@ impl Supervisor {
     ) -> Result<(), String> {
         let op = slot.op.lock().await;
         if let Some(gen) = due {
-            let live = slot.live();
-            if live.state != UnitState::Restarting || live.restart_gen != gen {
+            if !slot.live().life.restart_due(gen) {
                 return Ok(());
             }
         }
@@ -814,7 +731,7 @@ impl Supervisor {
                 return self.oneshot_outcome(slot).await;
             }
             if unit.kind == UnitType::Notify {
-                let run = slot.live().starts;
+                let run = slot.live().life.starts;
                 return self.readiness(slot, run, unit.start_timeout).await;
             }
             return Ok(());
@@ -833,10 +750,10 @@ impl Supervisor {
         let argv = process::argv(exec, &def.config);
         let tag = {
             let mut live = slot.live();
-            live.set(UnitState::Starting);
-            live.waiting_for.clear();
+            live.step(Event::Spawning);
             live.ran_with = Some(def.clone());
-            let tag = format!("{}:{}:{}", std::process::id(), slot.name, live.starts + 1);
+            let run = live.life.starts + 1;
+            let tag = format!("{}:{}:{run}", std::process::id(), slot.name);
             live.invocation = Some(tag.clone());
             tag
         };
@@ -851,18 +768,18 @@ impl Supervisor {
         };
         let pid = child.id().unwrap_or(0);
         let notify = unit.kind == UnitType::Notify;
-        let run = {
+        let (run, fx) = {
             let mut live = slot.live();
-            live.set(if notify {
-                UnitState::Starting
-            } else {
-                UnitState::Running
+            let fx = live.step(Event::Started {
+                ready: !notify,
+                what: Some(format!("pid {pid}")),
             });
+            live.pid = Some(pid);
             live.counters = None;
-            live.begin_run(Some(pid))
+            (live.life.starts, fx)
         };
-        slot.notify();
-        self.log(slot, Level::Info, &format!("Started (pid {pid})"));
+        slot.changed();
+        self.carry_out(slot, fx);
 
         let mut pipes = Vec::new();
         if let Some(out) = child.stdout.take() {
@@ -887,11 +804,8 @@ impl Supervisor {
                     }
                     let mut live = s.live();
                     for msg in last {
-                        if live.traceback.len() == TRACEBACK_LINES {
-                            live.traceback.pop_front();
-                        }
-                        live.traceback
-                            .push_back(crate::journal::text(msg).into_owned());
+                        live.life
+                            .push_traceback(crate::journal::text(msg).into_owned());
                     }
                 },
             )));
@@ -972,18 +886,20 @@ impl Supervisor {
             async move { crate::builtin::run(&owned, ctx).await },
             counters.clone(),
         ));
-        let run = {
+        let (run, fx) = {
             let mut live = slot.live();
-            live.set(UnitState::Running);
-            live.waiting_for.clear();
+            let fx = live.step(Event::Started {
+                ready: true,
+                what: Some(format!("builtin {name}")),
+            });
             live.ran_with = Some(def.clone());
             live.stats.clear();
             live.counters = Some(counters);
             live.builtin = Some((stop_tx, inner.abort_handle()));
-            live.begin_run(None)
+            (live.life.starts, fx)
         };
-        slot.notify();
-        self.log(slot, Level::Info, &format!("Started (builtin {name})"));
+        slot.changed();
+        self.carry_out(slot, fx);
         let (sup, s) = (self.clone(), slot.clone());
         tokio::spawn(async move {
             let outcome = match inner.await {
@@ -1000,9 +916,10 @@ impl Supervisor {
             let code = i32::from(outcome.is_err());
             {
                 let mut live = s.live();
-                if live.starts == run {
+                if live.life.starts == run {
                     if let Err(why) = outcome {
-                        live.kill_reason = Some(why);
+                        // Its error is the reason it failed; the Kill asked for is moot.
+                        live.step(Event::Condemn { run, why });
                     }
                     live.builtin = None;
                 }
@@ -1031,7 +948,7 @@ impl Supervisor {
         }
         match state {
             UnitState::Running => Ok(()),
-            _ => Err(failure_reason(&slot.live())),
+            _ => Err(slot.live().life.failure_reason()),
         }
     }
 
@@ -1041,14 +958,14 @@ impl Supervisor {
             !matches!(st, UnitState::Running | UnitState::Starting)
         })
         .await;
-        let live = slot.live();
-        match live.state {
+        let life = &slot.live().life;
+        match life.state {
             UnitState::Done => Ok(()),
             UnitState::Stopped => Err(format!(
                 "stopped before it finished ({})",
-                result_text(&live)
+                life.result_text()
             )),
-            _ => Err(failure_reason(&live)),
+            _ => Err(life.failure_reason()),
         }
     }
 
@@ -1109,13 +1026,16 @@ impl Supervisor {
     pub async fn kill_run(&self, slot: &Arc<Slot>, run: u32, why: &str, sig: Signal) {
         let (pid, tag) = {
             let mut live = slot.live();
-            if live.starts != run || live.stop_requested {
-                return;
-            }
             let Some(pid) = live.pid.filter(|_| !live.main_exited) else {
                 return;
             };
-            live.kill_reason = Some(why.to_string());
+            let why = why.to_string();
+            if !live
+                .step(Event::Condemn { run, why })
+                .contains(&Effect::Kill)
+            {
+                return;
+            }
             (pid, live.invocation.clone().unwrap_or_default())
         };
         self.log(slot, Level::Error, &format!("{why}: sending {sig}"));
@@ -1172,15 +1092,12 @@ impl Supervisor {
             tracing::debug!("sd_notify from pid {pid}, which belongs to no unit: ignored");
             return;
         };
-        let mut logs = Vec::new();
+        let mut fx = Vec::new();
         {
             let mut live = slot.live();
             for (k, v) in &msg.fields {
                 match (k.as_str(), v.as_str()) {
-                    ("READY", "1") if live.state == UnitState::Starting && live.pid.is_some() => {
-                        live.set(UnitState::Running);
-                        logs.push("Ready (READY=1)".to_string());
-                    }
+                    ("READY", "1") => fx.extend(live.step(Event::Ready)),
                     ("STATUS", text) => live.status_text = Some(text.to_string()),
                     ("WATCHDOG", "1") => live.last_ping = Some(Instant::now()),
                     ("MAINPID", p) => {
@@ -1190,15 +1107,15 @@ impl Supervisor {
                             live.main_pid = claimed;
                         }
                     }
-                    ("STOPPING", "1") => logs.push("Stopping (STOPPING=1)".to_string()),
+                    ("STOPPING", "1") => {
+                        fx.push(Effect::Log(Level::Info, "Stopping (STOPPING=1)".into()));
+                    }
                     _ => {}
                 }
             }
         }
-        slot.notify();
-        for l in logs {
-            self.log(&slot, Level::Info, &l);
-        }
+        slot.changed();
+        self.carry_out(&slot, fx);
     }
 
     /// The unit whose process `pid` is: its main process, its `MAINPID=`, or any process
@@ -1226,159 +1143,74 @@ impl Supervisor {
     }
 
     fn fail_start(&self, slot: &Slot, msg: &str) {
-        {
-            let mut live = slot.live();
-            live.waiting_for.clear();
-            live.set(UnitState::Failed);
-            live.done_us = live.since_us;
-            live.pid = None;
-            live.result = None;
-            live.error = Some(msg.to_string());
-        }
-        slot.notify();
-        self.log(slot, Level::Error, &format!("Failed to start: {msg}"));
+        let fx = slot.apply(Event::StartFailed(msg.to_string()));
+        self.carry_out(slot, fx);
+    }
+
+    /// Writes the journal lines of `fx` under `slot`'s name; returns the other effects.
+    fn carry_out(&self, slot: &Slot, fx: Vec<Effect>) -> Vec<Effect> {
+        fx.into_iter()
+            .filter(|e| match e {
+                Effect::Log(level, text) => {
+                    self.log(slot, *level, text);
+                    false
+                }
+                _ => true,
+            })
+            .collect()
     }
 
     fn finished(self: &Arc<Self>, slot: &Arc<Slot>, run: u32, status: std::io::Result<ExitResult>) {
-        let (state, text) = {
+        let end = match status {
+            Ok(r) => End::Exit(r),
+            Err(e) => End::Lost(e.to_string()),
+        };
+        let fx = {
             let mut live = slot.live();
-            if live.starts != run {
-                // A later run already owns the state; this one's end is only history.
-                drop(live);
-                self.log(
-                    slot,
-                    Level::Warning,
-                    &format!("An earlier run (start #{run}) ended"),
-                );
-                return;
-            }
-            let killed_by_us = live.kill_reason.take();
-            let mut state = match &status {
-                _ if live.stop_requested => UnitState::Stopped,
-                _ if killed_by_us.is_some() => UnitState::Failed,
-                Ok(r) if r.success() => UnitState::Done,
-                _ => UnitState::Failed,
-            };
-            live.done_us = Some(now_us());
-            live.pid = None;
-            live.main_pid = None;
-            match status {
-                Ok(r) => live.result = Some(r),
-                Err(e) => live.error = Some(format!("lost track of the process: {e}")),
-            }
-            if let Some(why) = &killed_by_us {
-                live.error = Some(why.clone());
-            }
-            let mut text = match state {
-                UnitState::Stopped => format!("Stopped ({})", result_text(&live)),
-                UnitState::Done => "Finished (exit status 0)".to_string(),
-                _ => format!("Failed: {}", failure_reason(&live)),
-            };
-            if state == UnitState::Failed {
-                live.last_exit = Some(failure_reason(&live));
-            }
-            let unit = live.ran_with.as_ref().and_then(|d| d.unit.clone());
-            if let (Some(unit), UnitState::Done | UnitState::Failed) = (unit, state) {
-                let ran = live.started_at.map_or(Duration::ZERO, |t| t.elapsed());
-                let failed = state == UnitState::Failed;
-                let decision = live.restarts.on_exit(
-                    unit.restart,
-                    &unit.backoff,
-                    failed,
-                    ran,
-                    crate::clock::mono_us(),
-                );
-                match decision {
-                    Decision::Stay => {}
-                    Decision::GiveUp(why) => {
-                        text = format!("{text}; {why}");
-                        live.error = Some(why);
-                    }
-                    Decision::RestartIn(delay) => {
-                        state = UnitState::Restarting;
-                        live.next_restart_us = Some(now_us() + delay.as_micros() as i64);
-                        let gen = live.restart_gen;
-                        text = format!(
-                            "{text}; restarting in {} (restart {})",
-                            humantime::format_duration(delay),
-                            live.restarts.count
-                        );
-                        let (sup, s) = (self.clone(), slot.clone());
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            if let Err(e) = sup.start_inner(&s, Some(gen)).await {
-                                // Not started (its file broke, say): failed, not restarting.
-                                let down =
-                                    sup.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
-                                if s.state() == UnitState::Restarting && !down {
-                                    sup.fail_start(&s, &format!("restart failed: {e}"));
-                                }
-                            }
-                        });
-                    }
-                }
-            }
-            live.set(state);
-            (state, text)
+            let restart = live
+                .ran_with
+                .as_ref()
+                .and_then(|d| d.unit.as_ref())
+                .map(|u| (u.restart, u.backoff));
+            live.step(Event::Ended { run, end, restart })
         };
-        slot.notify();
-        let level = if state == UnitState::Failed {
-            Level::Error
-        } else {
-            Level::Info
-        };
-        self.log(slot, level, &text);
+        slot.changed();
+        for effect in self.carry_out(slot, fx) {
+            if let Effect::ArmRestart { delay, gen } = effect {
+                let (sup, s) = (self.clone(), slot.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if let Err(e) = sup.start_inner(&s, Some(gen)).await {
+                        // Not started (its file broke, say): failed, not restarting.
+                        let down = sup.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
+                        if s.state() == UnitState::Restarting && !down {
+                            sup.fail_start(&s, &format!("restart failed: {e}"));
+                        }
+                    }
+                });
+            }
+        }
     }
 
     /// Stops `slot`: SIGTERM to its process group, SIGKILL after its `stop_timeout`.
     pub async fn stop(&self, slot: &Arc<Slot>) -> Result<(), String> {
         let _op = slot.op.lock().await;
-        let mut builtin = None;
-        let (pid, tag) = {
+        let (fx, builtin, pid, tag) = {
             let mut live = slot.live();
+            let fx = live.step(Event::Stop);
             let tag = live.invocation.clone().unwrap_or_default();
-            let pid = match (live.state, live.pid) {
-                (UnitState::Restarting, _) => {
-                    live.restart_gen += 1;
-                    live.next_restart_us = None;
-                    live.set(UnitState::Stopped);
-                    drop(live);
-                    slot.notify();
-                    self.log(slot, Level::Info, "Pending restart cancelled");
-                    return Ok(());
-                }
-                (UnitState::Waiting, _) => {
-                    live.waiting_for.clear();
-                    live.cancels += 1;
-                    live.set(UnitState::Stopped);
-                    drop(live);
-                    slot.notify();
-                    self.log(
-                        slot,
-                        Level::Info,
-                        "Start cancelled while waiting for dependencies",
-                    );
-                    return Ok(());
-                }
-                (UnitState::Running | UnitState::Stopping, None) if live.builtin.is_some() => {
-                    live.stop_requested = true;
-                    live.set(UnitState::Stopping);
-                    builtin = live.builtin.clone();
-                    0
-                }
-                (UnitState::Running | UnitState::Stopping | UnitState::Starting, Some(pid)) => {
-                    live.stop_requested = true;
-                    live.set(UnitState::Stopping);
-                    pid
-                }
-                _ => return Ok(()),
-            };
-            (pid, tag)
+            (fx, live.builtin.clone(), live.pid, tag)
         };
-        slot.notify();
+        slot.changed();
+        if self.carry_out(slot, fx).is_empty() {
+            return Ok(());
+        }
         if let Some((tx, abort)) = builtin {
             return self.stop_builtin(slot, tx, abort).await;
         }
+        let Some(pid) = pid else {
+            return Ok(());
+        };
         let (sig, timeout) = slot.stop_settings();
         let gone = |st: UnitState| {
             !matches!(
@@ -1391,11 +1223,7 @@ impl Supervisor {
         let leader_alive = || !slot.live().main_exited;
         if leader_alive() {
             if let Err(e) = process::signal_group(pid, sig) {
-                let mut live = slot.live();
-                live.stop_requested = false;
-                if live.state == UnitState::Stopping {
-                    live.set(UnitState::Running);
-                }
+                slot.apply(Event::StopFailed);
                 return Err(format!("cannot signal process group {pid}: {e}"));
             }
         }
@@ -1468,23 +1296,4 @@ fn of_run(pid: u32, live: &Live) -> bool {
         }
     }
     false
-}
-
-fn result_text(live: &Live) -> String {
-    live.result
-        .as_ref()
-        .map_or_else(|| String::from("no result"), ToString::to_string)
-}
-
-/// Why a run failed, for a person: the error, or the result and the last stderr line.
-fn failure_reason(live: &Live) -> String {
-    if let Some(e) = &live.error {
-        return e.clone();
-    }
-    let mut s = result_text(live);
-    if let Some(last) = live.traceback.back() {
-        s.push_str(": ");
-        s.push_str(last);
-    }
-    s
 }

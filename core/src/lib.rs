@@ -13,6 +13,7 @@ extern crate alloc;
 pub mod clock;
 pub mod duration;
 pub mod journal;
+pub mod lifecycle;
 pub mod pattern;
 pub mod plan;
 pub mod restart;
