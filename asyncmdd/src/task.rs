@@ -21,7 +21,9 @@ use asyncmd_proto::unit::LoopInfo;
 use asyncmd_proto::{Level, UnitState, UnitStatus, UnitType};
 use serde_json::{Map, Value};
 
+use crate::clock::HostClock;
 use crate::journal::{Journal, UnitId};
+use asyncmd_core::lifecycle::{Effect, End, Event, Life};
 use asyncmd_core::pattern::Patterns;
 
 /// How a task failed: its error and the chain of causes under it.
@@ -130,17 +132,10 @@ pub struct Options {
     pub schedule: Option<asyncmd_core::schedule::Spec>,
 }
 
+/// A task's lifecycle, and how to abort its current run.
 struct Live {
-    state: UnitState,
-    since_us: Option<i64>,
-    started_us: Option<i64>,
-    done_us: Option<i64>,
-    result: Option<Value>,
-    error: Option<String>,
-    traceback: Vec<String>,
-    starts: u32,
+    life: Life,
     abort: Option<tokio::task::AbortHandle>,
-    stop_requested: bool,
 }
 
 struct Task {
@@ -208,16 +203,8 @@ impl Registry {
                 on_error: opts.on_error,
                 id: self.journal.unit_id(&unique),
                 live: Mutex::new(Live {
-                    state: UnitState::Inactive,
-                    since_us: Some(now_us()),
-                    started_us: None,
-                    done_us: None,
-                    result: None,
-                    error: None,
-                    traceback: Vec::new(),
-                    starts: 0,
+                    life: Life::new(Some(now_us())),
                     abort: None,
-                    stop_requested: false,
                 }),
                 counters: Arc::new(Counters::default()),
                 stats: Arc::new(Mutex::new(Map::new())),
@@ -281,7 +268,7 @@ impl Registry {
 
     fn run(&self, task: &Arc<Task>) -> bool {
         let mut live = lock(&task.live);
-        if live.state == UnitState::Running {
+        if live.life.is_active() {
             return false;
         }
         let ctx = Ctx {
@@ -298,19 +285,15 @@ impl Registry {
         // crate::tracing_journal::JournalLayer installed).
         let span = tracing::info_span!(crate::tracing_journal::TASK_SPAN, task = %task.name);
         let handle = tokio::spawn(tracing::Instrument::instrument(fut, span));
-        live.state = UnitState::Running;
-        live.since_us = Some(now_us());
-        live.started_us = live.since_us;
-        live.done_us = None;
-        live.result = None;
-        live.error = None;
-        live.traceback.clear();
-        live.starts += 1;
-        live.stop_requested = false;
+        let started = Event::Started {
+            ready: true,
+            what: None,
+        };
+        let fx = live.life.step(started, &HostClock);
         live.abort = Some(handle.abort_handle());
-        let run = live.starts;
+        let run = live.life.starts;
         drop(live);
-        self.journal.log(task.id, Level::Info, "Started");
+        log_effects(&self.journal, task.id, fx);
         let (t, journal) = (task.clone(), self.journal.clone());
         tokio::spawn(async move {
             let outcome: TaskResult = match handle.await {
@@ -329,8 +312,10 @@ impl Registry {
         let mut out = Vec::new();
         for t in tasks {
             let mut live = lock(&t.live);
-            if live.state == UnitState::Running {
-                live.stop_requested = true;
+            if live.life.state != UnitState::Running {
+                continue;
+            }
+            if live.life.step(Event::Stop, &HostClock) == [Effect::Terminate] {
                 if let Some(a) = live.abort.take() {
                     a.abort();
                 }
@@ -349,7 +334,7 @@ impl Registry {
         for t in &tasks {
             // The abort lands at the task's next await; wait for its end to be recorded.
             for _ in 0..1000 {
-                if lock(&t.live).state != UnitState::Running {
+                if !lock(&t.live).life.is_active() {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -407,18 +392,18 @@ impl Task {
             kind: UnitType::Task,
             enabled: true,
             load_error: None,
-            state: live.state,
+            state: live.life.state,
             waiting_for: Vec::new(),
-            since_us: live.since_us,
-            started_us: live.started_us,
-            done_us: live.done_us,
+            since_us: live.life.since_us,
+            started_us: live.life.started_us,
+            done_us: live.life.done_us,
             pid: None,
             result: None,
-            error: live.error.clone(),
-            traceback: live.traceback.clone(),
+            error: live.life.error.clone(),
+            traceback: live.life.traceback.iter().cloned().collect(),
             memory_bytes: None,
             cpu_us: None,
-            starts: live.starts,
+            starts: live.life.starts,
             restarts: 0,
             last_exit: None,
             next_restart_us: None,
@@ -431,7 +416,7 @@ impl Task {
             kwargs: lock(&self.kwargs).clone(),
             journal: Vec::new(),
             host: host.to_string(),
-            task_result: live.result.clone(),
+            task_result: live.life.value.clone(),
             loop_info: Some(self.counters.loop_info()),
         }
     }
@@ -471,39 +456,26 @@ async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: asyncmd_core::sche
 }
 
 fn finish(task: &Arc<Task>, run: u32, outcome: TaskResult, journal: &Journal) {
-    let (text, failed) = {
+    let end = match &outcome {
+        Ok(v) => End::Value(v.clone()),
+        Err(e) => End::Error {
+            message: e.message.clone(),
+            chain: e.chain.clone(),
+        },
+    };
+    let (fx, failed) = {
         let mut live = lock(&task.live);
-        if live.starts != run {
+        if live.life.starts != run {
             return;
         }
         live.abort = None;
-        live.done_us = Some(now_us());
-        live.since_us = live.done_us;
-        let stopped = live.stop_requested;
-        let text = match &outcome {
-            _ if stopped => {
-                live.state = UnitState::Stopped;
-                "Stopped".to_string()
-            }
-            Ok(v) => {
-                live.state = UnitState::Done;
-                live.result = Some(v.clone());
-                format!("Done: result {v}")
-            }
-            Err(e) => {
-                live.state = UnitState::Failed;
-                live.error = Some(e.message.clone());
-                live.traceback = e.chain.clone();
-                format!("Failed: {}", e.message)
-            }
-        };
-        (text, live.state == UnitState::Failed)
+        let restart = None;
+        let fx = live
+            .life
+            .step(Event::Ended { run, end, restart }, &HostClock);
+        (fx, live.life.state == UnitState::Failed)
     };
-    journal.log(
-        task.id,
-        if failed { Level::Error } else { Level::Info },
-        &text,
-    );
+    log_effects(journal, task.id, fx);
     if failed {
         if let Some(cb) = &task.on_error {
             cb(&task.name, &outcome);
@@ -511,6 +483,15 @@ fn finish(task: &Arc<Task>, run: u32, outcome: TaskResult, journal: &Journal) {
     }
     if let Some(cb) = &task.on_stop {
         cb(&task.name, &outcome);
+    }
+}
+
+/// Writes the journal lines a lifecycle step asked for under unit `id`.
+fn log_effects(journal: &Journal, id: UnitId, fx: Vec<Effect>) {
+    for e in fx {
+        if let Effect::Log(level, text) = e {
+            journal.log(id, level, &text);
+        }
     }
 }
 
@@ -649,7 +630,7 @@ mod tests {
 
     async fn settle(reg: &Registry, name: &str) -> UnitStatus {
         until(reg, name, &format!("{name} to end"), |s| {
-            s.state != UnitState::Running
+            !matches!(s.state, UnitState::Running | UnitState::Stopping)
         })
         .await
     }
