@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod examples;
+pub mod host;
 pub mod journal;
 pub mod monitor;
 pub mod notify;

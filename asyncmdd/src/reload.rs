@@ -14,7 +14,8 @@ use asyncmd_proto::{ActionOutcome, ActionResult, Change, ChangeAction};
 use crate::boot;
 use crate::config::ServicesConfig;
 use crate::supervisor::{self, Def, Supervisor};
-use crate::unit::{self, SUFFIX};
+use crate::unit;
+use asyncmd_core::control::unit_name;
 use asyncmd_core::plan;
 
 /// A loaded unit as [`diff`] sees it.
@@ -309,15 +310,6 @@ pub fn describe(r: &Reloaded) -> Vec<String> {
     let mut lines: Vec<String> = r.changes.iter().map(|c| c.line(r.dry_run)).collect();
     lines.push(Change::summary(r.dry_run, r.changes.len(), r.unchanged));
     lines
-}
-
-/// The unit name for `arg`: `hello` and `hello.service` both name `hello.service`.
-pub fn unit_name(arg: &str) -> String {
-    if arg.ends_with(SUFFIX) {
-        arg.to_string()
-    } else {
-        format!("{arg}{SUFFIX}")
-    }
 }
 
 /// Loads the unit files `names` from the units directory and starts them; a unit that is

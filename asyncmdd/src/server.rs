@@ -13,8 +13,7 @@ use std::time::Duration;
 use asyncmd_proto::frame::{self, FrameBuffer, FrameError};
 use asyncmd_proto::text::EntryFormatter;
 use asyncmd_proto::{
-    ActionOutcome, ActionResult, Envelope, ErrorCode, JournalQuery, Request, Response, TextStyle,
-    MAX_REQUEST_BYTES, VERSION,
+    Envelope, ErrorCode, JournalQuery, Request, Response, TextStyle, MAX_REQUEST_BYTES, VERSION,
 };
 use interprocess::local_socket::tokio::{prelude::*, Stream};
 use interprocess::local_socket::traits::Stream as SyncStream;
@@ -23,15 +22,11 @@ use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-use std::collections::HashMap;
-
-use crate::boot;
-use crate::config::{self, ServiceConfig, ServicesConfig};
+use crate::host::Daemon;
 use crate::journal::{records, Journal, Record, MAX_MESSAGE};
-use crate::reload;
-use crate::supervisor::{Slot, Supervisor, Unsupported};
+use crate::supervisor::Supervisor;
+use asyncmd_core::control::{self, error};
 use asyncmd_core::journal::{Filter, Grep};
-use asyncmd_core::plan;
 
 pub use interprocess::local_socket::tokio::Listener;
 
@@ -93,7 +88,7 @@ pub fn bind(path: &Path) -> io::Result<Listener> {
 
 /// Serves requests about a supervisor and its journal.
 pub struct Server {
-    sup: Arc<Supervisor>,
+    host: Daemon,
     journal: Arc<Journal>,
     clients: Arc<Semaphore>,
     owner: u32,
@@ -104,7 +99,7 @@ impl Server {
     pub fn new(sup: Arc<Supervisor>) -> Arc<Server> {
         Arc::new(Server {
             journal: sup.journal().clone(),
-            sup,
+            host: Daemon(sup),
             clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
             owner: nix::unistd::geteuid().as_raw(),
         })
@@ -196,7 +191,7 @@ impl Server {
                     ..
                 }) => self.journal_query(q, rx, tx, &mut out).await,
                 Ok(env) => {
-                    let resp = self.answer(env.req).await;
+                    let resp = control::answer(&self.host, env.req).await;
                     send(tx, &mut out, &resp).await
                 }
             };
@@ -205,347 +200,6 @@ impl Server {
             }
             deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
         }
-    }
-
-    async fn answer(&self, req: Request) -> Response {
-        match req {
-            Request::Status { patterns, lines } => match self.select(&patterns) {
-                Ok((slots, tasks, missing))
-                    if slots.is_empty() && tasks.is_empty() && !missing.is_empty() =>
-                {
-                    error(ErrorCode::NoSuchUnit, no_such(&missing))
-                }
-                Ok((slots, tasks, _)) => {
-                    let host = self.sup.journal().host();
-                    let mut units: Vec<_> = slots.iter().map(|s| s.status(host)).collect();
-                    if !tasks.is_empty() {
-                        units.extend(self.sup.tasks().status(&tasks, host));
-                    }
-                    self.sup
-                        .attach_journal(&mut units, lines.min(10_000) as usize);
-                    Response::Status {
-                        units,
-                        debug: self.sup.debug(),
-                    }
-                }
-                Err(e) => error(ErrorCode::BadRequest, e),
-            },
-            Request::List { patterns } => match self.select(&patterns) {
-                Ok((slots, tasks, _)) => {
-                    let mut units: Vec<_> = slots.iter().map(|s| s.summary()).collect();
-                    if !tasks.is_empty() {
-                        let host = self.sup.journal().host();
-                        units.extend(self.sup.tasks().status(&tasks, host).into_iter().map(|t| {
-                            asyncmd_proto::unit::UnitSummary {
-                                name: t.name,
-                                enabled: true,
-                                loaded: true,
-                                state: t.state,
-                                description: "task".into(),
-                            }
-                        }));
-                    }
-                    Response::List { units }
-                }
-                Err(e) => error(ErrorCode::BadRequest, e),
-            },
-            Request::Debug { on } => {
-                if let Some(on) = on {
-                    self.sup.set_debug(on);
-                }
-                let word = if self.sup.debug() { "on" } else { "off" };
-                Response::Actions {
-                    results: vec![ok("debug", word)],
-                }
-            }
-            Request::Start { units } => self.act(Verb::Start, &units).await,
-            Request::Stop { units } => self.act(Verb::Stop, &units).await,
-            Request::Restart { units } => self.act(Verb::Restart, &units).await,
-            Request::Journal(_) => unreachable!("journal queries stream"),
-            Request::Enable { units, now } => self.enable(&units, true, now).await,
-            Request::Disable { units, now } => self.enable(&units, false, now).await,
-            Request::Config { unit, args, kwargs } => self.config(&unit, args, kwargs).await,
-            Request::Reload { .. } if self.sup.paths().is_err() => {
-                error(ErrorCode::Unsupported, Unsupported.to_string())
-            }
-            Request::Reload { dry_run } => match reload::reload(&self.sup, dry_run).await {
-                Ok(r) => Response::Reload {
-                    dry_run: r.dry_run,
-                    changes: r.changes,
-                    unchanged: r.unchanged,
-                },
-                Err(e) => error(ErrorCode::Internal, e),
-            },
-            Request::Load { units } => {
-                if units.is_empty() {
-                    return error(ErrorCode::BadRequest, "name at least one unit".into());
-                }
-                Response::Actions {
-                    results: reload::load(&self.sup, &units).await,
-                }
-            }
-            Request::ResetFailed { units } => match self.sup.select(&units) {
-                Ok((slots, missing)) => {
-                    let mut results = not_found(missing);
-                    for slot in slots {
-                        if slot.reset_failed() {
-                            results.push(ok(&slot.name, "reset"));
-                        } else if !units.is_empty() {
-                            results.push(ok(&slot.name, ""));
-                        }
-                    }
-                    Response::Actions { results }
-                }
-                Err(e) => error(ErrorCode::BadRequest, e),
-            },
-            Request::Unload { units } => {
-                if units.is_empty() {
-                    return error(ErrorCode::BadRequest, "name at least one unit".into());
-                }
-                match reload::unload(&self.sup, &units).await {
-                    Ok(results) => Response::Actions { results },
-                    Err(e) => error(ErrorCode::BadRequest, e),
-                }
-            }
-        }
-    }
-
-    /// The units and the tasks matching `patterns` (all when empty), and the patterns that
-    /// matched neither.
-    fn select(&self, patterns: &[String]) -> Result<Selection, String> {
-        let (tasks, missing_tasks) = self.sup.tasks().names(patterns);
-        // A name that is exactly a task's means the task only, not NAME.service too.
-        let for_units: Vec<String> = patterns
-            .iter()
-            .filter(|p| !tasks.contains(p))
-            .cloned()
-            .collect();
-        let (slots, missing_units) = if for_units.is_empty() && !patterns.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            self.sup.select(&for_units)?
-        };
-        let missing = missing_units
-            .into_iter()
-            .filter(|m| missing_tasks.contains(m))
-            .collect();
-        Ok((slots, tasks, missing))
-    }
-
-    /// Sets `enabled` for the matching units in `services.config`; with `now`, starts or
-    /// stops them too.
-    async fn enable(&self, units: &[String], enabled: bool, now: bool) -> Response {
-        if units.is_empty() {
-            return error(ErrorCode::BadRequest, "name at least one unit".into());
-        }
-        let guard = self.sup.changes.lock().await;
-        let (slots, missing) = match self.sup.select(units) {
-            Ok(x) => x,
-            Err(e) => return error(ErrorCode::BadRequest, e),
-        };
-        let mut results = not_found(missing);
-        let mut done = Vec::new();
-        for slot in slots {
-            let edit = vec![("enabled", serde_json::Value::Bool(enabled))];
-            match self.edit_config(&slot.name, edit).await {
-                Ok(()) => done.push(slot),
-                Err(e) => results.push(failed(&slot.name, e)),
-            }
-        }
-        drop(guard);
-        let word = if enabled { "enabled" } else { "disabled" };
-        if now {
-            let outcomes = if enabled {
-                for s in &done {
-                    s.reset_restarts();
-                }
-                let names: Vec<String> = done.iter().map(|s| s.name.clone()).collect();
-                self.start_plan(&names).await
-            } else {
-                self.stop_each(&done).await
-            };
-            for slot in &done {
-                results.push(match outcomes.get(&slot.name) {
-                    Some(Err(e)) => failed(&slot.name, format!("{word}, but: {e}")),
-                    _ => ok(&slot.name, word),
-                });
-            }
-        } else {
-            results.extend(done.iter().map(|s| ok(&s.name, word)));
-        }
-        results.sort_by(|a, b| a.unit.cmp(&b.unit));
-        Response::Actions { results }
-    }
-
-    /// Sets `args` and/or `kwargs` of one unit in `services.config`, for its next start.
-    async fn config(
-        &self,
-        unit: &str,
-        args: Option<serde_json::Value>,
-        kwargs: Option<serde_json::Value>,
-    ) -> Response {
-        let mut edit = Vec::new();
-        if let Some(a) = args {
-            if !a.is_array() {
-                return error(
-                    ErrorCode::BadRequest,
-                    format!("args must be a JSON array, not {a}"),
-                );
-            }
-            edit.push(("args", a));
-        }
-        if let Some(k) = kwargs {
-            if let Err(e) = ServiceConfig::check_kwargs(&k) {
-                return error(ErrorCode::BadRequest, e);
-            }
-            edit.push(("kwargs", k));
-        }
-        if edit.is_empty() {
-            return error(ErrorCode::BadRequest, "give --args and/or --kwargs".into());
-        }
-        let _guard = self.sup.changes.lock().await;
-        let Some(slot) = self.sup.get(&reload::unit_name(unit)) else {
-            // A task: its kwargs change for its next start (tasks have no services.config).
-            return match edit.iter().find(|(k, _)| *k == "kwargs") {
-                Some((_, serde_json::Value::Object(kw))) if edit.len() == 1 => {
-                    if self.sup.tasks().set_kwargs(unit, kw.clone()) {
-                        Response::Actions {
-                            results: vec![ok(unit, "kwargs set; they apply at its next start")],
-                        }
-                    } else {
-                        error(ErrorCode::NoSuchUnit, format!("Unit {unit} not found."))
-                    }
-                }
-                _ if self.sup.tasks().matches_any(&[unit.to_string()]) => error(
-                    ErrorCode::BadRequest,
-                    "a task takes --kwargs only; its args are fixed when it is added".into(),
-                ),
-                _ => error(ErrorCode::NoSuchUnit, format!("Unit {unit} not found.")),
-            };
-        };
-        let result = match self.edit_config(&slot.name, edit).await {
-            Ok(()) if slot.state().is_active() => ok(
-                &slot.name,
-                &format!(
-                    "set in services.config; it applies at the next start (asyncmctl restart {})",
-                    slot.name
-                ),
-            ),
-            Ok(()) => ok(&slot.name, "set in services.config"),
-            Err(e) => failed(&slot.name, e),
-        };
-        Response::Actions {
-            results: vec![result],
-        }
-    }
-
-    /// Edits the entry of `name` in `services.config`, then takes the entry as the file now
-    /// says (with `${VAR}` substituted) into the unit's definition.
-    async fn edit_config(
-        &self,
-        name: &str,
-        edit: Vec<(&'static str, serde_json::Value)>,
-    ) -> Result<(), String> {
-        let path = self.sup.paths().map_err(|e| e.to_string())?.config.clone();
-        let unit = name.to_string();
-        let written = tokio::task::spawn_blocking(move || {
-            config::edit(&path, &unit, &edit)?;
-            ServicesConfig::load(&path)
-        })
-        .await
-        .map_err(|e| format!("editing services.config failed: {e}"))?
-        .map_err(|e| e.to_string())?;
-        if let Some(slot) = self.sup.get(name) {
-            slot.set_def(slot.def().with_config(written.get(name)));
-        }
-        Ok(())
-    }
-
-    /// Starts `names` with what they require, in dependency order; the outcome per unit.
-    async fn start_plan(&self, names: &[String]) -> HashMap<String, boot::Outcome> {
-        let plan = plan::plan(&self.sup.nodes(), names, plan::Pull::Any);
-        let mut outcomes = HashMap::new();
-        boot::execute(&self.sup, &plan, |name, outcome| {
-            outcomes.insert(name.to_string(), outcome.clone());
-        })
-        .await;
-        outcomes
-    }
-
-    /// Stops every slot at once; the outcome per unit.
-    async fn stop_each(&self, slots: &[Arc<Slot>]) -> HashMap<String, boot::Outcome> {
-        let mut set = tokio::task::JoinSet::new();
-        for slot in slots {
-            let (sup, slot) = (self.sup.clone(), slot.clone());
-            set.spawn(async move { (slot.name.clone(), sup.stop(&slot).await) });
-        }
-        let mut out = HashMap::new();
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok((name, r)) => {
-                    out.insert(name, r);
-                }
-                Err(e) => tracing::error!("unit action panicked: {e}"),
-            }
-        }
-        out
-    }
-
-    async fn act(&self, action: Verb, units: &[String]) -> Response {
-        if units.is_empty() {
-            return error(ErrorCode::BadRequest, "name at least one unit".into());
-        }
-        let (slots, tasks, missing) = match self.select(units) {
-            Ok(x) => x,
-            Err(e) => return error(ErrorCode::BadRequest, e),
-        };
-        let mut task_results = Vec::new();
-        if !tasks.is_empty() {
-            let reg = self.sup.tasks();
-            match action {
-                Verb::Start => {
-                    reg.start(&tasks);
-                }
-                Verb::Stop => {
-                    reg.stop(&tasks);
-                }
-                Verb::Restart => {
-                    reg.restart(&tasks).await;
-                }
-            }
-            task_results = tasks.iter().map(|t| ok(t, "")).collect();
-        }
-        let names: Vec<String> = slots.iter().map(|s| s.name.clone()).collect();
-        if !matches!(action, Verb::Stop) {
-            // A person's start always works and clears the start limit.
-            for s in &slots {
-                s.reset_restarts();
-            }
-        }
-        let outcomes = match action {
-            Verb::Stop => self.stop_each(&slots).await,
-            Verb::Start => self.start_plan(&names).await,
-            Verb::Restart => {
-                let mut stopped = self.stop_each(&slots).await;
-                let again: Vec<String> = names
-                    .iter()
-                    .filter(|n| matches!(stopped.get(*n), Some(Ok(()))))
-                    .cloned()
-                    .collect();
-                stopped.extend(self.start_plan(&again).await);
-                stopped
-            }
-        };
-        let mut results = not_found(missing);
-        for name in names {
-            results.push(match outcomes.get(&name) {
-                Some(Err(e)) => failed(&name, e.clone()),
-                _ => ok(&name, ""),
-            });
-        }
-        results.extend(task_results);
-        results.sort_by(|a, b| a.unit.cmp(&b.unit));
-        Response::Actions { results }
     }
 
     async fn journal_query(
@@ -722,54 +376,6 @@ enum Sink {
 }
 
 /// Matching units, matching task names, and the patterns that matched neither.
-type Selection = (Vec<Arc<Slot>>, Vec<String>, Vec<String>);
-
-#[derive(Clone, Copy)]
-enum Verb {
-    Start,
-    Stop,
-    Restart,
-}
-
-fn ok(unit: &str, message: &str) -> ActionResult {
-    ActionResult {
-        unit: unit.to_string(),
-        outcome: ActionOutcome::Ok,
-        message: message.to_string(),
-    }
-}
-
-fn failed(unit: &str, message: String) -> ActionResult {
-    ActionResult {
-        unit: unit.to_string(),
-        outcome: ActionOutcome::Failed,
-        message,
-    }
-}
-
-fn not_found(missing: Vec<String>) -> Vec<ActionResult> {
-    missing
-        .into_iter()
-        .map(|m| ActionResult {
-            message: format!("Unit {m} not found."),
-            unit: m,
-            outcome: ActionOutcome::NoSuchUnit,
-        })
-        .collect()
-}
-
-fn error(code: ErrorCode, message: String) -> Response {
-    Response::Error { code, message }
-}
-
-fn no_such(missing: &[String]) -> String {
-    let names: Vec<String> = missing
-        .iter()
-        .map(|m| format!("Unit {m} could not be found."))
-        .collect();
-    names.join(" ")
-}
-
 async fn send(mut tx: &Stream, out: &mut Vec<u8>, resp: &Response) -> io::Result<()> {
     out.clear();
     frame::encode(resp, out)

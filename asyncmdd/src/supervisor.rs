@@ -22,8 +22,8 @@ use crate::config::{ServiceConfig, ServicesConfig};
 use crate::journal::{records, Journal, Line, UnitId};
 use crate::process;
 use crate::unit::{self, Run, Unit};
+use asyncmd_core::control::{select_names, Unsupported};
 use asyncmd_core::lifecycle::{Effect, End, Event, Life, TRACEBACK_LINES};
-use asyncmd_core::pattern::Patterns;
 use asyncmd_core::plan::Node;
 
 /// How long a finished process's output may keep draining before its end is recorded.
@@ -442,19 +442,6 @@ pub fn read_dir(dir: &Path, config: &ServicesConfig) -> std::io::Result<Vec<(Str
         .collect())
 }
 
-/// What a runtime of tasks only cannot do: anything with unit files or `services.config`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsupported;
-
-impl std::fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "unsupported: this runtime serves in-process tasks only; it has no units \
-             directory and no services.config",
-        )
-    }
-}
-
 /// Where a daemon's units and their configuration live.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -507,7 +494,13 @@ impl Supervisor {
     /// Where its units and their configuration live; an error saying so for a runtime of
     /// tasks only.
     pub fn paths(&self) -> Result<&Paths, Unsupported> {
-        self.paths.as_ref().ok_or(Unsupported)
+        self.paths.as_ref().ok_or_else(|| {
+            Unsupported(
+                "unsupported: this runtime serves in-process tasks only; it has no units \
+                 directory and no services.config"
+                    .into(),
+            )
+        })
     }
 
     /// Its registry of in-process tasks, which the control socket serves beside the units.
@@ -632,12 +625,13 @@ impl Supervisor {
 
     /// The units matching `patterns` (all when empty), and the patterns that matched none.
     pub fn select(&self, patterns: &[String]) -> Result<(Vec<Arc<Slot>>, Vec<String>), String> {
-        let p = Patterns::new(patterns)?;
-        let all = self.all();
-        let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
-        let missing = p.unmatched(&names).into_iter().map(String::from).collect();
-        let hits = all.iter().filter(|s| p.matches(&s.name)).cloned().collect();
-        Ok((hits, missing))
+        let units = self.units.read().unwrap_or_else(|e| e.into_inner());
+        let names: Vec<String> = units.keys().cloned().collect();
+        let (hits, missing) = select_names(&names, patterns)?;
+        Ok((
+            hits.iter().filter_map(|n| units.get(n).cloned()).collect(),
+            missing,
+        ))
     }
 
     /// Fills the `journal` of each status with its newest `lines` entries, in one pass over

@@ -17,14 +17,14 @@ use std::task::{Context as PollContext, Poll};
 use std::time::Instant;
 
 use asyncmd_proto::text::now_us;
-use asyncmd_proto::unit::LoopInfo;
+use asyncmd_proto::unit::{LoopInfo, UnitSummary};
 use asyncmd_proto::{Level, UnitState, UnitStatus, UnitType};
 use serde_json::{Map, Value};
 
 use crate::clock::HostClock;
 use crate::journal::{Journal, UnitId};
+use asyncmd_core::control::select_names;
 use asyncmd_core::lifecycle::{Effect, End, Event, Life};
-use asyncmd_core::pattern::Patterns;
 
 /// How a task failed: its error and the chain of causes under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,24 +229,15 @@ impl Registry {
         lock(&self.weak).upgrade()
     }
 
+    /// The tasks matching `patterns` (all when empty) and the patterns that matched none; a
+    /// bad pattern matches nothing (requests have had theirs checked by the core already).
     fn select(&self, patterns: &[String]) -> (Vec<Arc<Task>>, Vec<String>) {
         let tasks = lock(&self.tasks);
-        let names: Vec<&str> = tasks.keys().map(String::as_str).collect();
-        let Ok(p) = Patterns::new(patterns) else {
-            return (Vec::new(), patterns.to_vec());
-        };
-        let missing = p.unmatched(&names).into_iter().map(String::from).collect();
-        let hits = tasks
-            .values()
-            .filter(|t| p.matches(&t.name))
-            .cloned()
-            .collect();
+        let names: Vec<String> = tasks.keys().cloned().collect();
+        let (hits, missing) =
+            select_names(&names, patterns).unwrap_or_else(|_| (Vec::new(), patterns.to_vec()));
+        let hits = hits.iter().filter_map(|n| tasks.get(n).cloned()).collect();
         (hits, missing)
-    }
-
-    /// Whether any task matches `patterns` (all when empty).
-    pub fn matches_any(&self, patterns: &[String]) -> bool {
-        !self.select(patterns).0.is_empty()
     }
 
     /// The names of the tasks matching `patterns` (all when empty), and the patterns that
@@ -377,6 +368,23 @@ impl Registry {
     pub fn status(&self, patterns: &[String], host: &str) -> Vec<UnitStatus> {
         let (tasks, _) = self.select(patterns);
         tasks.iter().map(|t| t.status(host)).collect()
+    }
+}
+
+impl Registry {
+    /// The `list` rows of the matching tasks.
+    pub fn summaries(&self, patterns: &[String]) -> Vec<UnitSummary> {
+        let (tasks, _) = self.select(patterns);
+        tasks
+            .iter()
+            .map(|t| UnitSummary {
+                name: t.name.clone(),
+                enabled: true,
+                loaded: true,
+                state: lock(&t.live).life.state,
+                description: "task".into(),
+            })
+            .collect()
     }
 }
 

@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod clock;
+pub mod control;
 pub mod duration;
 pub mod journal;
 pub mod lifecycle;

@@ -1,0 +1,195 @@
+//! The daemon as the core's control [`Host`]: what a request asks of units and tasks, carried
+//! out on the supervisor, its task registry, its units directory and `services.config`. The
+//! rules of request handling are the core's ([`asyncmd_core::control`]); this is only the
+//! doing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use asyncmd_core::control::{Host, Outcomes, Refusal, Reloaded, Unsupported};
+use asyncmd_core::plan;
+use asyncmd_proto::unit::UnitSummary;
+use asyncmd_proto::{ActionResult, UnitStatus};
+use serde_json::{Map, Value};
+
+use crate::boot;
+use crate::config::{self, ServiceConfig, ServicesConfig};
+use crate::reload;
+use crate::supervisor::Supervisor;
+
+/// A supervisor (with its tasks) as the host requests are answered on.
+#[derive(Clone)]
+pub struct Daemon(pub Arc<Supervisor>);
+
+impl Daemon {
+    /// Starts `names` with what they require, in dependency order; the outcome per unit.
+    async fn start_plan(&self, names: &[String]) -> HashMap<String, boot::Outcome> {
+        let plan = plan::plan(&self.0.nodes(), names, plan::Pull::Any);
+        let mut outcomes = HashMap::new();
+        boot::execute(&self.0, &plan, |name, outcome| {
+            outcomes.insert(name.to_string(), outcome.clone());
+        })
+        .await;
+        outcomes
+    }
+
+    /// Edits the entry of `name` in `services.config`, then takes the entry as the file now
+    /// says (with `${VAR}` substituted) into the unit's definition.
+    async fn edit_config(
+        &self,
+        name: &str,
+        edit: Vec<(&'static str, Value)>,
+    ) -> Result<(), String> {
+        let path = self.0.paths().map_err(|e| e.to_string())?.config.clone();
+        let unit = name.to_string();
+        let written = tokio::task::spawn_blocking(move || {
+            config::edit(&path, &unit, &edit)?;
+            ServicesConfig::load(&path)
+        })
+        .await
+        .map_err(|e| format!("editing services.config failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        if let Some(slot) = self.0.get(name) {
+            slot.set_def(slot.def().with_config(written.get(name)));
+        }
+        Ok(())
+    }
+}
+
+impl Host for Daemon {
+    fn units(&self) -> Vec<String> {
+        self.0.all().iter().map(|s| s.name.clone()).collect()
+    }
+
+    fn tasks(&self) -> Vec<String> {
+        self.0.tasks().names(&[]).0
+    }
+
+    fn status(&self, units: &[String], tasks: &[String], lines: usize) -> Vec<UnitStatus> {
+        let host = self.0.journal().host();
+        let mut out: Vec<UnitStatus> = units
+            .iter()
+            .filter_map(|n| self.0.get(n))
+            .map(|s| s.status(host))
+            .collect();
+        if !tasks.is_empty() {
+            out.extend(self.0.tasks().status(tasks, host));
+        }
+        self.0.attach_journal(&mut out, lines);
+        out
+    }
+
+    fn list(&self, units: &[String], tasks: &[String]) -> Vec<UnitSummary> {
+        let mut out: Vec<UnitSummary> = units
+            .iter()
+            .filter_map(|n| self.0.get(n))
+            .map(|s| s.summary())
+            .collect();
+        if !tasks.is_empty() {
+            out.extend(self.0.tasks().summaries(tasks));
+        }
+        out
+    }
+
+    fn debug(&self) -> bool {
+        self.0.debug()
+    }
+
+    fn set_debug(&self, on: bool) {
+        self.0.set_debug(on);
+    }
+
+    fn is_active(&self, unit: &str) -> bool {
+        self.0.get(unit).is_some_and(|s| s.state().is_active())
+    }
+
+    async fn start(&self, units: &[String]) -> Outcomes {
+        for s in units.iter().filter_map(|n| self.0.get(n)) {
+            s.reset_restarts();
+        }
+        self.start_plan(units).await.into_iter().collect()
+    }
+
+    async fn stop(&self, units: &[String]) -> Outcomes {
+        let mut set = tokio::task::JoinSet::new();
+        for slot in units.iter().filter_map(|n| self.0.get(n)) {
+            let sup = self.0.clone();
+            set.spawn(async move { (slot.name.clone(), sup.stop(&slot).await) });
+        }
+        let mut out = Outcomes::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok((name, r)) => {
+                    out.insert(name, r);
+                }
+                Err(e) => tracing::error!("unit action panicked: {e}"),
+            }
+        }
+        out
+    }
+
+    fn start_tasks(&self, tasks: &[String]) {
+        self.0.tasks().start(tasks);
+    }
+
+    fn stop_tasks(&self, tasks: &[String]) {
+        self.0.tasks().stop(tasks);
+    }
+
+    async fn restart_tasks(&self, tasks: &[String]) {
+        self.0.tasks().restart(tasks).await;
+    }
+
+    fn reset_failed(&self, unit: &str) -> bool {
+        self.0.get(unit).is_some_and(|s| s.reset_failed())
+    }
+
+    fn set_task_kwargs(&self, task: &str, kwargs: Map<String, Value>) -> bool {
+        self.0.tasks().set_kwargs(task, kwargs)
+    }
+
+    fn check_kwargs(&self, kwargs: &Value) -> Result<(), String> {
+        ServiceConfig::check_kwargs(kwargs)
+    }
+
+    async fn set_enabled(&self, units: &[String], enabled: bool) -> Outcomes {
+        let _one_at_a_time = self.0.changes.lock().await;
+        let mut out = Outcomes::new();
+        for name in units {
+            let edit = vec![("enabled", Value::Bool(enabled))];
+            out.insert(name.clone(), self.edit_config(name, edit).await);
+        }
+        out
+    }
+
+    async fn configure(&self, unit: &str, edit: Vec<(&'static str, Value)>) -> Result<(), String> {
+        let _one_at_a_time = self.0.changes.lock().await;
+        if self.0.get(unit).is_none() {
+            return Err(format!("{unit} was unloaded meanwhile"));
+        }
+        self.edit_config(unit, edit).await
+    }
+
+    async fn reload(&self, dry_run: bool) -> Result<Reloaded, Refusal> {
+        self.0.paths()?;
+        let r = reload::reload(&self.0, dry_run)
+            .await
+            .map_err(Refusal::Failed)?;
+        Ok(Reloaded {
+            dry_run: r.dry_run,
+            changes: r.changes,
+            unchanged: r.unchanged,
+        })
+    }
+
+    async fn load(&self, names: &[String]) -> Result<Vec<ActionResult>, Unsupported> {
+        self.0.paths()?;
+        Ok(reload::load(&self.0, names).await)
+    }
+
+    async fn unload(&self, patterns: &[String]) -> Result<Vec<ActionResult>, Refusal> {
+        reload::unload(&self.0, patterns)
+            .await
+            .map_err(Refusal::Failed)
+    }
+}
