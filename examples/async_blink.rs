@@ -17,8 +17,7 @@
 
 use std::time::Duration;
 
-use asyncmdd::server;
-use asyncmdd::task::{Ctx, Options, TaskResult};
+use asyncmdd::task_runtime::{Ctx, Options, TaskResult};
 use asyncmdd::tracing_journal::JournalLayer;
 use serde_json::{json, Map, Value};
 use tracing_subscriber::prelude::*;
@@ -49,7 +48,7 @@ fn kwargs(v: Value) -> Map<String, Value> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let sup = server::standalone("blinkhost", 256 * 1024);
+    let sup = asyncmdd::standalone("blinkhost", 256 * 1024);
     tracing_subscriber::registry()
         .with(JournalLayer::new(sup.journal().clone()))
         .init();
@@ -70,7 +69,7 @@ async fn main() -> std::io::Result<()> {
     let socket = asyncmd_proto::endpoint::socket_path(None);
     println!("Serving on {}; Ctrl-C to stop", socket.display());
     tokio::select! {
-        r = server::serve(sup.clone(), &socket) => r,
+        r = asyncmdd::serve(sup.clone(), &socket) => r,
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use asyncmd_core::schedule::Spec;
 use asyncmdd::journal::Journal;
-use asyncmdd::task::{Ctx, Options, Registry};
+use asyncmdd::task_runtime::{Ctx, Options, Registry};
 use serde_json::json;
 
 const RUNS: usize = 1000;

@@ -10,12 +10,12 @@ use asyncmd_proto::Level;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::boot;
-use crate::config::{self, ServicesConfig};
+use crate::control_socket::{self, Server};
 use crate::journal::Journal;
-use crate::notify;
 use crate::process;
 use crate::reload;
-use crate::server::{self, Server};
+use crate::sd_notify;
+use crate::services_config::{self, ServicesConfig};
 use crate::supervisor::{self, Paths, Supervisor};
 use asyncmd_core::plan;
 
@@ -106,7 +106,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         journal.log(me, level, &plain);
     };
 
-    config::remove_stale_temporaries(&config_path);
+    services_config::remove_stale_temporaries(&config_path);
     let config = match ServicesConfig::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -120,7 +120,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
 
-    let listener = server::bind(&opts.socket)
+    let listener = control_socket::bind(&opts.socket)
         .with_context(|| format!("cannot listen on {}", opts.socket.display()))?;
     let defs = supervisor::read_dir(&opts.units, &config)
         .with_context(|| format!("cannot read the units directory {}", opts.units.display()))?;
@@ -159,7 +159,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     });
 
     let notify_path = opts.socket.with_extension("notify");
-    let notify_socket = notify::NotifySocket::bind(&notify_path)
+    let notify_socket = sd_notify::NotifySocket::bind(&notify_path)
         .with_context(|| format!("cannot bind the notify socket {}", notify_path.display()))?;
     sup.set_notify_socket(notify_path);
     let notify_sup = sup.clone();
@@ -215,7 +215,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         );
         report(Level::Info, line.clone(), line);
         let summary = format!("{running} of {} units running", names.len());
-        if let Err(e) = notify::to_manager(&format!("READY=1\nSTATUS={summary}")) {
+        if let Err(e) = sd_notify::to_manager(&format!("READY=1\nSTATUS={summary}")) {
             journal.log(
                 me,
                 Level::Warning,
@@ -224,12 +224,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     };
     // Under systemd with WatchdogSec=: ping at half the interval it asked for.
-    let manager_watchdog = notify::manager_watchdog().map(|every| {
+    let manager_watchdog = sd_notify::manager_watchdog().map(|every| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every / 2);
             loop {
                 tick.tick().await;
-                let _ = notify::to_manager("WATCHDOG=1");
+                let _ = sd_notify::to_manager("WATCHDOG=1");
             }
         })
     });
@@ -262,7 +262,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         Level::Info,
         "Shutting down: stopping every unit, dependents first",
     );
-    let _ = notify::to_manager("STOPPING=1\nSTATUS=stopping every unit");
+    let _ = sd_notify::to_manager("STOPPING=1\nSTATUS=stopping every unit");
     // No request may start anything behind the shutdown's back.
     sup.shut_down();
     server.abort();

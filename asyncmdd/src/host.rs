@@ -13,8 +13,8 @@ use asyncmd_proto::{ActionResult, UnitStatus};
 use serde_json::{Map, Value};
 
 use crate::boot;
-use crate::config::{self, ServiceConfig, ServicesConfig};
 use crate::reload;
+use crate::services_config::{self, ServiceConfig, ServicesConfig};
 use crate::supervisor::Supervisor;
 
 /// A supervisor (with its tasks) as the host requests are answered on.
@@ -43,7 +43,7 @@ impl Daemon {
         let path = self.0.paths().map_err(|e| e.to_string())?.config.clone();
         let unit = name.to_string();
         let written = tokio::task::spawn_blocking(move || {
-            config::edit(&path, &unit, &edit)?;
+            services_config::edit(&path, &unit, &edit)?;
             ServicesConfig::load(&path)
         })
         .await

@@ -1,24 +1,26 @@
-//! The asyncmd runtime: unit files, boot order, the supervisor of service processes, the ring
-//! journal and the control server that `asyncmctl` and `asyncmjournal` talk to. The `asyncmdd`
-//! binary wires these together; a tokio application can use them as a library.
+//! The asyncmd host runtime: the tokio driver of the portable core (`asyncmd-core`). It reads
+//! unit files, spawns and reaps service processes, speaks sd_notify, runs health checks,
+//! captures output into the ring journal, edits `services.config`, and serves the control
+//! socket that `asyncmctl` and `asyncmjournal` talk to. The `asyncmdd` binary wires these
+//! together; a tokio application uses it as a library: [`standalone`] and [`serve`].
 
 pub mod boot;
-pub mod builtin;
+pub mod builtins;
 pub mod capture;
 pub mod clock;
-pub mod config;
+pub mod control_socket;
 pub mod daemon;
-pub mod examples;
+pub mod health;
 pub mod host;
 pub mod journal;
-pub mod monitor;
-pub mod notify;
 pub mod process;
 pub mod reload;
 pub mod schedule;
-pub mod server;
+pub mod sd_notify;
+pub mod services_config;
 pub mod supervisor;
-pub mod task;
+pub mod task_runtime;
 pub mod tracing_journal;
-pub mod unit;
-pub mod watcher;
+pub mod unit_file;
+
+pub use control_socket::{serve, standalone};

@@ -20,8 +20,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::config::ServiceConfig;
-use crate::unit::Unit;
+use crate::services_config::ServiceConfig;
+use crate::unit_file::Unit;
 
 /// The full argv of a unit: its `exec` followed by `args` from `services.config`.
 pub fn argv(exec: &[String], config: &ServiceConfig) -> Vec<String> {

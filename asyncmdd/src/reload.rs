@@ -12,9 +12,9 @@ use std::sync::Arc;
 use asyncmd_proto::{ActionOutcome, ActionResult, Change, ChangeAction};
 
 use crate::boot;
-use crate::config::ServicesConfig;
+use crate::services_config::ServicesConfig;
 use crate::supervisor::{self, Def, Supervisor};
-use crate::unit;
+use crate::unit_file;
 use asyncmd_core::control::unit_name;
 use asyncmd_core::plan;
 
@@ -347,7 +347,7 @@ pub async fn load(sup: &Arc<Supervisor>, names: &[String]) -> Vec<ActionResult> 
     };
     for arg in names {
         let name = unit_name(arg);
-        if !unit::valid_name(&name) {
+        if !unit_file::valid_name(&name) {
             results.push(fail(
                 name,
                 ActionOutcome::Failed,
@@ -453,12 +453,12 @@ pub async fn unload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ServiceConfig;
+    use crate::services_config::ServiceConfig;
     use serde_json::json;
 
     fn def(exec: &str, enabled: bool) -> Def {
         let text = format!("[service]\nexec = [\"{exec}\"]\n");
-        let unit = unit::parse("x.service", std::path::Path::new("units/x.service"), &text);
+        let unit = unit_file::parse("x.service", std::path::Path::new("units/x.service"), &text);
         let config = ServiceConfig {
             enabled,
             ..Default::default()

@@ -18,10 +18,10 @@ use tokio::sync::watch;
 
 use crate::capture::capture;
 use crate::clock::HostClock;
-use crate::config::{ServiceConfig, ServicesConfig};
 use crate::journal::{records, Journal, Line, UnitId};
 use crate::process;
-use crate::unit::{self, Run, Unit};
+use crate::services_config::{ServiceConfig, ServicesConfig};
+use crate::unit_file::{self, Run, Unit};
 use asyncmd_core::control::{select_names, Unsupported};
 use asyncmd_core::lifecycle::{Effect, End, Event, Life, TRACEBACK_LINES};
 use asyncmd_core::plan::Node;
@@ -59,7 +59,7 @@ struct Live {
     /// Asks a running builtin service to stop; aborts it when it does not.
     builtin: Option<(watch::Sender<bool>, tokio::task::AbortHandle)>,
     /// A builtin's polls and their time.
-    counters: Option<Arc<crate::task::Counters>>,
+    counters: Option<Arc<crate::task_runtime::Counters>>,
 }
 
 impl Live {
@@ -106,7 +106,7 @@ impl Def {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let file = unit::load(path).map_err(|e| e.to_string());
+        let file = unit_file::load(path).map_err(|e| e.to_string());
         let def = Def::new(path.display().to_string(), file, config.get(&name));
         (name, def)
     }
@@ -184,7 +184,7 @@ type RunKey<'a> = (
     &'a BTreeMap<String, String>,
     &'a Option<PathBuf>,
     UnitType,
-    &'a Option<unit::Schedule>,
+    &'a Option<unit_file::Schedule>,
     Option<Duration>,
 );
 
@@ -308,7 +308,7 @@ impl Slot {
         self.def()
             .unit
             .as_ref()
-            .map_or((Signal::SIGTERM, unit::DEFAULT_STOP_TIMEOUT), |u| {
+            .map_or((Signal::SIGTERM, unit_file::DEFAULT_STOP_TIMEOUT), |u| {
                 (u.stop_signal, u.stop_timeout)
             })
     }
@@ -436,7 +436,7 @@ impl Slot {
 
 /// Reads every unit file of `dir`, each with its entry of `config`, in name order.
 pub fn read_dir(dir: &Path, config: &ServicesConfig) -> std::io::Result<Vec<(String, Def)>> {
-    Ok(unit::files_in(dir)?
+    Ok(unit_file::files_in(dir)?
         .iter()
         .map(|p| Def::read(p, config))
         .collect())
@@ -460,7 +460,7 @@ pub struct Supervisor {
     notify_socket: Mutex<Option<PathBuf>>,
     /// Set once the daemon shuts down: nothing starts any more.
     shutting_down: std::sync::atomic::AtomicBool,
-    tasks: Arc<crate::task::Registry>,
+    tasks: Arc<crate::task_runtime::Registry>,
     debug: std::sync::atomic::AtomicBool,
     /// Held by whatever changes the set of units or `services.config`, one at a time.
     pub changes: tokio::sync::Mutex<()>,
@@ -485,7 +485,7 @@ impl Supervisor {
             paths,
             notify_socket: Mutex::new(None),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
-            tasks: crate::task::Registry::new(journal.clone()),
+            tasks: crate::task_runtime::Registry::new(journal.clone()),
             debug: std::sync::atomic::AtomicBool::new(false),
             changes: tokio::sync::Mutex::new(()),
         })
@@ -504,7 +504,7 @@ impl Supervisor {
     }
 
     /// Its registry of in-process tasks, which the control socket serves beside the units.
-    pub fn tasks(&self) -> &Arc<crate::task::Registry> {
+    pub fn tasks(&self) -> &Arc<crate::task_runtime::Registry> {
         &self.tasks
     }
 
@@ -823,7 +823,7 @@ impl Supervisor {
             sup.finished(&s, run, status.map(process::exit_result));
         });
         if let Some(every) = unit.watchdog {
-            tokio::spawn(crate::monitor::watchdog(
+            tokio::spawn(crate::health::watchdog(
                 self.clone(),
                 slot.clone(),
                 run,
@@ -832,7 +832,7 @@ impl Supervisor {
         }
         if let Some(check) = &unit.health {
             let check = check.clone();
-            tokio::spawn(crate::monitor::health(
+            tokio::spawn(crate::health::health(
                 self.clone(),
                 slot.clone(),
                 run,
@@ -857,27 +857,35 @@ impl Supervisor {
         def: &Arc<Def>,
         name: &str,
     ) -> Result<(), String> {
-        if !crate::builtin::NAMES.contains(&name) {
+        if !crate::builtins::NAMES.contains(&name) {
             let msg = format!(
                 "builtin service '{name}' does not exist in this version of asyncmdd (there is: {})",
-                crate::builtin::NAMES.join(", ")
+                crate::builtins::NAMES.join(", ")
             );
             self.fail_start(slot, &msg);
             return Err(msg);
         }
         let (stop_tx, stop_rx) = watch::channel(false);
-        let ctx = crate::builtin::Context {
-            sup: self.clone(),
-            slot: slot.clone(),
+        let (me, sup) = (slot.clone(), Arc::downgrade(self));
+        let ctx = crate::builtins::Context {
+            name: slot.name.clone(),
             args: def.config.args.clone(),
             kwargs: def.config.kwargs.clone(),
             stop: stop_rx,
+            journal: self.journal.clone(),
+            id: slot.id,
+            stats: Box::new(move |stats| me.set_stats(stats)),
+            units: Box::new(move || {
+                sup.upgrade()
+                    .map(|s| s.all().iter().map(|u| u.status("")).collect())
+                    .unwrap_or_default()
+            }),
         };
         let owned = name.to_string();
         // Made traceable as tasks are: loop info, and a panic becomes an error with its place.
-        let counters = Arc::new(crate::task::Counters::default());
-        let inner = tokio::spawn(crate::task::traced(
-            async move { crate::builtin::run(&owned, ctx).await },
+        let counters = Arc::new(crate::task_runtime::Counters::default());
+        let inner = tokio::spawn(crate::task_runtime::traced(
+            async move { crate::builtins::run(&owned, ctx).await },
             counters.clone(),
         ));
         let (run, fx) = {
@@ -1080,7 +1088,7 @@ impl Supervisor {
     }
 
     /// Applies an sd_notify datagram; its sender's PID says which unit it is from.
-    pub fn on_notify(&self, msg: &crate::notify::Message) {
+    pub fn on_notify(&self, msg: &crate::sd_notify::Message) {
         let Some(pid) = msg.pid else { return };
         let Some(slot) = self.sender(pid) else {
             tracing::debug!("sd_notify from pid {pid}, which belongs to no unit: ignored");

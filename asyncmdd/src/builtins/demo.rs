@@ -8,7 +8,7 @@ use std::time::Duration;
 use asyncmd_proto::Level;
 use serde_json::{json, Map, Value};
 
-use crate::builtin::Context;
+use super::Context;
 
 fn number(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<f64, String> {
     match kwargs.get(key) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use asyncmd_proto::{Level, UnitState};
 use serde_json::{json, Map, Value};
 
-use crate::builtin::Context;
+use super::Context;
 
 /// Names of failed units remembered, newest last.
 const LAST_ERRORS: usize = 5;
@@ -69,9 +69,7 @@ pub async fn run(mut ctx: Context) -> Result<(), String> {
                 }
             }
             _ = look.tick() => {
-                let me = ctx.slot.name.clone();
-                for s in ctx.sup.all().iter().filter(|s| s.name != me) {
-                    let st = s.status("");
+                for st in (ctx.units)().into_iter().filter(|s| s.name != ctx.name) {
                     let failed_at = match st.state {
                         UnitState::Failed | UnitState::Restarting if st.last_exit.is_some() || st.error.is_some() => st.done_us.or(st.since_us),
                         _ => None,

@@ -1,38 +1,53 @@
 //! Builtin services: units that run inside the daemon as tasks (`builtin = "name"` in a unit
-//! file) rather than as processes. A builtin gets its unit's `kwargs`, a way to log and to
-//! publish stats, and a stop signal it must honour; it returns `Ok` when it ends well.
+//! file) rather than as processes. A builtin gets a narrow [`Context`]: its unit's name, `args`
+//! and `kwargs`, a way to log and to publish stats, a read-only view of the other units, and a
+//! stop signal it must honour; it returns `Ok` when it ends well. It never sees the supervisor.
+
+pub mod demo;
+pub mod watcher;
 
 use std::sync::Arc;
 
-use asyncmd_proto::Level;
+use asyncmd_proto::{Level, UnitStatus};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use crate::supervisor::{Slot, Supervisor};
+use crate::journal::{Journal, UnitId};
+
+/// Publishes a builtin's stats on its unit.
+pub type StatsSink = Box<dyn Fn(Map<String, Value>) + Send + Sync>;
+/// Tells the status of every loaded unit, as it is now.
+pub type UnitsView = Box<dyn Fn() -> Vec<UnitStatus> + Send + Sync>;
 
 /// What a builtin service is given.
 pub struct Context {
-    /// The supervisor it runs in (the watcher looks at the other units).
-    pub sup: Arc<Supervisor>,
-    /// Its own unit.
-    pub slot: Arc<Slot>,
+    /// Its unit's name.
+    pub name: String,
     /// `args` from `services.config`.
     pub args: Vec<Value>,
     /// `kwargs` from `services.config`.
     pub kwargs: Map<String, Value>,
     /// Turns `true` when it is asked to stop.
     pub stop: watch::Receiver<bool>,
+    /// The journal, and its unit's id there.
+    pub journal: Arc<Journal>,
+    /// Its unit's id in the journal.
+    pub id: UnitId,
+    /// Where its stats go.
+    pub stats: StatsSink,
+    /// The other units, read-only (the watcher reports their failures).
+    pub units: UnitsView,
 }
 
 impl Context {
     /// Logs `msg` under its unit.
     pub fn log(&self, level: Level, msg: &str) {
-        self.sup.log_for(&self.slot, level, msg);
+        self.journal.log(self.id, level, msg);
     }
 
     /// Publishes its stats (shown under `Stats:` in status).
     pub fn set_stats(&self, stats: Map<String, Value>) {
-        self.slot.set_stats(stats);
+        (self.stats)(stats);
     }
 
     /// Resolves once it is asked to stop.
@@ -51,10 +66,10 @@ pub const NAMES: &[&str] = &["hello", "sensor", "watcher", "world"];
 /// Runs builtin `name` until it ends or is stopped.
 pub async fn run(name: &str, ctx: Context) -> Result<(), String> {
     match name {
-        "watcher" => crate::watcher::run(ctx).await,
-        "hello" => crate::examples::hello(ctx).await,
-        "world" => crate::examples::world(ctx).await,
-        "sensor" => crate::examples::sensor(ctx).await,
+        "watcher" => watcher::run(ctx).await,
+        "hello" => demo::hello(ctx).await,
+        "world" => demo::world(ctx).await,
+        "sensor" => demo::sensor(ctx).await,
         other => Err(format!(
             "builtin service '{other}' does not exist in this version of asyncmdd (there is: {})",
             NAMES.join(", ")

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::unit::SUFFIX;
+use crate::unit_file::SUFFIX;
 
 /// The configuration of one unit.
 #[derive(Debug, Clone, PartialEq, Default)]

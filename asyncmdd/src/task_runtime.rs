@@ -720,7 +720,7 @@ mod tests {
         assert!(
             s.traceback
                 .iter()
-                .any(|l| l.starts_with("at asyncmdd/src/task.rs:")),
+                .any(|l| l.starts_with("at asyncmdd/src/task_runtime.rs:")),
             "{:?}",
             s.traceback
         );

@@ -14,7 +14,7 @@ use tokio::process::Command;
 
 use crate::process;
 use crate::supervisor::{Slot, Supervisor};
-use crate::unit::Health;
+use crate::unit_file::Health;
 
 /// Kills run `run` of `slot` if no `WATCHDOG=1` arrives within `every` of the last one (or of
 /// the start).
