@@ -22,9 +22,11 @@ use crate::journal::{records, Journal, Line, UnitId};
 use crate::process;
 use crate::services_config::{ServiceConfig, ServicesConfig};
 use crate::unit_file::{self, Run, Unit};
-use asyncmd_core::control::{select_names, Unsupported};
+use asyncmd_core::control::Unsupported;
 use asyncmd_core::lifecycle::{Effect, End, Event, Life, TRACEBACK_LINES};
 use asyncmd_core::plan::Node;
+use asyncmd_core::status;
+use asyncmd_core::table::Table;
 
 /// How long a finished process's output may keep draining before its end is recorded.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
@@ -366,30 +368,16 @@ impl Slot {
             None => (None, None),
         };
         let u = def.unit.as_ref();
+        let kind = u.map(|u| u.kind).unwrap_or_default();
         UnitStatus {
-            name: self.name.clone(),
-            source: def.source.clone(),
             description: u.map(|u| u.description.clone()).unwrap_or_default(),
             version: u.map(|u| u.version.clone()).unwrap_or_default(),
             docs: u.map(|u| u.docs.clone()).unwrap_or_default(),
-            kind: u.map(|u| u.kind).unwrap_or_default(),
             enabled: current.config.enabled,
             load_error: current.load_error.clone(),
-            state: live.life.state,
-            waiting_for: live.life.waiting_for.clone(),
-            since_us: live.life.since_us,
-            started_us: live.life.started_us,
-            done_us: live.life.done_us,
             pid: live.pid,
-            result: live.life.result.clone(),
-            error: live.life.error.clone(),
-            traceback: live.life.traceback.iter().cloned().collect(),
             memory_bytes,
             cpu_us,
-            starts: live.life.starts,
-            restarts: live.life.restarts.count,
-            last_exit: live.life.last_exit.clone(),
-            next_restart_us: live.life.next_restart_us,
             status_text: live.status_text.clone(),
             health: live.health.clone(),
             stats: live.stats.clone(),
@@ -405,27 +393,23 @@ impl Slot {
             argv,
             args: def.config.args.clone(),
             kwargs: def.config.kwargs.clone(),
-            journal: Vec::new(),
-            host: host.to_string(),
-            task_result: None,
             loop_info: live.counters.as_ref().map(|c| c.loop_info()),
+            ..status::of(&self.name, &def.source, kind, &live.life, host)
         }
     }
 
     /// The row of this unit in `asyncmctl list`.
     pub fn summary(&self) -> UnitSummary {
         let def = self.def();
-        UnitSummary {
-            name: self.name.clone(),
-            enabled: def.config.enabled,
-            loaded: def.unit.is_some(),
-            state: self.state(),
-            description: def
-                .unit
-                .as_ref()
-                .map(|u| u.description.clone())
-                .unwrap_or_default(),
-        }
+        let description = def.unit.as_ref().map_or("", |u| u.description.as_str());
+        let loaded = def.unit.is_some();
+        status::summary(
+            &self.name,
+            def.config.enabled,
+            loaded,
+            &self.live().life,
+            description,
+        )
     }
 
     /// What the planner needs to know of it.
@@ -454,7 +438,7 @@ pub struct Paths {
 /// The units of a daemon and their processes.
 pub struct Supervisor {
     journal: Arc<Journal>,
-    units: RwLock<BTreeMap<String, Arc<Slot>>>,
+    units: RwLock<Table<Arc<Slot>>>,
     /// None for a runtime of in-process tasks only.
     paths: Option<Paths>,
     notify_socket: Mutex<Option<PathBuf>>,
@@ -481,7 +465,7 @@ impl Supervisor {
     fn build(journal: Arc<Journal>, paths: Option<Paths>) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             journal: journal.clone(),
-            units: RwLock::new(BTreeMap::new()),
+            units: RwLock::new(Table::new()),
             paths,
             notify_socket: Mutex::new(None),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
@@ -618,7 +602,7 @@ impl Supervisor {
         self.units
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .values()
+            .rows()
             .cloned()
             .collect()
     }
@@ -626,12 +610,8 @@ impl Supervisor {
     /// The units matching `patterns` (all when empty), and the patterns that matched none.
     pub fn select(&self, patterns: &[String]) -> Result<(Vec<Arc<Slot>>, Vec<String>), String> {
         let units = self.units.read().unwrap_or_else(|e| e.into_inner());
-        let names: Vec<String> = units.keys().cloned().collect();
-        let (hits, missing) = select_names(&names, patterns)?;
-        Ok((
-            hits.iter().filter_map(|n| units.get(n).cloned()).collect(),
-            missing,
-        ))
+        let (hits, missing) = units.select(patterns)?;
+        Ok((hits.into_iter().cloned().collect(), missing))
     }
 
     /// Fills the `journal` of each status with its newest `lines` entries, in one pass over

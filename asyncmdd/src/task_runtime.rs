@@ -8,7 +8,6 @@
 //! name, so `asyncmjournal -u blink` shows it.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +22,9 @@ use serde_json::{Map, Value};
 
 use crate::clock::HostClock;
 use crate::journal::{Journal, UnitId};
-use asyncmd_core::control::select_names;
 use asyncmd_core::lifecycle::{Effect, End, Event, Life};
+use asyncmd_core::status;
+use asyncmd_core::table::Table;
 
 /// How a task failed: its error and the chain of causes under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +156,7 @@ struct Task {
 /// The registry of traceable tasks.
 pub struct Registry {
     journal: Arc<Journal>,
-    tasks: Mutex<BTreeMap<String, Arc<Task>>>,
+    tasks: Mutex<Table<Arc<Task>>>,
     weak: Mutex<std::sync::Weak<Registry>>,
 }
 
@@ -166,7 +166,7 @@ impl Registry {
         install_panic_hook();
         let reg = Arc::new(Registry {
             journal,
-            tasks: Mutex::new(BTreeMap::new()),
+            tasks: Mutex::new(Table::new()),
             weak: Mutex::new(std::sync::Weak::new()),
         });
         *lock(&reg.weak) = Arc::downgrade(&reg);
@@ -188,12 +188,7 @@ impl Registry {
         let factory: Factory = Arc::new(move |ctx| Box::pin(factory(ctx)));
         let name = {
             let mut tasks = lock(&self.tasks);
-            let mut unique = name.to_string();
-            let mut n = 0;
-            while tasks.contains_key(&unique) {
-                n += 1;
-                unique = format!("{name}@{n}");
-            }
+            let unique = tasks.free_name(name);
             let task = Arc::new(Task {
                 name: unique.clone(),
                 factory,
@@ -233,11 +228,10 @@ impl Registry {
     /// bad pattern matches nothing (requests have had theirs checked by the core already).
     fn select(&self, patterns: &[String]) -> (Vec<Arc<Task>>, Vec<String>) {
         let tasks = lock(&self.tasks);
-        let names: Vec<String> = tasks.keys().cloned().collect();
-        let (hits, missing) =
-            select_names(&names, patterns).unwrap_or_else(|_| (Vec::new(), patterns.to_vec()));
-        let hits = hits.iter().filter_map(|n| tasks.get(n).cloned()).collect();
-        (hits, missing)
+        match tasks.select(patterns) {
+            Ok((hits, missing)) => (hits.into_iter().cloned().collect(), missing),
+            Err(_) => (Vec::new(), patterns.to_vec()),
+        }
     }
 
     /// The names of the tasks matching `patterns` (all when empty), and the patterns that
@@ -377,13 +371,7 @@ impl Registry {
         let (tasks, _) = self.select(patterns);
         tasks
             .iter()
-            .map(|t| UnitSummary {
-                name: t.name.clone(),
-                enabled: true,
-                loaded: true,
-                state: lock(&t.live).life.state,
-                description: "task".into(),
-            })
+            .map(|t| status::summary(&t.name, true, true, &lock(&t.live).life, "task"))
             .collect()
     }
 }
@@ -392,40 +380,11 @@ impl Task {
     fn status(&self, host: &str) -> UnitStatus {
         let live = lock(&self.live);
         UnitStatus {
-            name: self.name.clone(),
-            source: "task".into(),
-            description: String::new(),
-            version: String::new(),
-            docs: String::new(),
-            kind: UnitType::Task,
-            enabled: true,
-            load_error: None,
-            state: live.life.state,
-            waiting_for: Vec::new(),
-            since_us: live.life.since_us,
-            started_us: live.life.started_us,
-            done_us: live.life.done_us,
-            pid: None,
-            result: None,
-            error: live.life.error.clone(),
-            traceback: live.life.traceback.iter().cloned().collect(),
-            memory_bytes: None,
-            cpu_us: None,
-            starts: live.life.starts,
-            restarts: 0,
-            last_exit: None,
-            next_restart_us: None,
-            status_text: None,
-            health: None,
-            schedule: None,
             stats: lock(&self.stats).clone(),
-            argv: Vec::new(),
             args: self.args.clone(),
             kwargs: lock(&self.kwargs).clone(),
-            journal: Vec::new(),
-            host: host.to_string(),
-            task_result: live.life.value.clone(),
             loop_info: Some(self.counters.loop_info()),
+            ..status::of(&self.name, "task", UnitType::Task, &live.life, host)
         }
     }
 }

@@ -150,11 +150,9 @@ pub fn select_names(
     names: &[String],
     patterns: &[String],
 ) -> Result<(Vec<String>, Vec<String>), String> {
-    let p = Patterns::new(patterns)?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let missing = p.unmatched(&refs).into_iter().map(String::from).collect();
-    let hits = names.iter().filter(|n| p.matches(n)).cloned().collect();
-    Ok((hits, missing))
+    let (hits, missing) = Patterns::new(patterns)?.split(&refs);
+    Ok((hits.into_iter().map(String::from).collect(), missing))
 }
 
 /// The units and tasks matching `patterns` (all of both when empty). A name that is exactly a

@@ -19,3 +19,5 @@ pub mod pattern;
 pub mod plan;
 pub mod restart;
 pub mod schedule;
+pub mod status;
+pub mod table;

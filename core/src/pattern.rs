@@ -66,6 +66,18 @@ impl Patterns {
             .map(|p| p.raw.as_str())
             .collect()
     }
+
+    /// Which of `names` match (all when there are no patterns), in their order, and the
+    /// patterns that matched none.
+    pub fn split<'n>(&self, names: &[&'n str]) -> (Vec<&'n str>, Vec<String>) {
+        let hits = names.iter().copied().filter(|n| self.matches(n)).collect();
+        let missing = self
+            .unmatched(names)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        (hits, missing)
+    }
 }
 
 fn compile(p: &str) -> Result<Pattern, String> {
