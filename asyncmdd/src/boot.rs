@@ -6,7 +6,7 @@ use std::sync::Arc;
 use asyncmd_proto::text::ansi;
 use tokio::task::JoinSet;
 
-use crate::supervisor::Supervisor;
+use crate::driver::Supervisor;
 use asyncmd_core::plan::{Boot, Plan, Problem, Shutdown};
 
 /// What happened to one unit of a plan: started (for a oneshot: finished well), or why not.

@@ -5,8 +5,10 @@
 //! A malformed frame gets an error reply; an oversized one gets an error reply and the
 //! connection closed. Changes are allowed only to root and the daemon's own user (SO_PEERCRED).
 
+use std::future::Future;
 use std::io;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,29 +24,11 @@ use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-use crate::host::Daemon;
 use crate::journal::{records, Journal, Record, MAX_MESSAGE};
-use crate::supervisor::Supervisor;
-use asyncmd_core::control::{self, error};
+use asyncmd_core::control::error;
 use asyncmd_core::journal::{Filter, Grep};
 
 pub use interprocess::local_socket::tokio::Listener;
-
-/// A runtime of in-process tasks for a tokio application, with a journal of `journal_bytes` for
-/// entries logged on `host`: add tasks to `.tasks()`, then [`serve`] it. It has no unit files;
-/// a reload or load asked of it is answered as unsupported.
-pub fn standalone(host: &str, journal_bytes: usize) -> Arc<Supervisor> {
-    Supervisor::tasks_only(Arc::new(Journal::new(journal_bytes, host)))
-}
-
-/// Serves `sup` (its units, its tasks and its journal) on the local socket `path`, so
-/// `asyncmctl` and `asyncmjournal` work against it; runs until the task is dropped or aborted.
-/// One call is all a tokio application needs to make its tasks controllable.
-pub async fn serve(sup: Arc<Supervisor>, path: &Path) -> io::Result<()> {
-    let listener = bind(path)?;
-    Server::new(sup).serve(listener).await;
-    Ok(())
-}
 
 /// Clients served at once; more are told the daemon is busy.
 pub const MAX_CLIENTS: usize = 64;
@@ -86,20 +70,24 @@ pub fn bind(path: &Path) -> io::Result<Listener> {
     Ok(listener)
 }
 
-/// Serves requests about a supervisor and its journal.
+/// Answers one request (the runtime's request handling; the socket only carries it).
+pub type Answer =
+    Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
+
+/// Serves a runtime's requests, through its [`Answer`], and queries of its journal.
 pub struct Server {
-    host: Daemon,
+    answer: Answer,
     journal: Arc<Journal>,
     clients: Arc<Semaphore>,
     owner: u32,
 }
 
 impl Server {
-    /// A server for `sup`.
-    pub fn new(sup: Arc<Supervisor>) -> Arc<Server> {
+    /// A server of requests that `answer` answers, and of `journal`.
+    pub fn new(answer: Answer, journal: Arc<Journal>) -> Arc<Server> {
         Arc::new(Server {
-            journal: sup.journal().clone(),
-            host: Daemon(sup),
+            journal,
+            answer,
             clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
             owner: nix::unistd::geteuid().as_raw(),
         })
@@ -191,7 +179,7 @@ impl Server {
                     ..
                 }) => self.journal_query(q, rx, tx, &mut out).await,
                 Ok(env) => {
-                    let resp = control::answer(&self.host, env.req).await;
+                    let resp = (self.answer)(env.req).await;
                     send(tx, &mut out, &resp).await
                 }
             };

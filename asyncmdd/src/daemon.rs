@@ -11,12 +11,13 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::boot;
 use crate::control_socket::{self, Server};
+use crate::driver::{self, Paths, Supervisor};
+use crate::host::Daemon;
 use crate::journal::Journal;
 use crate::process;
 use crate::reload;
 use crate::sd_notify;
 use crate::services_config::{self, ServicesConfig};
-use crate::supervisor::{self, Paths, Supervisor};
 use asyncmd_core::plan;
 
 /// Name the daemon logs its own entries under.
@@ -51,7 +52,7 @@ pub fn print_plan(opts: &Options) -> anyhow::Result<bool> {
         println!("[ ERROR ] Config: {e}; every unit would boot with its defaults");
         ServicesConfig::default()
     });
-    let defs = supervisor::read_dir(&opts.units, &config)
+    let defs = driver::read_dir(&opts.units, &config)
         .with_context(|| format!("cannot read the units directory {}", opts.units.display()))?;
     let nodes: Vec<plan::Node> = defs.iter().map(|(n, d)| d.node(n, false)).collect();
     let wanted: Vec<String> = nodes
@@ -122,7 +123,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     let listener = control_socket::bind(&opts.socket)
         .with_context(|| format!("cannot listen on {}", opts.socket.display()))?;
-    let defs = supervisor::read_dir(&opts.units, &config)
+    let defs = driver::read_dir(&opts.units, &config)
         .with_context(|| format!("cannot read the units directory {}", opts.units.display()))?;
     let names: Vec<String> = defs.iter().map(|(n, _)| n.clone()).collect();
     for stray in config.unknown_entries(&names) {
@@ -135,7 +136,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for (name, def) in defs {
         sup.add(name, def);
     }
-    let server = tokio::spawn(Server::new(sup.clone()).serve(listener));
+    let server = tokio::spawn(
+        Server::new(Daemon(sup.clone()).answer(), sup.journal().clone()).serve(listener),
+    );
 
     // Orphans of services become ours (or are ours anyway, as PID 1): reap them.
     if let Err(e) = process::become_subreaper() {

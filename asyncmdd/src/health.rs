@@ -1,10 +1,10 @@
 //! Watching over a running unit: its sd_notify watchdog, and its `[health]` check.
 //!
-//! Both run as tasks beside a run and end with it. When one gives up on the run it kills the
-//! process group with a reason (`watchdog timeout`, `health check failed: ...`); the run then
-//! ends as failed and the restart policy decides what comes next.
+//! Both run beside a run and end with it. When one gives up on the run it returns the reason
+//! (`watchdog timeout`, `health check failed: ...`) for the driver, which kills the run; the run
+//! then ends as failed and the restart policy decides what comes next. Neither knows the
+//! driver: they see the run only through the closures they are given.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use asyncmd_proto::text::local_time;
@@ -13,60 +13,59 @@ use nix::sys::signal::Signal;
 use tokio::process::Command;
 
 use crate::process;
-use crate::supervisor::{Slot, Supervisor};
 use crate::unit_file::Health;
 
-/// Kills run `run` of `slot` if no `WATCHDOG=1` arrives within `every` of the last one (or of
-/// the start).
-pub async fn watchdog(sup: Arc<Supervisor>, slot: Arc<Slot>, run: u32, every: Duration) {
+/// Waits until no `WATCHDOG=1` came within `every` of the last one (or of the start); returns
+/// why the run is to be killed. `last_ping` tells the run's last ping, None once the run is
+/// over (then this returns None).
+pub async fn watchdog(last_ping: impl Fn() -> Option<Instant>, every: Duration) -> Option<String> {
     loop {
-        let Some(last) = slot.last_ping(run) else {
-            return;
-        };
-        let due = last + every;
+        let due = last_ping()? + every;
         if Instant::now() < due {
             tokio::time::sleep_until(due.into()).await;
             continue;
         }
-        let why = format!(
+        return Some(format!(
             "watchdog timeout (no WATCHDOG=1 within {})",
             humantime::format_duration(every)
-        );
-        sup.kill_run(&slot, run, &why, Signal::SIGABRT).await;
-        return;
+        ));
     }
 }
 
-/// Runs `check` every `interval` during run `run` of `slot`; after `retries` failures in a
-/// row, kills the run.
-pub async fn health(sup: Arc<Supervisor>, slot: Arc<Slot>, run: u32, check: Health) {
+/// Runs `check` every `interval` while `alive()` holds, telling each result to `report`;
+/// after `retries` failures in a row returns why the run is to be killed. None: the run ended
+/// first.
+pub async fn health(
+    check: &Health,
+    alive: impl Fn() -> bool,
+    report: impl Fn(String),
+) -> Option<String> {
     let mut failures = 0;
     loop {
         tokio::time::sleep(check.interval).await;
-        if !slot.is_run(run) {
-            return;
+        if !alive() {
+            return None;
         }
-        let result = run_check(&check).await;
-        if !slot.is_run(run) {
-            return;
+        let result = run_check(check).await;
+        if !alive() {
+            return None;
         }
         let at = local_time(now_us());
         match result {
             Ok(()) => {
                 failures = 0;
-                slot.set_health(format!("ok @ {at}"));
+                report(format!("ok @ {at}"));
             }
             Err(why) => {
                 failures += 1;
-                slot.set_health(format!(
+                report(format!(
                     "failing @ {at}: {why} ({failures} of {} in a row)",
                     check.retries
                 ));
                 if failures >= check.retries {
-                    let why = format!("health check failed {failures} times in a row: {why}");
-                    let sig = slot.stop_settings().0;
-                    sup.kill_run(&slot, run, &why, sig).await;
-                    return;
+                    return Some(format!(
+                        "health check failed {failures} times in a row: {why}"
+                    ));
                 }
             }
         }
@@ -102,7 +101,7 @@ async fn run_check(check: &Health) -> Result<(), String> {
         }
     };
     if let Some(p) = pid {
-        process::forget(p);
+        process::unregister(p);
     }
     result
 }

@@ -4,24 +4,54 @@
 //! doing.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use asyncmd_core::control::{Host, Outcomes, Refusal, Reloaded, Unsupported};
+use asyncmd_core::control::{self, Host, Outcomes, Refusal, Reloaded, Unsupported};
 use asyncmd_core::plan;
 use asyncmd_proto::unit::UnitSummary;
 use asyncmd_proto::{ActionResult, UnitStatus};
 use serde_json::{Map, Value};
 
 use crate::boot;
+use crate::control_socket::{self, Answer, Server};
+use crate::driver::Supervisor;
+use crate::journal::Journal;
 use crate::reload;
 use crate::services_config::{self, ServiceConfig, ServicesConfig};
-use crate::supervisor::Supervisor;
+
+/// A runtime of in-process tasks for a tokio application, with a journal of `journal_bytes` for
+/// entries logged on `host`: add tasks to `.tasks()`, then [`serve`] it. It has no unit files;
+/// a reload or load asked of it is answered as unsupported.
+pub fn standalone(host: &str, journal_bytes: usize) -> Arc<Supervisor> {
+    Supervisor::tasks_only(Arc::new(Journal::new(journal_bytes, host)))
+}
+
+/// Serves `sup` (its units, its tasks and its journal) on the local socket `path`, so
+/// `asyncmctl` and `asyncmjournal` work against it; runs until the task is dropped or aborted.
+/// One call is all a tokio application needs to make its tasks controllable.
+pub async fn serve(sup: Arc<Supervisor>, path: &Path) -> std::io::Result<()> {
+    let listener = control_socket::bind(path)?;
+    let journal = sup.journal().clone();
+    Server::new(Daemon(sup).answer(), journal)
+        .serve(listener)
+        .await;
+    Ok(())
+}
 
 /// A supervisor (with its tasks) as the host requests are answered on.
 #[derive(Clone)]
 pub struct Daemon(pub Arc<Supervisor>);
 
 impl Daemon {
+    /// Its request handling, for a transport: the core's [`control::answer`] on it.
+    pub fn answer(self) -> Answer {
+        Arc::new(move |req| {
+            let me = self.clone();
+            Box::pin(async move { control::answer(&me, req).await })
+        })
+    }
+
     /// Starts `names` with what they require, in dependency order; the outcome per unit.
     async fn start_plan(&self, names: &[String]) -> HashMap<String, boot::Outcome> {
         let plan = plan::plan(&self.0.nodes(), names, plan::Pull::Any);

@@ -10,6 +10,7 @@ pub mod capture;
 pub mod clock;
 pub mod control_socket;
 pub mod daemon;
+pub mod driver;
 pub mod health;
 pub mod host;
 pub mod journal;
@@ -18,9 +19,8 @@ pub mod reload;
 pub mod schedule;
 pub mod sd_notify;
 pub mod services_config;
-pub mod supervisor;
 pub mod task_runtime;
 pub mod tracing_journal;
 pub mod unit_file;
 
-pub use control_socket::{serve, standalone};
+pub use host::{serve, standalone};

@@ -47,8 +47,9 @@ pub fn spawn_registered(cmd: &mut Command) -> std::io::Result<Child> {
     Ok(child)
 }
 
-/// Unregisters a child tokio has reaped.
-pub fn forget(pid: u32) {
+/// Unregisters a child of [`spawn_registered`] once tokio has reaped it: its PID may now be
+/// another process's, which orphan reaping must not leave alone.
+pub fn unregister(pid: u32) {
     own().remove(&(pid as i32));
 }
 

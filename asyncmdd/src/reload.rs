@@ -12,8 +12,8 @@ use std::sync::Arc;
 use asyncmd_proto::{ActionOutcome, ActionResult, Change, ChangeAction};
 
 use crate::boot;
+use crate::driver::{self, Def, Supervisor};
 use crate::services_config::ServicesConfig;
-use crate::supervisor::{self, Def, Supervisor};
 use crate::unit_file;
 use asyncmd_core::control::unit_name;
 use asyncmd_core::plan;
@@ -174,7 +174,7 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
     let paths = sup.paths().map_err(|e| e.to_string())?.clone();
     let config =
         ServicesConfig::load(&paths.config).map_err(|e| format!("{e}; nothing was changed"))?;
-    let new: BTreeMap<String, Def> = supervisor::read_dir(&paths.units, &config)
+    let new: BTreeMap<String, Def> = driver::read_dir(&paths.units, &config)
         .map_err(|e| {
             format!(
                 "cannot read the units directory {}: {e}; nothing was changed",

@@ -1,32 +1,38 @@
 //! The host's unit scheduler: carries out the core's scheduling policy
 //! ([`asyncmd_core::schedule`]) for a scheduled unit, on tokio timers and the system clocks.
 
-use std::sync::Arc;
-
 use asyncmd_core::schedule::{describe, Deadline, Spec, Turn};
-use asyncmd_proto::{Level, UnitState};
+use asyncmd_proto::Level;
 use chrono::Local;
+use tokio::sync::watch;
 
 use crate::clock::mono_us;
-use crate::supervisor::{Slot, Supervisor};
 
-/// Runs the schedule of `slot` for as long as the unit is loaded: starts the unit when a run is
-/// due, unless the previous run still goes (then the journal says it skipped one). Follows
-/// changes of the unit's definition (reload, enable, disable).
-pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
-    let mut changes = slot.subscribe();
+/// What the scheduler sees of its unit, and what it may do with it; the driver gives it.
+pub trait Scheduled {
+    /// The unit's schedule and whether it is enabled (None: it has none); None when the unit
+    /// is no longer loaded, which ends the scheduler.
+    fn schedule(&self) -> Option<Option<(Spec, bool)>>;
+    /// Whether its previous run still goes (anything but ended).
+    fn busy(&self) -> bool;
+    /// Shows when its next run is due (wall µs).
+    fn show_next(&self, next_us: Option<i64>);
+    /// Writes a line under its name.
+    fn log(&self, level: Level, line: &str);
+    /// Starts the run due at `due_us`, without waiting for it.
+    fn start(&self, due_us: i64);
+}
+
+/// Runs the schedule of `unit` for as long as it is loaded: starts it when a run is due,
+/// unless the previous run still goes (then the journal says it skipped one). Follows changes
+/// of its definition (reload, enable, disable), which `changes` announces.
+pub async fn run(unit: impl Scheduled, mut changes: watch::Receiver<u64>) {
     let mut current: Option<(Spec, bool)> = None;
     let mut deadline: Option<Deadline<Local>> = None;
     loop {
-        if !sup.holds(&slot) {
+        let Some(now_spec) = unit.schedule() else {
             return;
-        }
-        let def = slot.def();
-        let now_spec = def
-            .unit
-            .as_ref()
-            .and_then(|u| u.schedule.clone())
-            .map(|sc| (sc.spec, def.config.enabled));
+        };
         if now_spec != current {
             current = now_spec;
             deadline = match current {
@@ -34,8 +40,7 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
                 _ => None,
             };
             if let (Some((spec, true)), None) = (current, deadline.as_ref().and_then(|d| d.due())) {
-                sup.log_for(
-                    &slot,
+                unit.log(
                     Level::Warning,
                     &format!(
                         "Schedule {}: no run ahead, it will not run",
@@ -45,7 +50,7 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
             }
         }
         let due = deadline.as_ref().and_then(|d| d.due().cloned());
-        slot.set_schedule(due.as_ref().map(|d| d.timestamp_micros()));
+        unit.show_next(due.as_ref().map(|d| d.timestamp_micros()));
         let (Some(d), Some(when)) = (deadline.as_mut(), due) else {
             // Disabled, unscheduled or with no run ahead: wait for the definition to change.
             if changes.changed().await.is_err() {
@@ -61,20 +66,11 @@ pub async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
             }
             continue;
         }
-        // Due now. Anything but ended means the previous run still goes.
-        let busy = !matches!(
-            slot.state(),
-            UnitState::Inactive | UnitState::Done | UnitState::Failed | UnitState::Stopped
-        );
-        let turn = Turn::when_busy(busy);
+        let turn = Turn::when_busy(unit.busy());
         let (level, line) = turn.line(&when);
-        sup.log_for(&slot, level, &line);
+        unit.log(level, &line);
         if turn == Turn::Start {
-            slot.ran_on_schedule(when.timestamp_micros());
-            let (sup2, s2) = (sup.clone(), slot.clone());
-            tokio::spawn(async move {
-                let _ = sup2.start(&s2).await;
-            });
+            unit.start(when.timestamp_micros());
         }
         d.advance(&Local::now(), mono_us());
     }

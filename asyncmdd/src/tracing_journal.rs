@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use tracing_subscriber::prelude::*;
-//! let sup = asyncmdd::control_socket::standalone("host", 1 << 20);
+//! let sup = asyncmdd::standalone("host", 1 << 20);
 //! tracing_subscriber::registry()
 //!     .with(asyncmdd::tracing_journal::JournalLayer::new(sup.journal().clone()))
 //!     .init();

@@ -1,10 +1,15 @@
-//! The supervisor: the set of loaded units, their live state, and starting and stopping their
-//! processes.
+//! The driver: the host side of the core's run lifecycle. It holds the loaded units and their
+//! live state, feeds each unit's [`Life`] what happened (a spawn, an exit, a `READY=1`, a
+//! watchdog's or health check's verdict, a stop) and carries out what the step asks for
+//! (journal lines, a stop signal, a restart timer). It is where a unit's runs are spawned: its
+//! process and the monitor that reaps it, the capture of its output, its watchdog and health
+//! check, its restart timer, its scheduler, a builtin service's task. The modules below it
+//! (process, sd_notify, health, capture, schedule, unit_file, services_config, control_socket,
+//! task_runtime, builtins) do not know it: they get closures or traits.
 //!
 //! Each unit has a [`Slot`]: what was loaded (or why it was not), its `services.config` entry,
-//! and its live state. Starts and stops of one unit are serialised by a per-unit lock; a monitor
-//! task per process waits for it to end and records how it ended. Live state becomes the wire
-//! type [`UnitStatus`] in one place, [`Slot::status`].
+//! and its live state. Starts and stops of one unit are serialised by a per-unit lock. A unit's
+//! status is the core's [`status::of`] over its lifecycle, with what only the host knows.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,8 +23,10 @@ use tokio::sync::watch;
 
 use crate::capture::capture;
 use crate::clock::HostClock;
+use crate::health;
 use crate::journal::{records, Journal, Line, UnitId};
 use crate::process;
+use crate::schedule::{self, Scheduled};
 use crate::services_config::{ServiceConfig, ServicesConfig};
 use crate::unit_file::{self, Run, Unit};
 use asyncmd_core::control::Unsupported;
@@ -295,16 +302,6 @@ impl Slot {
         self.changed.subscribe()
     }
 
-    /// Records when its next scheduled run is due.
-    pub fn set_schedule(&self, next_us: Option<i64>) {
-        self.live().schedule_next_us = next_us;
-    }
-
-    /// Records a scheduled run, due at `due_us`, as started.
-    pub fn ran_on_schedule(&self, due_us: i64) {
-        self.live().schedule_last_us = Some(due_us);
-    }
-
     /// The signal a stop sends first and how long it then waits before SIGKILL.
     pub fn stop_settings(&self) -> (Signal, Duration) {
         self.def()
@@ -516,8 +513,8 @@ impl Supervisor {
         &self.journal
     }
 
-    /// Whether `slot` is still the loaded unit of its name.
-    pub fn holds(&self, slot: &Arc<Slot>) -> bool {
+    /// Whether `slot` is still the loaded unit of its name (not unloaded, nor replaced).
+    pub fn is_loaded(&self, slot: &Arc<Slot>) -> bool {
         !slot.retired.load(std::sync::atomic::Ordering::SeqCst)
             && self.get(&slot.name).is_some_and(|s| Arc::ptr_eq(&s, slot))
     }
@@ -539,7 +536,11 @@ impl Supervisor {
             .insert(name, slot.clone());
         // Every unit has a scheduler; it sleeps until the unit has a [schedule].
         if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(crate::schedule::run(self.clone(), slot.clone()));
+            let me = OnSchedule {
+                sup: self.clone(),
+                slot: slot.clone(),
+            };
+            tokio::spawn(schedule::run(me, slot.subscribe()));
         }
         slot
     }
@@ -655,11 +656,6 @@ impl Supervisor {
 
     fn log(&self, slot: &Slot, level: Level, msg: &str) {
         self.journal.log(slot.id, level, msg);
-    }
-
-    /// Logs `msg` under `slot`'s name (for builtin services).
-    pub fn log_for(&self, slot: &Slot, level: Level, msg: &str) {
-        self.log(slot, level, msg);
     }
 
     /// Starts `slot`. Returns once the process is spawned (for a oneshot unit: once it ended);
@@ -788,7 +784,7 @@ impl Supervisor {
         tokio::spawn(async move {
             let status = child.wait().await;
             s.live().main_exited = true;
-            process::forget(pid);
+            process::unregister(pid);
             // Whatever the run left behind (a double-forked daemon, a background job) goes
             // with it: no process of a unit outlives its main process.
             sup.clean_up(&s, &tag).await;
@@ -803,21 +799,22 @@ impl Supervisor {
             sup.finished(&s, run, status.map(process::exit_result));
         });
         if let Some(every) = unit.watchdog {
-            tokio::spawn(crate::health::watchdog(
-                self.clone(),
-                slot.clone(),
-                run,
-                every,
-            ));
+            let (sup, s) = (self.clone(), slot.clone());
+            tokio::spawn(async move {
+                if let Some(why) = health::watchdog(|| s.last_ping(run), every).await {
+                    sup.kill_run(&s, run, &why, Signal::SIGABRT).await;
+                }
+            });
         }
         if let Some(check) = &unit.health {
-            let check = check.clone();
-            tokio::spawn(crate::health::health(
-                self.clone(),
-                slot.clone(),
-                run,
-                check,
-            ));
+            let (sup, s, check) = (self.clone(), slot.clone(), check.clone());
+            tokio::spawn(async move {
+                let report = |text| s.set_health(text);
+                if let Some(why) = health::health(&check, || s.is_run(run), report).await {
+                    let sig = s.stop_settings().0;
+                    sup.kill_run(&s, run, &why, sig).await;
+                }
+            });
         }
         drop(op);
 
@@ -1278,4 +1275,44 @@ fn of_run(pid: u32, live: &Live) -> bool {
         }
     }
     false
+}
+
+/// A unit as its scheduler sees it.
+struct OnSchedule {
+    sup: Arc<Supervisor>,
+    slot: Arc<Slot>,
+}
+
+impl Scheduled for OnSchedule {
+    fn schedule(&self) -> Option<Option<(asyncmd_core::schedule::Spec, bool)>> {
+        if !self.sup.is_loaded(&self.slot) {
+            return None;
+        }
+        let def = self.slot.def();
+        let spec = def.unit.as_ref().and_then(|u| u.schedule.clone());
+        Some(spec.map(|sc| (sc.spec, def.config.enabled)))
+    }
+
+    fn busy(&self) -> bool {
+        !matches!(
+            self.slot.state(),
+            UnitState::Inactive | UnitState::Done | UnitState::Failed | UnitState::Stopped
+        )
+    }
+
+    fn show_next(&self, next_us: Option<i64>) {
+        self.slot.live().schedule_next_us = next_us;
+    }
+
+    fn log(&self, level: Level, line: &str) {
+        self.sup.log(&self.slot, level, line);
+    }
+
+    fn start(&self, due_us: i64) {
+        self.slot.live().schedule_last_us = Some(due_us);
+        let (sup, slot) = (self.sup.clone(), self.slot.clone());
+        tokio::spawn(async move {
+            let _ = sup.start(&slot).await;
+        });
+    }
 }
