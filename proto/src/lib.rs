@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod frame;
 pub mod journal;
+pub mod link;
 pub mod request;
 pub mod unit;
 
