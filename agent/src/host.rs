@@ -1,0 +1,157 @@
+//! The agent as the core's control [`Host`]: a board has tasks and no units, so what needs unit
+//! files or a configuration keeps the trait's `unsupported` answers.
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use asyncmd_core::control::{Host, Outcomes};
+use asyncmd_core::journal::records;
+use asyncmd_core::status;
+use asyncmd_proto::unit::{ScheduleStatus, UnitSummary};
+use asyncmd_proto::{Entry, UnitStatus, UnitType};
+use serde_json::{Map, Value};
+
+use crate::Agent;
+
+/// A board's agent as the host of requests.
+#[derive(Clone, Copy)]
+pub struct Board(pub &'static Agent);
+
+impl Board {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.0.with(|st| st.table.get(name).copied())
+    }
+}
+
+impl Host for Board {
+    fn units(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn tasks(&self) -> Vec<String> {
+        self.0.with(|st| st.table.names())
+    }
+
+    fn status(&self, _units: &[String], tasks: &[String], lines: usize) -> Vec<UnitStatus> {
+        let agent = self.0;
+        let mut out: Vec<UnitStatus> = tasks
+            .iter()
+            .filter_map(|n| self.index(n))
+            .map(|i| {
+                let def = &agent.defs[i];
+                agent.with(|st| {
+                    let slot = &st.slots[i];
+                    UnitStatus {
+                        stats: slot.stats.clone(),
+                        args: def.args.clone(),
+                        kwargs: slot.kwargs.clone(),
+                        schedule: def.schedule.map(|spec| ScheduleStatus {
+                            spec: asyncmd_core::schedule::describe(&spec),
+                            last_us: slot.schedule_last_us,
+                            next_us: slot.schedule_next_us,
+                        }),
+                        ..status::of(def.name, "task", UnitType::Task, &slot.life, agent.board)
+                    }
+                })
+            })
+            .collect();
+        if lines > 0 {
+            for s in out.iter_mut() {
+                s.journal = newest(agent, &s.name, lines);
+            }
+        }
+        out
+    }
+
+    fn list(&self, _units: &[String], tasks: &[String]) -> Vec<UnitSummary> {
+        tasks
+            .iter()
+            .filter_map(|n| self.index(n))
+            .map(|i| {
+                let name = self.0.defs[i].name;
+                self.0
+                    .with(|st| status::summary(name, true, true, &st.slots[i].life, "task"))
+            })
+            .collect()
+    }
+
+    fn debug(&self) -> bool {
+        false
+    }
+
+    fn set_debug(&self, _on: bool) {}
+
+    fn is_active(&self, _unit: &str) -> bool {
+        false
+    }
+
+    async fn start(&self, _units: &[String]) -> Outcomes {
+        Outcomes::new()
+    }
+
+    async fn stop(&self, _units: &[String]) -> Outcomes {
+        Outcomes::new()
+    }
+
+    fn start_tasks(&self, tasks: &[String]) {
+        for i in tasks.iter().filter_map(|n| self.index(n)) {
+            self.0.start(i);
+        }
+    }
+
+    fn stop_tasks(&self, tasks: &[String]) {
+        for i in tasks.iter().filter_map(|n| self.index(n)) {
+            self.0.stop(i);
+        }
+    }
+
+    async fn restart_tasks(&self, tasks: &[String]) {
+        let found: Vec<usize> = tasks.iter().filter_map(|n| self.index(n)).collect();
+        for &i in &found {
+            self.0.stop(i);
+        }
+        // The stop lands at the run's next await; wait for its end to be recorded.
+        for &i in &found {
+            for _ in 0..1000 {
+                if !self.0.with(|st| st.slots[i].life.is_active()) {
+                    break;
+                }
+                embassy_time::Timer::after_millis(1).await;
+            }
+            self.0.start(i);
+        }
+    }
+
+    fn reset_failed(&self, _unit: &str) -> bool {
+        false
+    }
+
+    fn set_task_kwargs(&self, task: &str, kwargs: Map<String, Value>) -> bool {
+        let Some(i) = self.index(task) else {
+            return false;
+        };
+        self.0.with(|st| st.slots[i].kwargs = kwargs);
+        true
+    }
+}
+
+/// The newest `lines` journal entries of `name`.
+fn newest(agent: &Agent, name: &str, lines: usize) -> Vec<Entry> {
+    agent.with(|st| {
+        let Some(id) = st.names.get(name) else {
+            return Vec::new();
+        };
+        let mut copy = Vec::new();
+        let mut cursor = st.ring.oldest();
+        st.ring.read(&mut cursor, &mut copy, usize::MAX);
+        let mut keep = VecDeque::with_capacity(lines);
+        for r in records(&copy).filter(|r| r.unit == id) {
+            if keep.len() == lines {
+                keep.pop_front();
+            }
+            keep.push_back(r.to_entry(name));
+        }
+        keep.into()
+    })
+}

@@ -1,0 +1,393 @@
+//! The asyncmd agent: the runtime of a board, an embassy driver of `asyncmd-core`.
+//!
+//! A board runs a fixed set of traceable tasks ([`TaskDef`]): each can be started, stopped and
+//! started again, runs on a schedule if it has one, and logs into a ring journal held in a
+//! static buffer. The agent answers the same status, list, start, stop, restart and journal
+//! requests as the daemon, over the serial link ([`asyncmd_proto::link`]): the requests go
+//! through the core's request handling ([`asyncmd_core::control`]) with the agent as its
+//! [`Host`](asyncmd_core::control::Host), and every run goes through the core's lifecycle.
+//!
+//! A board crate gives the agent its tasks and a byte stream, and spawns [`Agent::run_task`]
+//! once per task (a fixed pool of embassy tasks), [`Agent::run_schedules`] and
+//! [`Agent::serve`].
+
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod host;
+mod serve;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::future::Future;
+use core::pin::Pin;
+
+use asyncmd_core::clock::Clock;
+use asyncmd_core::journal::{Names, Ring, TooSmall, UnitId};
+use asyncmd_core::lifecycle::{Effect, End, Event, Life};
+use asyncmd_core::schedule::{Deadline, Spec, Turn};
+use asyncmd_core::table::Table;
+use asyncmd_proto::Level;
+use chrono::{DateTime, Utc};
+use embassy_futures::select::{select, Either};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::signal::Signal;
+use serde_json::{Map, Value};
+
+pub use host::Board;
+
+/// What a task's run returns: its result, or why it failed.
+pub type TaskResult = Result<Value, String>;
+/// A task's run, boxed so that tasks of different bodies share one pool.
+pub type TaskFuture = Pin<Box<dyn Future<Output = TaskResult>>>;
+/// Makes a task's run from its context.
+pub type TaskFn = fn(Ctx) -> TaskFuture;
+
+/// A task of the board.
+pub struct TaskDef {
+    /// Its name (`blink`).
+    pub name: &'static str,
+    /// What it runs.
+    pub run: TaskFn,
+    /// Its arguments.
+    pub args: Vec<Value>,
+    /// Its keyword arguments (a request may change them for its next start).
+    pub kwargs: Map<String, Value>,
+    /// Start it at boot.
+    pub start: bool,
+    /// Run it on this schedule.
+    pub schedule: Option<Spec>,
+}
+
+/// What a task's run is given.
+pub struct Ctx {
+    agent: &'static Agent,
+    index: usize,
+    /// Its arguments.
+    pub args: Vec<Value>,
+    /// Its keyword arguments, as they were when this run started.
+    pub kwargs: Map<String, Value>,
+}
+
+impl Ctx {
+    /// Logs `msg` under the task's name.
+    pub fn log(&self, level: Level, msg: &str) {
+        self.agent.log(self.index, level, msg);
+    }
+
+    /// Logs `msg` at INFO.
+    pub fn info(&self, msg: &str) {
+        self.log(Level::Info, msg);
+    }
+
+    /// Sets the stat `key` (shown under `Stats:` in status).
+    pub fn set_stat(&self, key: &str, value: impl Into<Value>) {
+        let value = value.into();
+        self.agent.with(|st| {
+            st.slots[self.index].stats.insert(key.into(), value);
+        });
+    }
+
+    /// A number from kwargs, or `default`.
+    pub fn kwarg_f64(&self, key: &str, default: f64) -> f64 {
+        self.kwargs
+            .get(key)
+            .and_then(Value::as_f64)
+            .unwrap_or(default)
+    }
+}
+
+/// What a task's runner is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Start,
+    Stop,
+}
+
+/// One task's live state.
+struct Slot {
+    id: UnitId,
+    life: Life,
+    kwargs: Map<String, Value>,
+    stats: Map<String, Value>,
+    /// When its last scheduled run was due, and its next one is (wall µs).
+    schedule_last_us: Option<i64>,
+    schedule_next_us: Option<i64>,
+}
+
+/// The state every part of the agent shares, behind one critical-section mutex.
+struct State {
+    ring: Ring<&'static mut [u8]>,
+    names: Names,
+    table: Table<usize>,
+    slots: Vec<Slot>,
+    /// Wall clock minus monotonic clock: 0 until a host tells the time.
+    wall_offset_us: i64,
+    /// The agent's own journal id (link errors, boot).
+    me: UnitId,
+}
+
+/// The board's clocks: embassy-time's monotonic clock, and a wall clock set from the host.
+#[derive(Debug, Clone, Copy)]
+struct BoardClock {
+    wall_offset_us: i64,
+}
+
+impl Clock for BoardClock {
+    fn wall_us(&self) -> i64 {
+        self.wall_offset_us.saturating_add(self.mono_us() as i64)
+    }
+
+    fn mono_us(&self) -> u64 {
+        embassy_time::Instant::now().as_micros()
+    }
+}
+
+impl BoardClock {
+    fn wall(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.wall_us()).unwrap_or_default()
+    }
+}
+
+/// The runtime of a board.
+pub struct Agent {
+    board: &'static str,
+    firmware: &'static str,
+    defs: Vec<TaskDef>,
+    state: Mutex<CriticalSectionRawMutex, RefCell<State>>,
+    cmds: Vec<Signal<CriticalSectionRawMutex, Cmd>>,
+}
+
+impl Agent {
+    /// The agent of board `board` running `firmware`, with its journal in `ring` and the tasks
+    /// `defs`; an error when `ring` is too small for a journal.
+    pub fn new(
+        board: &'static str,
+        firmware: &'static str,
+        ring: &'static mut [u8],
+        defs: Vec<TaskDef>,
+    ) -> Result<Agent, TooSmall> {
+        let mut names = Names::default();
+        let me = names.id("agent");
+        let mut table = Table::new();
+        let mut slots = Vec::with_capacity(defs.len());
+        for (i, d) in defs.iter().enumerate() {
+            table.insert(d.name.into(), i);
+            slots.push(Slot {
+                id: names.id(d.name),
+                life: Life::new(Some(0)),
+                kwargs: d.kwargs.clone(),
+                stats: Map::new(),
+                schedule_last_us: None,
+                schedule_next_us: None,
+            });
+        }
+        let state = State {
+            ring: Ring::over(ring)?,
+            names,
+            table,
+            slots,
+            wall_offset_us: 0,
+            me,
+        };
+        Ok(Agent {
+            board,
+            firmware,
+            cmds: defs.iter().map(|_| Signal::new()).collect(),
+            defs,
+            state: Mutex::new(RefCell::new(state)),
+        })
+    }
+
+    /// How many tasks it has: spawn [`Agent::run_task`] for each index below.
+    pub fn tasks(&self) -> usize {
+        self.defs.len()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.state.lock(|s| f(&mut s.borrow_mut()))
+    }
+
+    fn clock(&self) -> BoardClock {
+        BoardClock {
+            wall_offset_us: self.with(|st| st.wall_offset_us),
+        }
+    }
+
+    /// Logs `msg` under task `index`'s name.
+    fn log(&self, index: usize, level: Level, msg: &str) {
+        let clock = self.clock();
+        self.with(|st| {
+            let id = st.slots[index].id;
+            push(st, &clock, id, level, msg);
+        });
+    }
+
+    /// Logs `msg` under the agent's own name.
+    pub fn log_agent(&self, level: Level, msg: &str) {
+        let clock = self.clock();
+        self.with(|st| {
+            let id = st.me;
+            push(st, &clock, id, level, msg);
+        });
+    }
+
+    /// Steps task `index`'s lifecycle, writes the journal lines it asks for, and tells its
+    /// runner to stop when it asks to end the run.
+    fn apply(&self, index: usize, event: Event) -> Vec<Effect> {
+        let clock = self.clock();
+        let fx = self.with(|st| {
+            let fx = st.slots[index].life.step(event, &clock);
+            let id = st.slots[index].id;
+            let mut rest = Vec::new();
+            for e in fx {
+                match e {
+                    Effect::Log(level, text) => push(st, &clock, id, level, &text),
+                    other => rest.push(other),
+                }
+            }
+            rest
+        });
+        if fx
+            .iter()
+            .any(|e| matches!(e, Effect::Terminate | Effect::Kill))
+        {
+            self.cmds[index].signal(Cmd::Stop);
+        }
+        fx
+    }
+
+    /// Asks task `index` to start, unless a run goes.
+    fn start(&self, index: usize) {
+        if !self.with(|st| st.slots[index].life.is_active()) {
+            self.cmds[index].signal(Cmd::Start);
+        }
+    }
+
+    /// Asks task `index`'s run to stop.
+    fn stop(&self, index: usize) {
+        if self.with(|st| st.slots[index].life.state) == asyncmd_proto::UnitState::Running {
+            self.apply(index, Event::Stop);
+        }
+    }
+
+    /// Runs task `index`: each start it is asked for (at boot, by a request, by its schedule)
+    /// becomes a run from its factory, until it returns or is stopped. Never returns.
+    pub async fn run_task(&'static self, index: usize) -> ! {
+        let def = &self.defs[index];
+        if def.start {
+            self.cmds[index].signal(Cmd::Start);
+        }
+        loop {
+            if self.cmds[index].wait().await != Cmd::Start {
+                continue;
+            }
+            let kwargs = self.with(|st| st.slots[index].kwargs.clone());
+            let ctx = Ctx {
+                agent: self,
+                index,
+                args: def.args.clone(),
+                kwargs,
+            };
+            let run = (def.run)(ctx);
+            self.with(|st| st.slots[index].stats.clear());
+            self.apply(
+                index,
+                Event::Started {
+                    ready: true,
+                    what: None,
+                },
+            );
+            let number = self.with(|st| st.slots[index].life.starts);
+            let end = match select(run, self.until_stop(index)).await {
+                Either::First(Ok(v)) => End::Value(v),
+                Either::First(Err(e)) => End::Error {
+                    chain: vec![e.clone()],
+                    message: e,
+                },
+                Either::Second(()) => End::Error {
+                    message: "stopped".into(),
+                    chain: Vec::new(),
+                },
+            };
+            let restart = None;
+            self.apply(
+                index,
+                Event::Ended {
+                    run: number,
+                    end,
+                    restart,
+                },
+            );
+        }
+    }
+
+    async fn until_stop(&self, index: usize) {
+        while self.cmds[index].wait().await != Cmd::Stop {}
+    }
+
+    /// Starts the scheduled tasks when their runs are due, on the core's one scheduling
+    /// policy: absolute deadlines, a run still going is skipped and the journal says so,
+    /// missed periods are skipped. Never returns.
+    pub async fn run_schedules(&'static self) -> ! {
+        let clock = self.clock();
+        let mut due: Vec<(usize, Deadline<Utc>)> = self
+            .defs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                Some((
+                    i,
+                    Deadline::new(d.schedule?, &clock.wall(), clock.mono_us()),
+                ))
+            })
+            .collect();
+        loop {
+            let clock = self.clock();
+            let (wall, mono) = (clock.wall(), clock.mono_us());
+            // At most a second, so a wall clock the host sets meanwhile is seen.
+            let mut sleep = core::time::Duration::from_secs(1);
+            for (i, d) in due.iter_mut() {
+                let next = d.due().map(|w| w.timestamp_micros());
+                self.with(|st| st.slots[*i].schedule_next_us = next);
+                let Some(wait) = d.wait(&wall, mono) else {
+                    continue;
+                };
+                if !wait.is_zero() {
+                    sleep = sleep.min(wait);
+                    continue;
+                }
+                let Some(when) = d.due().cloned() else {
+                    continue;
+                };
+                let busy = self.with(|st| st.slots[*i].life.is_active());
+                let turn = Turn::when_busy(busy);
+                let (level, line) = turn.line(&when);
+                self.log(*i, level, &line);
+                if turn == Turn::Start {
+                    self.with(|st| st.slots[*i].schedule_last_us = Some(when.timestamp_micros()));
+                    self.cmds[*i].signal(Cmd::Start);
+                }
+                d.advance(&wall, mono);
+                sleep = core::time::Duration::ZERO;
+            }
+            if !sleep.is_zero() {
+                embassy_time::Timer::after_micros(sleep.as_micros() as u64).await;
+            }
+        }
+    }
+}
+
+/// Appends `msg` to the journal under `id`, a line per line.
+fn push(st: &mut State, clock: &BoardClock, id: UnitId, level: Level, msg: &str) {
+    let (wall, mono) = (clock.wall_us(), clock.mono_us());
+    for line in msg.split('\n') {
+        st.ring.push(wall, mono, id, level, line.as_bytes());
+    }
+}

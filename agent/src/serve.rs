@@ -1,0 +1,193 @@
+//! Serving the serial link: frames in, the core's answers out.
+//!
+//! Each frame carries a request id beside its message; the answer carries the same id. An
+//! answer with id 0 is the board's own: its greeting at boot (so a host sees a reset) and the
+//! error for a frame it could not read. Garbage and corrupt frames are answered with such an
+//! error and logged; the link resynchronises at the next frame.
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use asyncmd_core::clock::Clock;
+use asyncmd_core::control;
+use asyncmd_core::journal::{records, Filter, Grep};
+use asyncmd_proto::link::{self, Ask, Deframer, LinkError, Reply, MAX_LINK_FRAME};
+use asyncmd_proto::{ErrorCode, JournalQuery, Level};
+use embedded_io_async::{Read, Write};
+
+use crate::{Agent, Board};
+
+/// A board does not match messages by regular expression: the host does.
+enum NoGrep {}
+
+impl Grep for NoGrep {
+    fn is_match(&self, _msg: &[u8]) -> bool {
+        match *self {}
+    }
+}
+
+/// Entry bytes per journal answer, so that it fits a frame with room to spare.
+const ENTRY_BYTES: usize = MAX_LINK_FRAME / 2;
+
+impl Agent {
+    /// The board's greeting.
+    fn hello(&self) -> Reply {
+        Reply::Hello {
+            board: self.board.into(),
+            firmware: self.firmware.into(),
+            uptime_us: self.clock().mono_us(),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn answer(&'static self, ask: Ask) -> Reply {
+        match ask {
+            Ask::Hello { host_wall_us } => {
+                let mono = self.clock().mono_us() as i64;
+                self.with(|st| st.wall_offset_us = host_wall_us.saturating_sub(mono));
+                self.hello()
+            }
+            Ask::Journal {
+                units,
+                after_seq,
+                lines,
+                level,
+            } => self.entries(units, after_seq, lines, level),
+            other => match other.into_request() {
+                Some(req) => Reply::from_response(&control::answer(&Board(self), req).await),
+                None => Reply::Error {
+                    code: ErrorCode::BadRequest,
+                    message: "not a request".into(),
+                },
+            },
+        }
+    }
+
+    /// Journal entries after `after_seq` (or the newest `lines`), as many as fit a frame.
+    fn entries(
+        &self,
+        units: Vec<String>,
+        after_seq: Option<u64>,
+        lines: Option<u32>,
+        level: Option<Level>,
+    ) -> Reply {
+        let q = JournalQuery {
+            units,
+            level,
+            ..JournalQuery::default()
+        };
+        let mut filter = match Filter::<NoGrep>::new(&q, None) {
+            Ok(f) => f,
+            Err(e) => {
+                return Reply::Error {
+                    code: ErrorCode::BadRequest,
+                    message: e,
+                }
+            }
+        };
+        self.with(|st| {
+            let mut cursor = match after_seq {
+                Some(seq) => st.ring.cursor_at(seq),
+                None => st.ring.oldest(),
+            };
+            let mut missed = match after_seq {
+                Some(seq) if seq < st.ring.first_seq() => st.ring.first_seq() - seq,
+                _ => 0,
+            };
+            let mut copy = Vec::new();
+            let mut picked = VecDeque::new();
+            let mut bytes = 0;
+            let newest = lines.map(|n| n as usize);
+            loop {
+                copy.clear();
+                let got = st.ring.read(&mut cursor, &mut copy, 512);
+                missed += got.missed;
+                if got.copied == 0 {
+                    break;
+                }
+                for r in records(&copy) {
+                    if !filter.matches(&st.names, &r) {
+                        continue;
+                    }
+                    let e = r.to_entry(filter.name(&st.names, r.unit));
+                    bytes += e.msg.len() + e.unit.len() + 24;
+                    picked.push_back(e);
+                    if let Some(n) = newest {
+                        while picked.len() > n {
+                            let old = picked.pop_front().expect("more than n");
+                            bytes -= old.msg.len() + old.unit.len() + 24;
+                        }
+                    }
+                }
+                if newest.is_none() && bytes >= ENTRY_BYTES {
+                    break;
+                }
+            }
+            // The newest `lines` may still be too many for one frame: the oldest go first.
+            while bytes > ENTRY_BYTES {
+                match picked.pop_front() {
+                    Some(old) => bytes -= old.msg.len() + old.unit.len() + 24,
+                    None => break,
+                }
+            }
+            let next_seq = match (newest, picked.back()) {
+                (Some(_), _) => cursor.seq(),
+                (None, Some(last)) => last.seq + 1,
+                (None, None) => cursor.seq(),
+            };
+            Reply::Entries {
+                entries: picked.into(),
+                missed,
+                next_seq,
+            }
+        })
+    }
+
+    /// Serves the link on `rx`/`tx` for ever: greets, then answers each frame that comes.
+    pub async fn serve<R: Read, W: Write>(&'static self, mut rx: R, mut tx: W) -> ! {
+        let mut out = Vec::new();
+        let mut deframer = Deframer::new();
+        let mut buf = [0u8; 64];
+        self.send(&mut tx, &mut out, 0, &self.hello()).await;
+        loop {
+            let n = match rx.read(&mut buf).await {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            let mut frames = Vec::new();
+            deframer.feed::<(u16, Ask)>(&buf[..n], |r| frames.push(r));
+            for frame in frames {
+                let (id, reply) = match frame {
+                    Ok((id, ask)) => (id, self.answer(ask).await),
+                    Err(e) => {
+                        self.log_agent(Level::Warning, &format!("link: {e}"));
+                        let code = match e {
+                            LinkError::Version { .. } => ErrorCode::Version,
+                            LinkError::TooLarge => ErrorCode::TooLarge,
+                            _ => ErrorCode::BadRequest,
+                        };
+                        let message = e.to_string();
+                        (0, Reply::Error { code, message })
+                    }
+                };
+                self.send(&mut tx, &mut out, id, &reply).await;
+            }
+        }
+    }
+
+    async fn send<W: Write>(&self, tx: &mut W, out: &mut Vec<u8>, id: u16, reply: &Reply) {
+        out.clear();
+        if let Err(e) = link::encode(&(id, reply), out) {
+            out.clear();
+            let reply = Reply::Error {
+                code: ErrorCode::Internal,
+                message: e.to_string(),
+            };
+            let _ = link::encode(&(id, &reply), out);
+        }
+        let _ = tx.write_all(out).await;
+        let _ = tx.flush().await;
+    }
+}

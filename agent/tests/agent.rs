@@ -1,0 +1,253 @@
+//! The agent on the host: its tasks, schedule, journal and link answers, driven through the
+//! same requests a board gets over its serial line (embassy-time's std driver keeps time).
+
+use std::time::{Duration, Instant};
+
+use asyncmd_agent::{Agent, Ctx, TaskDef, TaskFuture};
+use asyncmd_core::schedule::Spec;
+use asyncmd_proto::link::{Ask, Reply, TaskStatus};
+use asyncmd_proto::{ActionOutcome, Level, UnitState};
+use embassy_futures::select::{select, Either};
+use embassy_time::Timer;
+use serde_json::{Map, Value};
+
+fn count(ctx: Ctx) -> TaskFuture {
+    Box::pin(async move {
+        let mut n = 0u64;
+        loop {
+            n += 1;
+            ctx.info(&format!("tick {n}"));
+            ctx.set_stat("n", n);
+            Timer::after_millis(ctx.kwarg_f64("ms", 5.0) as u64).await;
+        }
+    })
+}
+
+fn once(ctx: Ctx) -> TaskFuture {
+    Box::pin(async move {
+        ctx.log(Level::Warning, "once: ran");
+        Ok(Value::from(42))
+    })
+}
+
+fn fails(_ctx: Ctx) -> TaskFuture {
+    Box::pin(async move { Err("sensor not found".into()) })
+}
+
+fn agent() -> &'static Agent {
+    let ring: &'static mut [u8] = Box::leak(vec![0u8; 8 * 1024].into_boxed_slice());
+    let mut kw = Map::new();
+    kw.insert("ms".into(), Value::from(5));
+    let defs = vec![
+        TaskDef {
+            name: "count",
+            run: count,
+            args: vec![Value::from(2)],
+            kwargs: kw,
+            start: true,
+            schedule: None,
+        },
+        TaskDef {
+            name: "once",
+            run: once,
+            args: Vec::new(),
+            kwargs: Map::new(),
+            start: false,
+            schedule: Some(
+                Spec::new(
+                    Some(Duration::from_millis(20)),
+                    Some(Duration::from_millis(40)),
+                    None,
+                )
+                .unwrap(),
+            ),
+        },
+        TaskDef {
+            name: "fails",
+            run: fails,
+            args: Vec::new(),
+            kwargs: Map::new(),
+            start: false,
+            schedule: None,
+        },
+    ];
+    Box::leak(Box::new(
+        Agent::new("testboard", "0.1.0", ring, defs).unwrap(),
+    ))
+}
+
+/// Runs the agent's tasks and schedules beside `script` until it ends.
+fn drive<F: std::future::Future>(a: &'static Agent, script: F) -> F::Output {
+    let runners = async {
+        embassy_futures::join::join4(
+            a.run_task(0),
+            a.run_task(1),
+            a.run_task(2),
+            a.run_schedules(),
+        )
+        .await;
+    };
+    match embassy_futures::block_on(select(runners, script)) {
+        Either::First(_) => unreachable!("the runners never end"),
+        Either::Second(out) => out,
+    }
+}
+
+async fn status(a: &'static Agent, pattern: &str) -> Vec<TaskStatus> {
+    match a
+        .answer(Ask::Status {
+            patterns: vec![pattern.into()],
+            lines: 3,
+        })
+        .await
+    {
+        Reply::Status(s) => s,
+        other => panic!("not a status: {other:?}"),
+    }
+}
+
+/// Waits (on the agent's clock) until `cond` holds of `name`'s status.
+async fn until(
+    a: &'static Agent,
+    name: &str,
+    what: &str,
+    cond: impl Fn(&TaskStatus) -> bool,
+) -> TaskStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(a, name).await.remove(0);
+        if cond(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:?}"
+        );
+        Timer::after_millis(2).await;
+    }
+}
+
+#[test]
+fn tasks_run_stop_start_and_report_through_the_link_answers() {
+    let a = agent();
+    drive(a, async {
+        let s = until(a, "count", "count to tick a few times", |s| {
+            s.stats
+                .iter()
+                .any(|(k, v)| k == "n" && matches!(v, asyncmd_proto::link::Stat::Int(n) if *n >= 3))
+        })
+        .await;
+        assert_eq!(s.state, UnitState::Running);
+        assert_eq!(s.journal.len(), 3, "the newest 3 lines: {:?}", s.journal);
+        assert!(s.journal.iter().all(|e| e.msg.starts_with("tick ")));
+
+        // Stop, then start again: a second run.
+        let r = a
+            .answer(Ask::Stop {
+                units: vec!["count".into()],
+            })
+            .await;
+        assert!(
+            matches!(&r, Reply::Actions(v) if v[0].outcome == ActionOutcome::Ok),
+            "{r:?}"
+        );
+        until(a, "count", "count to stop", |s| {
+            s.state == UnitState::Stopped
+        })
+        .await;
+        a.answer(Ask::Start {
+            units: vec!["c*".into()],
+        })
+        .await;
+        let s = until(a, "count", "count's second run", |s| {
+            s.starts == 2 && s.state == UnitState::Running
+        })
+        .await;
+        assert_eq!(s.args, vec![asyncmd_proto::link::Stat::Int(2)]);
+
+        // A failing task: its error, and the core's words for it.
+        a.answer(Ask::Start {
+            units: vec!["fails".into()],
+        })
+        .await;
+        let s = until(a, "fails", "fails to fail", |s| {
+            s.state == UnitState::Failed
+        })
+        .await;
+        assert_eq!(s.error.as_deref(), Some("sensor not found"));
+
+        // A name that matches nothing, and what a board does not serve.
+        let r = a
+            .answer(Ask::Restart {
+                units: vec!["nope".into()],
+            })
+            .await;
+        assert!(
+            matches!(&r, Reply::Actions(v) if v[0].outcome == ActionOutcome::NoSuchUnit),
+            "{r:?}"
+        );
+    });
+}
+
+#[test]
+fn a_schedule_fires_and_the_journal_pages_from_a_sequence_number() {
+    let a = agent();
+    drive(a, async {
+        let s = until(a, "once", "the scheduled task to run twice", |s| {
+            s.starts >= 2
+        })
+        .await;
+        assert_eq!(s.state, UnitState::Done);
+        let (spec, _last, next) = s.schedule.clone().expect("a schedule");
+        assert!(spec.contains("every"), "{spec}");
+        assert!(next.is_some());
+        assert_eq!(s.result, Some(asyncmd_proto::link::Stat::Int(42)));
+
+        // The journal of `once`, from the start, then from where the last page ended.
+        let page = |after_seq| {
+            a.answer(Ask::Journal {
+                units: vec!["once".into()],
+                after_seq,
+                lines: None,
+                level: None,
+            })
+        };
+        let Reply::Entries {
+            entries,
+            missed,
+            next_seq,
+        } = page(None).await
+        else {
+            panic!()
+        };
+        assert_eq!(missed, 0);
+        assert!(entries
+            .iter()
+            .any(|e| e.msg == "once: ran" && e.level == Level::Warning));
+        assert!(entries.iter().all(|e| e.unit == "once"));
+        let Reply::Entries { entries: later, .. } = page(Some(next_seq)).await else {
+            panic!()
+        };
+        assert!(later.iter().all(|e| e.seq >= next_seq));
+
+        // Hello sets the board's wall clock from the host's.
+        let Reply::Hello { board, .. } = a
+            .answer(Ask::Hello {
+                host_wall_us: 1_764_000_000_000_000,
+            })
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(board, "testboard");
+        a.answer(Ask::Start {
+            units: vec!["fails".into()],
+        })
+        .await;
+        let s = until(a, "fails", "fails to fail", |s| {
+            s.state == UnitState::Failed
+        })
+        .await;
+        assert!(s.since_us.unwrap() > 1_764_000_000_000_000);
+    });
+}
