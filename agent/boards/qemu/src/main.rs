@@ -1,0 +1,168 @@
+//! The asyncmd agent on QEMU's netduinoplus2 (an STM32F405): the board to try the agent on
+//! with no board at all. embassy-stm32's `init()` hangs on QEMU (it waits for RCC ready bits
+//! QEMU does not model), so this board skips the HAL: USART1 and SysTick by their registers.
+//!
+//! Tasks: `blink` (a simulated LED on pin 2, a journal line per toggle), `sensor` (a simulated
+//! temperature as a stat), and `report` (scheduled: every 10 s, first after 5 s).
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod executor;
+mod time;
+mod usart;
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use asyncmd_agent::{Agent, Ctx, TaskDef, TaskFuture};
+use asyncmd_core::schedule::Spec;
+use embassy_time::Timer;
+use serde_json::{Map, Value};
+use static_cell::{ConstStaticCell, StaticCell};
+
+/// Bytes of the journal ring.
+const RING_BYTES: usize = 4 * 1024;
+/// Bytes of the heap, taken from the RAM above .bss: task runs, request and answer messages.
+const HEAP_BYTES: usize = 24 * 1024;
+
+#[global_allocator]
+static HEAP: embedded_alloc::LlffHeap = embedded_alloc::LlffHeap::empty();
+
+static RING: ConstStaticCell<[u8; RING_BYTES]> = ConstStaticCell::new([0; RING_BYTES]);
+static AGENT: StaticCell<Agent> = StaticCell::new();
+static EXECUTOR: StaticCell<executor::Executor> = StaticCell::new();
+
+/// Toggles a simulated LED on the pin of its first argument, every `sleep` seconds.
+fn blink(ctx: Ctx) -> TaskFuture {
+    Box::pin(async move {
+        let pin = ctx.args.first().and_then(Value::as_u64).unwrap_or(2);
+        let sleep_ms = (ctx.kwarg_f64("sleep", 1.0) * 1000.0) as u64;
+        let mut toggles = 0u64;
+        loop {
+            ctx.info(&format!("LED {pin} on"));
+            Timer::after_millis(200).await;
+            ctx.info(&format!("LED {pin} off"));
+            toggles += 1;
+            ctx.set_stat("toggles", toggles);
+            Timer::after_millis(sleep_ms.max(1)).await;
+        }
+    })
+}
+
+/// A simulated temperature sensor: a slow triangle wave around 21 °C, in tenths.
+fn sensor(ctx: Ctx) -> TaskFuture {
+    Box::pin(async move {
+        let every_ms = (ctx.kwarg_f64("interval", 2.0) * 1000.0) as u64;
+        let mut t: i64 = 0;
+        loop {
+            let phase = t % 40;
+            let tenths = 190 + if phase < 20 { phase * 2 } else { (40 - phase) * 2 };
+            let celsius = tenths as f64 / 10.0;
+            ctx.set_stat("temp", celsius);
+            ctx.info(&format!("temp {}.{} C", tenths / 10, tenths % 10));
+            t += 1;
+            Timer::after_millis(every_ms.max(1)).await;
+        }
+    })
+}
+
+/// Says how long the board has been up: a run that finishes, made to be scheduled.
+fn report(ctx: Ctx) -> TaskFuture {
+    Box::pin(async move {
+        let up = embassy_time::Instant::now().as_secs();
+        ctx.info(&format!("up {up} s"));
+        Ok(Value::from(up))
+    })
+}
+
+fn tasks() -> Vec<TaskDef> {
+    let mut blink_kw = Map::new();
+    blink_kw.insert("sleep".into(), Value::from(1));
+    let schedule = Spec::new(
+        Some(Duration::from_secs(5)),
+        Some(Duration::from_secs(10)),
+        None,
+    )
+    .ok();
+    vec![
+        TaskDef {
+            name: "blink",
+            run: blink,
+            args: vec![Value::from(2)],
+            kwargs: blink_kw,
+            start: true,
+            schedule: None,
+        },
+        TaskDef {
+            name: "sensor",
+            run: sensor,
+            args: Vec::new(),
+            kwargs: Map::new(),
+            start: true,
+            schedule: None,
+        },
+        TaskDef {
+            name: "report",
+            run: report,
+            args: Vec::new(),
+            kwargs: Map::new(),
+            start: false,
+            schedule,
+        },
+    ]
+}
+
+/// Says on the serial line where it panicked (the host's reader drops it as garbage, then the
+/// board stops: a hardware watchdog would reset it).
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    cortex_m::interrupt::disable();
+    let _ = core::fmt::write(&mut usart::Raw, format_args!("\0panic: {info}\0"));
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[embassy_executor::task(pool_size = 3)]
+async fn runner(agent: &'static Agent, index: usize) {
+    agent.run_task(index).await
+}
+
+#[embassy_executor::task]
+async fn schedules(agent: &'static Agent) {
+    agent.run_schedules().await
+}
+
+#[embassy_executor::task]
+async fn link(agent: &'static Agent) {
+    agent.serve(usart::Rx, usart::Tx).await
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    // The heap is the free RAM above .bss (cortex-m-rt's __sheap), not a static buffer.
+    // SAFETY: called once, before anything allocates; the stack grows down from the top of
+    // RAM, far above __sheap + HEAP_BYTES.
+    unsafe { HEAP.init(cortex_m_rt::heap_start() as usize, HEAP_BYTES) };
+    let cp = cortex_m::Peripherals::take().expect("the core peripherals, once");
+    time::init(cp.SYST);
+    usart::init();
+    let agent = match Agent::new("qemu", env!("CARGO_PKG_VERSION"), RING.take(), tasks()) {
+        Ok(a) => AGENT.init(a),
+        Err(e) => panic!("{e}"),
+    };
+    agent.log_agent(asyncmd_proto::Level::Info, "agent started");
+    EXECUTOR.init(executor::Executor::new()).run(|spawner| {
+        for i in 0..agent.tasks() {
+            spawner.spawn(runner(agent, i).expect("a runner slot per task"));
+        }
+        spawner.spawn(schedules(agent).expect("one scheduler"));
+        spawner.spawn(link(agent).expect("one link"));
+    })
+}
