@@ -56,9 +56,24 @@ impl Host for Board {
                 })
             })
             .collect();
-        if lines > 0 {
-            for s in out.iter_mut() {
+        let clock = agent.clock();
+        for s in out.iter_mut() {
+            if lines > 0 {
                 s.journal = newest(agent, &s.name, lines);
+            }
+            for t in [&mut s.since_us, &mut s.started_us, &mut s.done_us]
+                .into_iter()
+                .flatten()
+            {
+                *t = clock.fix(*t);
+            }
+            if let Some(sc) = s.schedule.as_mut() {
+                for t in [&mut sc.last_us, &mut sc.next_us].into_iter().flatten() {
+                    *t = clock.fix(*t);
+                }
+            }
+            for e in s.journal.iter_mut() {
+                e.time_us = clock.fix(e.time_us);
             }
         }
         out

@@ -149,7 +149,20 @@ impl Clock for BoardClock {
     }
 }
 
+/// Wall times below this (2001-09-09) were taken before a host told the board the time.
+const CLOCK_SET: i64 = 1_000_000_000_000_000;
+
 impl BoardClock {
+    /// `us` as wall time: a time taken before the clock was set is moved by the offset the
+    /// host has given since (it was counted from the boot, as the monotonic clock is).
+    fn fix(&self, us: i64) -> i64 {
+        if us < CLOCK_SET && self.wall_offset_us >= CLOCK_SET {
+            us.saturating_add(self.wall_offset_us)
+        } else {
+            us
+        }
+    }
+
     fn wall(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.wall_us()).unwrap_or_default()
     }
@@ -368,7 +381,10 @@ impl Agent {
                 };
                 let busy = self.with(|st| st.slots[*i].life.is_active());
                 let turn = Turn::when_busy(busy);
-                let (level, line) = turn.line(&when);
+                // Due times count from the boot until a host sets the clock.
+                let shown = DateTime::from_timestamp_micros(clock.fix(when.timestamp_micros()))
+                    .unwrap_or(when);
+                let (level, line) = turn.line(&shown);
                 self.log(*i, level, &line);
                 if turn == Turn::Start {
                     self.with(|st| st.slots[*i].schedule_last_us = Some(when.timestamp_micros()));

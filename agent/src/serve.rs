@@ -17,7 +17,7 @@ use asyncmd_proto::link::{self, Ask, Deframer, LinkError, Reply, MAX_LINK_FRAME}
 use asyncmd_proto::{ErrorCode, JournalQuery, Level};
 use embedded_io_async::{Read, Write};
 
-use crate::{Agent, Board};
+use crate::{Agent, Board, BoardClock};
 
 /// A board does not match messages by regular expression: the host does.
 enum NoGrep {}
@@ -137,6 +137,12 @@ impl Agent {
                 (None, Some(last)) => last.seq + 1,
                 (None, None) => cursor.seq(),
             };
+            let clock = BoardClock {
+                wall_offset_us: st.wall_offset_us,
+            };
+            for e in picked.iter_mut() {
+                e.time_us = clock.fix(e.time_us);
+            }
             Reply::Entries {
                 entries: picked.into(),
                 missed,

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use asyncmd_proto::agent::AgentClient;
 use asyncmd_proto::client::Client;
 use std::fmt::Write as _;
 
@@ -22,6 +23,10 @@ struct Cli {
     /// Control socket [default: $ASYNCMD_SOCKET, else the daemon's default path].
     #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Talk to a board's agent instead of asyncmdd: tcp:HOST:PORT or a serial device
+    /// (/dev/ttyACM0, /dev/ttyACM0@115200).
+    #[arg(long, global = true, value_name = "ADDR", conflicts_with = "socket")]
+    agent: Option<String>,
     /// Print the answer as JSON (read commands).
     #[arg(long, global = true)]
     json: bool,
@@ -139,15 +144,21 @@ const EXIT_NO_UNIT: u8 = 4;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = asyncmd_proto::text::color_enabled(cli.no_color);
-    let path = endpoint::socket_path(cli.socket.as_deref());
-    let mut client = match Client::connect(&path) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_FAILED, &e.to_string()),
-    };
     let (req, detailed) = request(cli.command);
-    let resp = match client.call(req) {
+    let answer = match &cli.agent {
+        Some(addr) => AgentClient::connect(addr)
+            .and_then(|mut c| c.call(req))
+            .map_err(|e| e.to_string()),
+        None => {
+            let path = endpoint::socket_path(cli.socket.as_deref());
+            Client::connect(&path)
+                .and_then(|mut c| c.call(req))
+                .map_err(|e| e.to_string())
+        }
+    };
+    let resp = match answer {
         Ok(r) => r,
-        Err(e) => return fail(EXIT_FAILED, &e.to_string()),
+        Err(e) => return fail(EXIT_FAILED, &e),
     };
     let mut out = String::new();
     let code = match resp {

@@ -3,6 +3,7 @@
 //! Filtering happens in the daemon; this program asks, prints and, when following, flushes
 //! every batch as it arrives and exits quietly (status 0) once its output pipe is closed.
 
+mod agent;
 mod since;
 
 use std::io::{self, Write};
@@ -47,6 +48,10 @@ struct Cli {
     /// Control socket [default: $ASYNCMD_SOCKET, else the daemon's default path].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Read a board's journal through its agent instead of asyncmdd's: tcp:HOST:PORT or a
+    /// serial device (/dev/ttyACM0, /dev/ttyACM0@115200).
+    #[arg(long, value_name = "ADDR", conflicts_with = "socket")]
+    agent: Option<String>,
     /// Never colour the output.
     #[arg(long)]
     no_color: bool,
@@ -97,6 +102,9 @@ fn json_lines(text: &mut Vec<u8>, host: &str, entries: &[Entry]) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = asyncmd_proto::text::color_enabled(cli.no_color);
+    if let Some(addr) = cli.agent.clone() {
+        return agent::journal(&addr, cli, color);
+    }
     let query = JournalQuery {
         units: cli.units,
         lines: cli.lines.or(if cli.follow { Some(10) } else { None }),

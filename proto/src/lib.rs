@@ -16,6 +16,8 @@ pub mod request;
 pub mod unit;
 
 #[cfg(feature = "std")]
+pub mod agent;
+#[cfg(feature = "std")]
 pub mod client;
 #[cfg(feature = "std")]
 pub mod endpoint;

@@ -62,7 +62,12 @@ fn sensor(ctx: Ctx) -> TaskFuture {
         let mut t: i64 = 0;
         loop {
             let phase = t % 40;
-            let tenths = 190 + if phase < 20 { phase * 2 } else { (40 - phase) * 2 };
+            let tenths = 190
+                + if phase < 20 {
+                    phase * 2
+                } else {
+                    (40 - phase) * 2
+                };
             let celsius = tenths as f64 / 10.0;
             ctx.set_stat("temp", celsius);
             ctx.info(&format!("temp {}.{} C", tenths / 10, tenths % 10));

@@ -14,7 +14,7 @@ use embassy_time_queue_utils::Queue;
 
 const CPU_HZ: u32 = 168_000_000;
 const SYSTICK_HZ: u32 = 1_000;
-const _: () = assert!(TICK_HZ % SYSTICK_HZ as u64 == 0);
+const _: () = assert!(TICK_HZ.is_multiple_of(SYSTICK_HZ as u64));
 const TICKS_PER_IRQ: u64 = TICK_HZ / SYSTICK_HZ as u64;
 
 struct SysTickDriver {

@@ -1,0 +1,161 @@
+//! `asyncmjournal --agent ADDR`: a board's journal, read page by page over its serial link.
+//!
+//! A board keeps its ring and filters by unit and level; the `--grep` and `--since` filters
+//! are applied here. Following polls for entries after the last one seen. A board that resets
+//! starts its journal again: the follower says so on stderr and carries on from its start.
+
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use asyncmd_proto::agent::AgentClient;
+use asyncmd_proto::link::{Ask, Reply};
+use asyncmd_proto::text::EntryFormatter;
+use asyncmd_proto::{Entry, TextStyle};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use regex::bytes::Regex;
+
+use crate::{fail, json_lines, Cli, Output};
+
+/// How often a follower asks for new entries.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+
+/// Prints the board's journal (and, following, what it logs from then on).
+pub fn journal(addr: &str, cli: Cli, color: bool) -> ExitCode {
+    let grep = match cli.grep.as_deref().map(Regex::new).transpose() {
+        Ok(g) => g,
+        Err(e) => return fail(&format!("bad --grep: {e}")),
+    };
+    let mut client = match AgentClient::connect(addr) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let lines = cli.lines.or(if cli.follow { Some(10) } else { None });
+    let mut printer = Printer {
+        out: io::BufWriter::new(io::stdout().lock()),
+        fmt: EntryFormatter::new(color),
+        text: String::new(),
+        json: Vec::new(),
+        output: cli.output,
+        grep,
+        since_us: cli.since,
+    };
+    let ask = |after_seq: Option<u64>, lines: Option<u32>| Ask::Journal {
+        units: cli.units.clone(),
+        after_seq,
+        lines,
+        level: cli.level,
+    };
+    // The newest `lines` first (a board answers them in one page), else every page from the
+    // oldest.
+    let mut next: Option<u64> = None;
+    let mut first = Some(lines.map(|n| n.min(u64::from(u32::MAX)) as u32));
+    loop {
+        let limit = first.take().flatten();
+        let reply = match client.ask(&ask(next, limit)) {
+            Ok(r) => r,
+            Err(e) => return fail(&e.to_string()),
+        };
+        let (entries, missed, next_seq) = match reply {
+            Reply::Entries {
+                entries,
+                missed,
+                next_seq,
+            } => (entries, missed, next_seq),
+            Reply::Error { message, .. } => return fail(&message),
+            other => return fail(&format!("unexpected answer from the board: {other:?}")),
+        };
+        if client.take_reset() || next.is_some_and(|n| next_seq < n) {
+            eprintln!("-- the board reset: its journal starts again --");
+            next = None;
+            continue;
+        }
+        if missed > 0 {
+            let _ = printer.out.flush();
+            eprintln!("-- {missed} entries missed: this reader fell behind the journal ring --");
+        }
+        let got = !entries.is_empty();
+        if let Err(e) = printer.print(client.board(), &entries) {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return ExitCode::SUCCESS;
+            }
+            return fail(&format!("cannot write output: {e}"));
+        }
+        next = Some(next_seq);
+        if limit.is_some() && !cli.follow {
+            return ExitCode::SUCCESS;
+        }
+        if !got {
+            if !cli.follow {
+                return ExitCode::SUCCESS;
+            }
+            if stdout_gone(POLL_EVERY) {
+                return ExitCode::SUCCESS;
+            }
+        }
+    }
+}
+
+/// Waits `d`; whether stdout's reader went away meanwhile.
+fn stdout_gone(d: Duration) -> bool {
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+    let ms = u16::try_from(d.as_millis()).unwrap_or(u16::MAX);
+    let _ = poll(&mut fds, PollTimeout::from(ms));
+    fds[0]
+        .revents()
+        .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+}
+
+struct Printer<W: Write> {
+    out: W,
+    fmt: EntryFormatter,
+    text: String,
+    json: Vec<u8>,
+    output: Output,
+    grep: Option<Regex>,
+    since_us: Option<i64>,
+}
+
+impl<W: Write> Printer<W> {
+    fn print(&mut self, board: &str, entries: &[Entry]) -> io::Result<()> {
+        let keep: Vec<Entry> = entries
+            .iter()
+            .filter(|e| self.since_us.is_none_or(|s| e.time_us >= s))
+            .filter(|e| {
+                self.grep
+                    .as_ref()
+                    .is_none_or(|g| g.is_match(e.msg.as_bytes()))
+            })
+            .cloned()
+            .collect();
+        match self.output {
+            Output::Json => {
+                json_lines(&mut self.json, board, &keep);
+                self.out.write_all(&self.json)?;
+            }
+            Output::Short | Output::Cat => {
+                let style = if self.output == Output::Cat {
+                    TextStyle::Cat
+                } else {
+                    TextStyle::Short
+                };
+                self.text.clear();
+                for e in &keep {
+                    self.fmt.line(
+                        &mut self.text,
+                        style,
+                        board,
+                        e.time_us,
+                        e.level,
+                        &e.unit,
+                        &e.msg,
+                    );
+                }
+                self.out.write_all(self.text.as_bytes())?;
+            }
+        }
+        self.out.flush()
+    }
+}

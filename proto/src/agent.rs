@@ -1,0 +1,306 @@
+//! The host's end of the serial link to a board's agent: `tcp:HOST:PORT` (QEMU's serial line,
+//! a serial-to-TCP bridge) or a serial device (`/dev/ttyACM0`, optionally `@BAUD`).
+//!
+//! Blocking, like [`crate::client`]: every wait is bounded by a deadline, so a board that
+//! stops answering is an error naming it, never a hang. Requests carry an id; answers of
+//! other ids (a late one, the board's greeting after a reset, its error for line noise) are
+//! told apart from the answer awaited.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::link::{self, Ask, Deframer, LinkError, Reply};
+use crate::{Request, Response};
+
+/// How long a board may take to answer one request.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why talking to a board failed.
+#[derive(Debug)]
+pub enum AgentError {
+    /// The address is not `tcp:HOST:PORT` or a device path.
+    Address(String),
+    /// The line could not be opened.
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// Reading or writing the line failed.
+    Io(io::Error),
+    /// The board did not answer in time.
+    Timeout {
+        /// How long it was given.
+        waited: Duration,
+    },
+    /// The line closed.
+    Closed,
+    /// The board answered with something unreadable or of another link version.
+    Link(LinkError),
+    /// The request is not one a board serves.
+    Unsupported(String),
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::Address(a) => write!(
+                f,
+                "not an agent address: {a:?} (give tcp:HOST:PORT or a serial device such as \
+                 /dev/ttyACM0 or /dev/ttyACM0@115200)"
+            ),
+            AgentError::Connect { addr, source } => {
+                write!(f, "cannot open the line to the board at {addr}: {source}")
+            }
+            AgentError::Io(e) => write!(f, "the line to the board failed: {e}"),
+            AgentError::Timeout { waited } => write!(
+                f,
+                "the board did not answer within {} s (is it running the asyncmd agent?)",
+                waited.as_secs_f64()
+            ),
+            AgentError::Closed => f.write_str("the line to the board closed"),
+            AgentError::Link(e) => write!(f, "bad answer from the board: {e}"),
+            AgentError::Unsupported(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// The line: a TCP stream or a serial device.
+enum Line {
+    Tcp(TcpStream),
+    Serial(File),
+}
+
+impl Line {
+    fn open(addr: &str) -> Result<Line, AgentError> {
+        let connect = |source| AgentError::Connect {
+            addr: addr.to_string(),
+            source,
+        };
+        if let Some(hostport) = addr.strip_prefix("tcp:") {
+            if !hostport.contains(':') {
+                return Err(AgentError::Address(addr.into()));
+            }
+            let s = TcpStream::connect(hostport).map_err(connect)?;
+            s.set_nodelay(true).map_err(connect)?;
+            return Ok(Line::Tcp(s));
+        }
+        if !addr.starts_with('/') {
+            return Err(AgentError::Address(addr.into()));
+        }
+        let (path, baud) = match addr.rsplit_once('@') {
+            Some((p, b)) => (
+                p,
+                b.parse::<u32>()
+                    .map_err(|_| AgentError::Address(addr.into()))?,
+            ),
+            None => (addr, 115_200),
+        };
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(connect)?;
+        raw_tty(&f, baud).map_err(connect)?;
+        Ok(Line::Serial(f))
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Line::Tcp(s) => s.write_all(bytes),
+            Line::Serial(f) => f.write_all(bytes),
+        }
+    }
+
+    /// Reads what has come, waiting at most until `deadline`; 0 bytes means the line closed.
+    fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, AgentError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let ready = {
+            let fd = match &*self {
+                Line::Tcp(s) => s.as_fd(),
+                Line::Serial(f) => f.as_fd(),
+            };
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(ms)).map_err(|e| AgentError::Io(e.into()))?
+        };
+        if ready == 0 {
+            return Err(AgentError::Timeout {
+                waited: Duration::ZERO,
+            });
+        }
+        let n = match self {
+            Line::Tcp(s) => s.read(buf),
+            Line::Serial(f) => f.read(buf),
+        }
+        .map_err(AgentError::Io)?;
+        Ok(n)
+    }
+}
+
+/// Puts a serial device in raw mode at `baud`.
+fn raw_tty(f: &File, baud: u32) -> io::Result<()> {
+    use nix::sys::termios::{self, BaudRate, SetArg};
+    let rate = match baud {
+        9600 => BaudRate::B9600,
+        19200 => BaudRate::B19200,
+        38400 => BaudRate::B38400,
+        57600 => BaudRate::B57600,
+        115_200 => BaudRate::B115200,
+        230_400 => BaudRate::B230400,
+        460_800 => BaudRate::B460800,
+        921_600 => BaudRate::B921600,
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unsupported baud rate {other}"),
+            ))
+        }
+    };
+    let mut t = termios::tcgetattr(f).map_err(io::Error::from)?;
+    termios::cfmakeraw(&mut t);
+    termios::cfsetspeed(&mut t, rate).map_err(io::Error::from)?;
+    termios::tcsetattr(f, SetArg::TCSANOW, &t).map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// A connection to a board's agent.
+pub struct AgentClient {
+    line: Line,
+    deframer: Deframer,
+    next_id: u16,
+    board: String,
+    uptime_us: u64,
+    /// The board greeted again, unasked: it reset since the last look.
+    reset: bool,
+    out: Vec<u8>,
+}
+
+impl AgentClient {
+    /// Opens the line at `addr` and greets the board (telling it the wall clock).
+    pub fn connect(addr: &str) -> Result<AgentClient, AgentError> {
+        let mut c = AgentClient {
+            line: Line::open(addr)?,
+            deframer: Deframer::new(),
+            next_id: 0,
+            board: String::new(),
+            uptime_us: 0,
+            reset: false,
+            out: Vec::new(),
+        };
+        c.hello()?;
+        c.reset = false;
+        Ok(c)
+    }
+
+    /// The board's name, as it said.
+    pub fn board(&self) -> &str {
+        &self.board
+    }
+
+    /// Whether the board has reset since the last call of this (and forgets it).
+    pub fn take_reset(&mut self) -> bool {
+        std::mem::take(&mut self.reset)
+    }
+
+    /// Greets the board: learns its name and uptime, tells it the wall clock.
+    pub fn hello(&mut self) -> Result<(), AgentError> {
+        let host_wall_us = crate::text::now_us();
+        match self.ask(&Ask::Hello { host_wall_us })? {
+            Reply::Hello {
+                board, uptime_us, ..
+            } => {
+                self.note_hello(board, uptime_us);
+                Ok(())
+            }
+            other => Err(AgentError::Link(LinkError::Malformed(format!(
+                "a greeting was answered with {other:?}"
+            )))),
+        }
+    }
+
+    fn note_hello(&mut self, board: String, uptime_us: u64) {
+        if uptime_us < self.uptime_us {
+            self.reset = true;
+        }
+        self.board = board;
+        self.uptime_us = uptime_us;
+    }
+
+    /// Sends `ask` and waits for its answer.
+    pub fn ask(&mut self, ask: &Ask) -> Result<Reply, AgentError> {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let id = self.next_id;
+        self.out.clear();
+        link::encode(&(id, ask), &mut self.out).map_err(AgentError::Link)?;
+        self.line.write_all(&self.out).map_err(AgentError::Io)?;
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match self.line.read_until(&mut buf, deadline) {
+                Ok(0) => return Err(AgentError::Closed),
+                Ok(n) => n,
+                Err(AgentError::Timeout { .. }) => {
+                    return Err(AgentError::Timeout {
+                        waited: ANSWER_TIMEOUT,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            let mut frames = Vec::new();
+            self.deframer
+                .feed::<(u16, Reply)>(&buf[..n], |r| frames.push(r));
+            let mut answer = None;
+            for f in frames {
+                match f {
+                    Ok((got, reply)) if got == id => answer = Some(reply),
+                    Ok((
+                        0,
+                        Reply::Hello {
+                            board, uptime_us, ..
+                        },
+                    )) => {
+                        // It booted (again) meanwhile: it did not get this request.
+                        self.reset = true;
+                        self.board = board;
+                        self.uptime_us = uptime_us;
+                        self.line.write_all(&self.out).map_err(AgentError::Io)?;
+                    }
+                    Err(LinkError::Version { theirs }) => {
+                        return Err(AgentError::Link(LinkError::Version { theirs }))
+                    }
+                    // An answer to an earlier request, the board's word on line noise, or a
+                    // frame spoilt on the way (the board will not answer it twice).
+                    _ => {}
+                }
+            }
+            if let Some(reply) = answer {
+                if let Reply::Hello {
+                    board, uptime_us, ..
+                } = &reply
+                {
+                    self.note_hello(board.clone(), *uptime_us);
+                }
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// Asks the board what `req` asks of the daemon, and answers as the daemon would.
+    pub fn call(&mut self, req: Request) -> Result<Response, AgentError> {
+        let ask = Ask::from_request(&req).map_err(AgentError::Unsupported)?;
+        let board = self.board.clone();
+        self.ask(&ask)?.into_response(&board).ok_or_else(|| {
+            AgentError::Link(LinkError::Malformed("an answer of another kind".into()))
+        })
+    }
+}
