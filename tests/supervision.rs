@@ -320,10 +320,13 @@ fn a_failing_health_check_restarts_the_unit() {
 fn shutdown_stops_units_in_reverse_dependency_order() {
     let out = tempfile::tempdir().unwrap();
     let log = out.path().join("order");
+    let ready = out.path().join("ready");
     let unit = |name: &str, lines: &str| {
+        // Ready once the trap is set: a SIGTERM before it would end the shell unrecorded.
         let script = format!(
-            "trap 'echo {name} >> {}; exit 0' TERM; while :; do sleep 0.05; done",
-            log.display()
+            "trap 'echo {name} >> {}; exit 0' TERM; echo {name} >> {}; while :; do sleep 0.05; done",
+            log.display(),
+            ready.display()
         );
         format!("[unit]\n{lines}\n[service]\nexec = [\"sh\", \"-c\", \"{script}\"]\n")
     };
@@ -334,6 +337,10 @@ fn shutdown_stops_units_in_reverse_dependency_order() {
         .unit("ui.service", &unit("ui", "after = [\"app.service\"]"))
         .unit("free.service", &unit("free", ""))
         .boot();
+    wait_for("every unit to have set its trap", || {
+        let n = std::fs::read_to_string(&ready).ok()?.lines().count();
+        (n == 5).then_some(())
+    });
     assert_eq!(d.stop(), Some(0));
     let order = std::fs::read_to_string(&log).unwrap();
     let order: Vec<&str> = order.lines().collect();

@@ -182,6 +182,8 @@ pub struct AgentClient {
     uptime_us: u64,
     /// The board greeted again, unasked: it reset since the last look.
     reset: bool,
+    /// It reset and has not been told the wall clock since.
+    regreet: bool,
     out: Vec<u8>,
 }
 
@@ -195,6 +197,7 @@ impl AgentClient {
             board: String::new(),
             uptime_us: 0,
             reset: false,
+            regreet: false,
             out: Vec::new(),
         };
         c.hello()?;
@@ -269,8 +272,10 @@ impl AgentClient {
                             board, uptime_us, ..
                         },
                     )) => {
-                        // It booted (again) meanwhile: it did not get this request.
+                        // It booted (again) meanwhile: it did not get this request, and it
+                        // lost the wall clock.
                         self.reset = true;
+                        self.regreet = true;
                         self.board = board;
                         self.uptime_us = uptime_us;
                         self.line.write_all(&self.out).map_err(AgentError::Io)?;
@@ -289,6 +294,9 @@ impl AgentClient {
                 } = &reply
                 {
                     self.note_hello(board.clone(), *uptime_us);
+                    self.regreet = false;
+                } else if std::mem::take(&mut self.regreet) {
+                    self.hello()?;
                 }
                 return Ok(reply);
             }

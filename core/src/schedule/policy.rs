@@ -6,7 +6,7 @@ use alloc::string::String;
 use core::time::Duration;
 
 use asyncmd_proto::Level;
-use chrono::{DateTime, TimeZone};
+use chrono::{DateTime, Datelike, TimeZone, Timelike};
 
 use super::next::{after, first};
 use super::spec::Spec;
@@ -36,7 +36,18 @@ impl Turn {
     where
         Tz::Offset: core::fmt::Display,
     {
-        let at = due.format("%Y-%m-%d %H:%M:%S%.3f");
+        // By hand rather than with chrono's strftime, whose machinery costs a board 5 KiB.
+        let t = due.naive_local();
+        let at = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond() / 1_000_000 % 1000
+        );
         match self {
             Turn::Start => (Level::Info, format!("Starting the run due at {at}")),
             Turn::Skip => (

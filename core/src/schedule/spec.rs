@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveTime};
+use chrono::{DateTime, FixedOffset, NaiveTime, Timelike};
 
 use crate::duration::Human;
 
@@ -70,7 +70,12 @@ pub fn describe(spec: &Spec) -> String {
         parts.push(format!("first in {}", Human(d)));
     }
     match spec.at {
-        Some(At::Daily(t)) => parts.push(format!("at {} daily", t.format("%H:%M:%S"))),
+        Some(At::Daily(t)) => parts.push(format!(
+            "at {:02}:{:02}:{:02} daily",
+            t.hour(),
+            t.minute(),
+            t.second()
+        )),
         Some(At::Once(i)) => parts.push(format!("at {}", i.to_rfc3339())),
         None => {}
     }

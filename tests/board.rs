@@ -1,0 +1,258 @@
+//! The embedded agent end to end: the QEMU board's real firmware in QEMU (`agent/qemu.sh`),
+//! driven through the real `asyncmctl --agent` and `asyncmjournal --agent` over its serial
+//! line on a free loopback port. Needs qemu-system-arm and the thumbv7em target, which
+//! `tests/run.sh` installs; without them this fails naming what to install.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use asyncmd_e2e::{bin, run_within, stderr, stdout, wait_for, Lines};
+use asyncmd_proto::link::{self, Ask, Deframer, Reply};
+use asyncmd_proto::ErrorCode;
+
+/// QEMU's serial server takes one client at a time; the tests take turns with the board.
+static ONE_BOARD: Mutex<()> = Mutex::new(());
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Builds the firmware once (outside any deadline: a cold build takes minutes).
+fn firmware() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("agent/qemu.sh"))
+            .arg("--build")
+            .output()
+            .expect("bash runs agent/qemu.sh");
+        assert!(
+            out.status.success(),
+            "agent/qemu.sh --build failed (it needs the thumbv7em-none-eabihf target: rustup \
+             target add thumbv7em-none-eabihf): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// The QEMU board, running.
+struct Board {
+    qemu: Child,
+    addr: String,
+    monitor: u16,
+}
+
+impl Board {
+    fn boot() -> Board {
+        firmware();
+        let (port, monitor) = (free_port(), free_port());
+        let qemu = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("agent/qemu.sh"))
+            .args([port.to_string(), monitor.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bash runs agent/qemu.sh");
+        let mut b = Board {
+            qemu,
+            addr: format!("tcp:127.0.0.1:{port}"),
+            monitor,
+        };
+        wait_for("the board to answer status", || {
+            if let Ok(Some(_)) = b.qemu.try_wait() {
+                let mut err = String::new();
+                let _ = b.qemu.stderr.take().map(|mut e| e.read_to_string(&mut err));
+                panic!("QEMU exited (is qemu-system-arm installed? apt-get install -y --no-install-recommends qemu-system-arm): {err}");
+            }
+            b.ctl(&["status", "blink"]).status.success().then_some(())
+        });
+        b
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin("asyncmctl"));
+        cmd.arg("--agent").arg(&self.addr).args(args);
+        run_within(cmd, "asyncmctl", args)
+    }
+
+    fn journal(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin("asyncmjournal"));
+        cmd.arg("--agent")
+            .arg(&self.addr)
+            .arg("--no-color")
+            .args(args);
+        run_within(cmd, "asyncmjournal", args)
+    }
+
+    /// `system_reset` through QEMU's monitor: the board reboots, its line stays connected.
+    fn reset(&self) {
+        let mut m = TcpStream::connect(("127.0.0.1", self.monitor)).expect("QEMU's monitor");
+        m.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut said = Vec::new();
+        let mut buf = [0u8; 512];
+        let mut read_until = |m: &mut TcpStream, said: &mut Vec<u8>, end: &[u8]| {
+            while !said.windows(end.len()).any(|w| w == end) {
+                let n = m.read(&mut buf).expect("QEMU's monitor answers");
+                assert!(n > 0, "QEMU's monitor closed");
+                said.extend_from_slice(&buf[..n]);
+            }
+        };
+        read_until(&mut m, &mut said, b"(qemu) ");
+        said.clear();
+        m.write_all(b"system_reset\n")
+            .expect("the monitor takes a command");
+        // Its next prompt: the command has been carried out.
+        read_until(&mut m, &mut said, b"\r\n(qemu) ");
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+    }
+}
+
+#[test]
+fn status_stop_start_and_the_journal_of_the_board_through_the_real_clients() {
+    let _one = ONE_BOARD.lock().unwrap_or_else(|e| e.into_inner());
+    let b = Board::boot();
+    let o = b.ctl(&["status"]);
+    let s = stdout(&o);
+    // `report` waits for its schedule, inactive: not every task runs, so exit code 3.
+    assert_eq!(o.status.code(), Some(3), "{s}");
+    for task in ["blink", "sensor", "report"] {
+        assert!(
+            s.contains(&format!("● {task}: status:")),
+            "{task} listed: {s}"
+        );
+    }
+    assert!(s.contains("blink: status: running"), "{s}");
+
+    // Stop and start a task: its state, the exit codes systemctl users expect.
+    assert!(b.ctl(&["stop", "blink"]).status.success());
+    let o = b.ctl(&["status", "blink"]);
+    assert_eq!(o.status.code(), Some(3), "a stopped task is not running");
+    assert!(stdout(&o).contains("stopped"), "{}", stdout(&o));
+    assert!(b.ctl(&["start", "b*"]).status.success());
+    wait_for("blink to run again", || {
+        let o = b.ctl(&["status", "--json", "blink"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        (v[0]["state"] == "running" && v[0]["starts"] == 2).then_some(())
+    });
+    let o = b.ctl(&["stop", "nope"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let o = b.ctl(&["reload"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unsupported"), "{}", stderr(&o));
+
+    // The journal: the newest N, by task, by grep.
+    let o = b.journal(&["-n", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
+    let o = b.journal(&["-u", "blink", "-g", "LED 2 o(n|ff)"]);
+    let out = stdout(&o);
+    assert!(out.lines().count() >= 2, "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.contains("[qemu] [INFO] [blink] LED 2 o")),
+        "{out}"
+    );
+
+    // The schedule fires: `report` runs every 10 s, first after 5 s.
+    wait_for("the scheduled report to run", || {
+        let out = stdout(&b.journal(&["-u", "report"]));
+        (out.contains("Starting the run due at") && out.contains("Done: result")).then_some(())
+    });
+}
+
+#[test]
+fn garbage_and_a_corrupt_frame_get_an_error_and_the_board_goes_on() {
+    let _one = ONE_BOARD.lock().unwrap_or_else(|e| e.into_inner());
+    let b = Board::boot();
+    let port = b.addr.rsplit(':').next().unwrap();
+    let mut line = TcpStream::connect(format!("127.0.0.1:{port}")).expect("the board's line");
+    line.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut bytes = b"\x13\x37 line noise \xff\xfe\x00".to_vec();
+    let mut corrupt = Vec::new();
+    link::encode(&(5u16, Ask::List { patterns: vec![] }), &mut corrupt).unwrap();
+    corrupt[3] ^= 0x20;
+    bytes.extend(&corrupt);
+    link::encode(&(6u16, Ask::List { patterns: vec![] }), &mut bytes).unwrap();
+    line.write_all(&bytes).unwrap();
+    let mut d = Deframer::new();
+    let mut got: Vec<(u16, Reply)> = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.iter().any(|(id, _)| *id == 6) {
+        let n = line.read(&mut buf).expect("the board answers within 5 s");
+        assert!(n > 0, "the line closed");
+        d.feed::<(u16, Reply)>(&buf[..n], |r| got.extend(r.ok()));
+    }
+    let errors: Vec<_> = got
+        .iter()
+        .filter_map(|(id, r)| match r {
+            Reply::Error { code, message } if *id == 0 => Some((*code, message.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 2, "one error per bad frame: {got:?}");
+    assert!(
+        errors.iter().all(|(c, _)| *c == ErrorCode::BadRequest),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|(_, m)| m.contains("CRC") || m.contains("garbled")),
+        "{errors:?}"
+    );
+    assert!(
+        matches!(&got.last().unwrap().1, Reply::List(rows) if rows.len() == 3),
+        "the good frame after them is answered: {got:?}"
+    );
+    drop(line);
+    // And the board logged what it dropped.
+    let out = stdout(&b.journal(&["-u", "agent"]));
+    assert!(out.contains("[WARNING] [agent] link: "), "{out}");
+}
+
+#[test]
+fn a_follower_sees_the_board_reset_and_carries_on() {
+    let _one = ONE_BOARD.lock().unwrap_or_else(|e| e.into_inner());
+    let b = Board::boot();
+    let mut follower = Command::new(bin("asyncmjournal"))
+        .args(["--agent", &b.addr, "--no-color", "-F", "-u", "blink"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("asyncmjournal runs");
+    let lines = Lines::new(follower.stdout.take().unwrap());
+    let errs = Lines::new(follower.stderr.take().unwrap());
+    let first = lines.next_line("a first blink line");
+    assert!(first.contains("[blink]"), "{first}");
+    b.reset();
+    let said = errs.next_line("the follower to say the board reset");
+    assert!(said.contains("the board reset"), "{said}");
+    // The journal starts again: the new run's first lines come.
+    let mut seen = Vec::new();
+    loop {
+        let l = lines.next_line("blink's start after the reset");
+        if l.contains("[blink] Started") {
+            // The follower told the rebooted board the time again.
+            assert!(!l.starts_with("1970"), "{l}");
+            break;
+        }
+        seen.push(l);
+        assert!(seen.len() < 50, "no Started after the reset: {seen:?}");
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
