@@ -24,22 +24,25 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Builds the firmware once (outside any deadline: a cold build takes minutes).
-fn firmware() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("agent/qemu.sh"))
-            .arg("--build")
-            .output()
-            .expect("bash runs agent/qemu.sh");
-        assert!(
-            out.status.success(),
-            "agent/qemu.sh --build failed (it needs the thumbv7em-none-eabihf target: rustup \
+/// Builds the firmware once (outside any deadline: a cold build takes minutes); its path.
+fn firmware() -> String {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new("bash")
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("agent/qemu.sh"))
+                .arg("--build")
+                .output()
+                .expect("bash runs agent/qemu.sh");
+            assert!(
+                out.status.success(),
+                "agent/qemu.sh --build failed (it needs the thumbv7em-none-eabihf target: rustup \
              target add thumbv7em-none-eabihf): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .clone()
 }
 
 /// The QEMU board, running.
@@ -167,6 +170,15 @@ fn status_stop_start_and_the_journal_of_the_board_through_the_real_clients() {
         "{out}"
     );
 
+    // The newest N that match: --grep is matched here, not on the board.
+    wait_for("two LED-on lines", || {
+        let out = stdout(&b.journal(&["-n", "2", "-g", "LED 2 on"]));
+        let lines: Vec<&str> = out.lines().collect();
+        (lines.len() == 2).then_some(()).map(|_| {
+            assert!(lines.iter().all(|l| l.ends_with("LED 2 on")), "{out}");
+        })
+    });
+
     // The schedule fires: `report` runs every 10 s, first after 5 s.
     wait_for("the scheduled report to run", || {
         let out = stdout(&b.journal(&["-u", "report"]));
@@ -255,4 +267,54 @@ fn a_follower_sees_the_board_reset_and_carries_on() {
     }
     let _ = follower.kill();
     let _ = follower.wait();
+}
+
+#[test]
+fn a_serial_device_reaches_the_board_too() {
+    let _one = ONE_BOARD.lock().unwrap_or_else(|e| e.into_inner());
+    // QEMU's `-serial pty` makes the board's line a pseudo-terminal, as a USB serial is.
+    let mut qemu = Command::new("qemu-system-arm")
+        .args([
+            "-machine",
+            "netduinoplus2",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+        ])
+        .args(["-serial", "pty", "-kernel", &firmware()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "qemu-system-arm runs (apt-get install -y --no-install-recommends qemu-system-arm)",
+        );
+    let _stderr = Lines::new(qemu.stderr.take().unwrap());
+    let out = Lines::new(qemu.stdout.take().unwrap());
+    let line = out.next_line("QEMU to name its pty");
+    let pty = line
+        .split_whitespace()
+        .find(|w| w.starts_with("/dev/pts/"))
+        .unwrap_or_else(|| panic!("a /dev/pts path in {line:?}"))
+        .to_string();
+    let addr = format!("{pty}@115200");
+    let o = wait_for("the board to answer on its pty", || {
+        let mut cmd = Command::new(bin("asyncmctl"));
+        cmd.args(["--agent", &addr, "status", "blink"]);
+        let o = run_within(cmd, "asyncmctl", &["status", "blink"]);
+        o.status.success().then_some(o)
+    });
+    assert!(stdout(&o).contains("running"), "{}", stdout(&o));
+    let mut cmd = Command::new(bin("asyncmctl"));
+    cmd.args(["--agent", "/dev/ttyNOPE0", "status"]);
+    let o = run_within(cmd, "asyncmctl", &["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot open the line to the board at /dev/ttyNOPE0"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = qemu.kill();
+    let _ = qemu.wait();
 }

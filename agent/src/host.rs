@@ -12,6 +12,7 @@ use asyncmd_proto::unit::{ScheduleStatus, UnitSummary};
 use asyncmd_proto::{Entry, UnitStatus, UnitType};
 use serde_json::{Map, Value};
 
+use crate::serve::{entry_bytes, truncate};
 use crate::Agent;
 
 /// A board's agent as the host of requests.
@@ -151,6 +152,9 @@ impl Host for Board {
     }
 }
 
+/// Journal bytes a task's status carries at most: three tasks' fit one frame.
+const STATUS_JOURNAL_BYTES: usize = asyncmd_proto::link::MAX_LINK_FRAME / 6;
+
 /// The newest `lines` journal entries of `name`.
 fn newest(agent: &Agent, name: &str, lines: usize) -> Vec<Entry> {
     agent.with(|st| {
@@ -160,12 +164,18 @@ fn newest(agent: &Agent, name: &str, lines: usize) -> Vec<Entry> {
         let mut copy = Vec::new();
         let mut cursor = st.ring.oldest();
         st.ring.read(&mut cursor, &mut copy, usize::MAX);
-        let mut keep = VecDeque::with_capacity(lines);
+        // Bounded by bytes too, whatever `lines` asks: a status must fit a frame.
+        let mut keep = VecDeque::new();
+        let mut bytes = 0;
         for r in records(&copy).filter(|r| r.unit == id) {
-            if keep.len() == lines {
-                keep.pop_front();
+            let mut e = r.to_entry(name);
+            truncate(&mut e.msg, STATUS_JOURNAL_BYTES / 2);
+            bytes += entry_bytes(&e);
+            keep.push_back(e);
+            while keep.len() > lines || bytes > STATUS_JOURNAL_BYTES {
+                let old = keep.pop_front().expect("one at least");
+                bytes -= entry_bytes(&old);
             }
-            keep.push_back(r.to_entry(name));
         }
         keep.into()
     })

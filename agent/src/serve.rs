@@ -31,6 +31,22 @@ impl Grep for NoGrep {
 /// Entry bytes per journal answer, so that it fits a frame with room to spare.
 const ENTRY_BYTES: usize = MAX_LINK_FRAME / 2;
 
+/// About what an entry takes in a frame.
+pub(crate) fn entry_bytes(e: &asyncmd_proto::Entry) -> usize {
+    e.msg.len() + e.unit.len() + 24
+}
+
+/// Cuts `msg` to at most `max` bytes, at a character boundary.
+pub(crate) fn truncate(msg: &mut String, max: usize) {
+    if msg.len() > max {
+        let mut end = max;
+        while !msg.is_char_boundary(end) {
+            end -= 1;
+        }
+        msg.truncate(end);
+    }
+}
+
 impl Agent {
     /// The board's greeting.
     fn hello(&self) -> Reply {
@@ -100,7 +116,9 @@ impl Agent {
             let mut picked = VecDeque::new();
             let mut bytes = 0;
             let newest = lines.map(|n| n as usize);
-            loop {
+            // Paging: where the next page starts, when this one ends before the ring does.
+            let mut stopped_at = None;
+            'pages: loop {
                 copy.clear();
                 let got = st.ring.read(&mut cursor, &mut copy, 512);
                 missed += got.missed;
@@ -111,32 +129,24 @@ impl Agent {
                     if !filter.matches(&st.names, &r) {
                         continue;
                     }
-                    let e = r.to_entry(filter.name(&st.names, r.unit));
-                    bytes += e.msg.len() + e.unit.len() + 24;
+                    let mut e = r.to_entry(filter.name(&st.names, r.unit));
+                    truncate(&mut e.msg, ENTRY_BYTES / 2);
+                    let size = entry_bytes(&e);
+                    if newest.is_none() && !picked.is_empty() && bytes + size > ENTRY_BYTES {
+                        // It goes first on the next page.
+                        stopped_at = Some(r.seq);
+                        break 'pages;
+                    }
+                    bytes += size;
                     picked.push_back(e);
-                    if let Some(n) = newest {
-                        while picked.len() > n {
-                            let old = picked.pop_front().expect("more than n");
-                            bytes -= old.msg.len() + old.unit.len() + 24;
-                        }
+                    // The newest `lines` (and no more than a frame holds): the oldest go.
+                    while newest.is_some_and(|n| picked.len() > n) || bytes > ENTRY_BYTES {
+                        let old = picked.pop_front().expect("one at least");
+                        bytes -= entry_bytes(&old);
                     }
                 }
-                if newest.is_none() && bytes >= ENTRY_BYTES {
-                    break;
-                }
             }
-            // The newest `lines` may still be too many for one frame: the oldest go first.
-            while bytes > ENTRY_BYTES {
-                match picked.pop_front() {
-                    Some(old) => bytes -= old.msg.len() + old.unit.len() + 24,
-                    None => break,
-                }
-            }
-            let next_seq = match (newest, picked.back()) {
-                (Some(_), _) => cursor.seq(),
-                (None, Some(last)) => last.seq + 1,
-                (None, None) => cursor.seq(),
-            };
+            let next_seq = stopped_at.unwrap_or(cursor.seq());
             let clock = BoardClock {
                 wall_offset_us: st.wall_offset_us,
             };

@@ -30,6 +30,15 @@ fn once(ctx: Ctx) -> TaskFuture {
     })
 }
 
+fn flood(ctx: Ctx) -> TaskFuture {
+    Box::pin(async move {
+        for i in 0..300 {
+            ctx.info(&format!("line {i:03} {}", "x".repeat(i % 50)));
+        }
+        Ok(Value::Null)
+    })
+}
+
 fn fails(_ctx: Ctx) -> TaskFuture {
     Box::pin(async move { Err("sensor not found".into()) })
 }
@@ -63,6 +72,14 @@ fn agent() -> &'static Agent {
             ),
         },
         TaskDef {
+            name: "flood",
+            run: flood,
+            args: Vec::new(),
+            kwargs: Map::new(),
+            start: false,
+            schedule: None,
+        },
+        TaskDef {
             name: "fails",
             run: fails,
             args: Vec::new(),
@@ -78,14 +95,11 @@ fn agent() -> &'static Agent {
 
 /// Runs the agent's tasks and schedules beside `script` until it ends.
 fn drive<F: std::future::Future>(a: &'static Agent, script: F) -> F::Output {
+    assert_eq!(a.tasks(), 4, "a runner for each task");
     let runners = async {
-        embassy_futures::join::join4(
-            a.run_task(0),
-            a.run_task(1),
-            a.run_task(2),
-            a.run_schedules(),
-        )
-        .await;
+        let tasks =
+            embassy_futures::join::join_array(core::array::from_fn::<_, 4, _>(|i| a.run_task(i)));
+        embassy_futures::join::join(tasks, a.run_schedules()).await;
     };
     match embassy_futures::block_on(select(runners, script)) {
         Either::First(_) => unreachable!("the runners never end"),
@@ -249,5 +263,94 @@ fn a_schedule_fires_and_the_journal_pages_from_a_sequence_number() {
         })
         .await;
         assert!(s.since_us.unwrap() > 1_764_000_000_000_000);
+    });
+}
+
+#[test]
+fn paging_through_a_big_journal_loses_nothing_and_a_status_fits_a_frame() {
+    let a = agent();
+    drive(a, async {
+        a.answer(Ask::Start {
+            units: vec!["flood".into()],
+        })
+        .await;
+        until(a, "flood", "flood to finish", |s| {
+            s.state == UnitState::Done
+        })
+        .await;
+        let mut next = None;
+        let mut lines = Vec::new();
+        let mut pages = 0;
+        loop {
+            let reply = a
+                .answer(Ask::Journal {
+                    units: vec!["flood".into()],
+                    after_seq: next,
+                    lines: None,
+                    level: None,
+                })
+                .await;
+            let Reply::Entries {
+                entries, next_seq, ..
+            } = reply
+            else {
+                panic!("{reply:?}")
+            };
+            if entries.is_empty() {
+                break;
+            }
+            // Every page fits a frame.
+            let mut f = Vec::new();
+            asyncmd_proto::link::encode(
+                &(
+                    1u16,
+                    Reply::Entries {
+                        entries: entries.clone(),
+                        missed: 0,
+                        next_seq,
+                    },
+                ),
+                &mut f,
+            )
+            .unwrap();
+            lines.extend(
+                entries
+                    .into_iter()
+                    .map(|e| e.msg)
+                    .filter(|m| m.starts_with("line ")),
+            );
+            next = Some(next_seq);
+            pages += 1;
+            assert!(pages < 100, "paging ends");
+        }
+        assert!(pages > 1, "the journal took more than one page");
+        let want: Vec<String> = (0..300)
+            .map(|i| format!("line {i:03} {}", "x".repeat(i % 50)))
+            .collect();
+        // The ring holds the newest of them: whatever it holds comes once, in order, none skipped.
+        let first = want
+            .iter()
+            .position(|w| *w == lines[0])
+            .expect("a line logged");
+        assert_eq!(lines, want[first..].to_vec());
+        // The newest N at most, and a status with a big journal, still fit a frame.
+        let reply = a
+            .answer(Ask::Journal {
+                units: Vec::new(),
+                after_seq: None,
+                lines: Some(10_000),
+                level: None,
+            })
+            .await;
+        let mut f = Vec::new();
+        asyncmd_proto::link::encode(&(1u16, reply), &mut f).unwrap();
+        let reply = a
+            .answer(Ask::Status {
+                patterns: Vec::new(),
+                lines: 10_000,
+            })
+            .await;
+        let mut f = Vec::new();
+        asyncmd_proto::link::encode(&(1u16, reply), &mut f).expect("a status fits a frame");
     });
 }

@@ -897,8 +897,13 @@ impl Supervisor {
                 let mut live = s.live();
                 if live.life.starts == run {
                     if let Err(why) = outcome {
-                        // Its error is the reason it failed; the Kill asked for is moot.
-                        live.step(Event::Condemn { run, why });
+                        // Its error is the reason it failed; the Kill asked for is moot. A
+                        // stopped run keeps the error too (an abort after its stop timeout).
+                        if live.life.stop_requested() {
+                            live.life.error = Some(why);
+                        } else {
+                            live.step(Event::Condemn { run, why });
+                        }
                     }
                     live.builtin = None;
                 }

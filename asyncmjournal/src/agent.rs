@@ -4,6 +4,7 @@
 //! are applied here. Following polls for entries after the last one seen. A board that resets
 //! starts its journal again: the follower says so on stderr and carries on from its start.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
@@ -47,12 +48,21 @@ pub fn journal(addr: &str, cli: Cli, color: bool) -> ExitCode {
         lines,
         level: cli.level,
     };
-    // The newest `lines` first (a board answers them in one page), else every page from the
-    // oldest.
+    // The newest `lines` first: a board answers them in one page, unless they must also match
+    // --grep or --since, which the board does not know; then every page is read and the newest
+    // `lines` matches kept here. Without `lines`, every page from the oldest.
+    let host_filters = printer.grep.is_some() || printer.since_us.is_some();
+    let mut backlog = match lines {
+        Some(n) if host_filters => Some((n as usize, VecDeque::new())),
+        _ => None,
+    };
     let mut next: Option<u64> = None;
-    let mut first = Some(lines.map(|n| n.min(u64::from(u32::MAX)) as u32));
+    let mut first = match backlog {
+        Some(_) => None,
+        None => lines.map(|n| n.min(u64::from(u32::MAX)) as u32),
+    };
     loop {
-        let limit = first.take().flatten();
+        let limit = first.take();
         let reply = match client.ask(&ask(next, limit)) {
             Ok(r) => r,
             Err(e) => return fail(&e.to_string()),
@@ -76,7 +86,27 @@ pub fn journal(addr: &str, cli: Cli, color: bool) -> ExitCode {
             eprintln!("-- {missed} entries missed: this reader fell behind the journal ring --");
         }
         let got = !entries.is_empty();
-        if let Err(e) = printer.print(client.board(), &entries) {
+        let mut shown = printer.keep(&entries);
+        if let Some((n, kept)) = backlog.as_mut() {
+            kept.extend(shown.drain(..));
+            while kept.len() > *n {
+                kept.pop_front();
+            }
+            if got {
+                next = Some(next_seq);
+                continue;
+            }
+            shown = backlog.take().map(|(_, k)| k.into()).unwrap_or_default();
+            if !cli.follow {
+                return match printer.print(client.board(), &shown) {
+                    Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                        fail(&format!("cannot write output: {e}"))
+                    }
+                    _ => ExitCode::SUCCESS,
+                };
+            }
+        }
+        if let Err(e) = printer.print(client.board(), &shown) {
             if e.kind() == io::ErrorKind::BrokenPipe {
                 return ExitCode::SUCCESS;
             }
@@ -119,8 +149,9 @@ struct Printer<W: Write> {
 }
 
 impl<W: Write> Printer<W> {
-    fn print(&mut self, board: &str, entries: &[Entry]) -> io::Result<()> {
-        let keep: Vec<Entry> = entries
+    /// The entries that pass --since and --grep.
+    fn keep(&self, entries: &[Entry]) -> Vec<Entry> {
+        entries
             .iter()
             .filter(|e| self.since_us.is_none_or(|s| e.time_us >= s))
             .filter(|e| {
@@ -129,10 +160,13 @@ impl<W: Write> Printer<W> {
                     .is_none_or(|g| g.is_match(e.msg.as_bytes()))
             })
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    fn print(&mut self, board: &str, keep: &[Entry]) -> io::Result<()> {
         match self.output {
             Output::Json => {
-                json_lines(&mut self.json, board, &keep);
+                json_lines(&mut self.json, board, keep);
                 self.out.write_all(&self.json)?;
             }
             Output::Short | Output::Cat => {
@@ -142,7 +176,7 @@ impl<W: Write> Printer<W> {
                     TextStyle::Short
                 };
                 self.text.clear();
-                for e in &keep {
+                for e in keep {
                     self.fmt.line(
                         &mut self.text,
                         style,

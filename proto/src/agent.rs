@@ -10,7 +10,8 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -20,6 +21,9 @@ use crate::{Request, Response};
 
 /// How long a board may take to answer one request.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after a board's greeting (it reset) a request still awaits its answer before it
+/// is sent again: a request that came after the boot is answered, and must not run twice.
+const RESEND_AFTER_RESET: Duration = Duration::from_millis(500);
 
 /// Why talking to a board failed.
 #[derive(Debug)]
@@ -90,8 +94,13 @@ impl Line {
             if !hostport.contains(':') {
                 return Err(AgentError::Address(addr.into()));
             }
-            let s = TcpStream::connect(hostport).map_err(connect)?;
+            let target = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+                .map_err(connect)?
+                .next()
+                .ok_or_else(|| AgentError::Address(addr.into()))?;
+            let s = TcpStream::connect_timeout(&target, ANSWER_TIMEOUT).map_err(connect)?;
             s.set_nodelay(true).map_err(connect)?;
+            s.set_write_timeout(Some(ANSWER_TIMEOUT)).map_err(connect)?;
             return Ok(Line::Tcp(s));
         }
         if !addr.starts_with('/') {
@@ -105,12 +114,20 @@ impl Line {
             ),
             None => (addr, 115_200),
         };
+        // Opened without blocking (a tty can wait for carrier detect), then made blocking: every
+        // read is bounded by poll below.
         let f = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
             .open(path)
             .map_err(connect)?;
         raw_tty(&f, baud).map_err(connect)?;
+        let flags =
+            nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::F_GETFL).map_err(|e| connect(e.into()))?;
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::F_SETFL(flags))
+            .map_err(|e| connect(e.into()))?;
         Ok(Line::Serial(f))
     }
 
@@ -168,6 +185,8 @@ fn raw_tty(f: &File, baud: u32) -> io::Result<()> {
     };
     let mut t = termios::tcgetattr(f).map_err(io::Error::from)?;
     termios::cfmakeraw(&mut t);
+    // No modem control lines: a board's USB serial has none to wait for.
+    t.control_flags |= termios::ControlFlags::CLOCAL;
     termios::cfsetspeed(&mut t, rate).map_err(io::Error::from)?;
     termios::tcsetattr(f, SetArg::TCSANOW, &t).map_err(io::Error::from)?;
     Ok(())
@@ -248,15 +267,26 @@ impl AgentClient {
         self.line.write_all(&self.out).map_err(AgentError::Io)?;
         let deadline = Instant::now() + ANSWER_TIMEOUT;
         let mut buf = [0u8; 4096];
+        // After a greeting the board may still answer the request (it came after the boot):
+        // it is sent again only if no answer comes by then.
+        let mut resend_at: Option<Instant> = None;
         loop {
-            let n = match self.line.read_until(&mut buf, deadline) {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(AgentError::Timeout {
+                    waited: ANSWER_TIMEOUT,
+                });
+            }
+            if resend_at.is_some_and(|t| now >= t) {
+                resend_at = None;
+                self.line.write_all(&self.out).map_err(AgentError::Io)?;
+            }
+            let until = resend_at.map_or(deadline, |t| t.min(deadline));
+            let n = match self.line.read_until(&mut buf, until) {
                 Ok(0) => return Err(AgentError::Closed),
                 Ok(n) => n,
-                Err(AgentError::Timeout { .. }) => {
-                    return Err(AgentError::Timeout {
-                        waited: ANSWER_TIMEOUT,
-                    })
-                }
+                // Resend time, or the deadline: both are looked at above.
+                Err(AgentError::Timeout { .. }) => continue,
                 Err(e) => return Err(e),
             };
             let mut frames = Vec::new();
@@ -278,7 +308,7 @@ impl AgentClient {
                         self.regreet = true;
                         self.board = board;
                         self.uptime_us = uptime_us;
-                        self.line.write_all(&self.out).map_err(AgentError::Io)?;
+                        resend_at = Some(Instant::now() + RESEND_AFTER_RESET);
                     }
                     Err(LinkError::Version { theirs }) => {
                         return Err(AgentError::Link(LinkError::Version { theirs }))

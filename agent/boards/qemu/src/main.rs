@@ -29,7 +29,9 @@ use static_cell::{ConstStaticCell, StaticCell};
 /// Bytes of the journal ring.
 const RING_BYTES: usize = 4 * 1024;
 /// Bytes of the heap, taken from the RAM above .bss: task runs, request and answer messages.
-const HEAP_BYTES: usize = 24 * 1024;
+/// A hostile 2 KiB frame can make the decoder reserve about 24 KiB (a sequence's length is
+/// taken as a size hint), so there is room for that beside the rest.
+const HEAP_BYTES: usize = 64 * 1024;
 
 #[global_allocator]
 static HEAP: embedded_alloc::LlffHeap = embedded_alloc::LlffHeap::empty();
