@@ -318,3 +318,53 @@ fn a_serial_device_reaches_the_board_too() {
     let _ = qemu.kill();
     let _ = qemu.wait();
 }
+
+#[test]
+fn an_agent_unit_shows_the_boards_tasks_in_the_daemon_and_survives_the_board_going() {
+    let _one = ONE_BOARD.lock().unwrap_or_else(|e| e.into_inner());
+    let mut b = Board::boot();
+    let unit = format!(
+        "[unit]\ndescription = \"the QEMU board\"\n\n[agent]\nport = \"{}\"\nboard = \"pyb\"\n",
+        b.addr
+    );
+    let d = asyncmd_e2e::Setup::new()
+        .unit("board.service", &unit)
+        .boot();
+    // Its tasks, named BOARD:TASK, beside the daemon's units.
+    let blink = d.wait_state("pyb:blink", "running");
+    assert_eq!(blink["type"], "task");
+    let o = d.ctl(&["status", "pyb:*"]);
+    for t in ["pyb:blink", "pyb:sensor", "pyb:report"] {
+        assert!(
+            stdout(&o).contains(&format!("● {t}: status:")),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // Controlled through the daemon: stop, start.
+    assert!(d.ctl(&["stop", "pyb:blink"]).status.success());
+    d.wait_state("pyb:blink", "stopped");
+    assert!(d.ctl(&["start", "pyb:blink"]).status.success());
+    wait_for("pyb:blink's second run", || {
+        (d.status("pyb:blink")["starts"] == 2).then_some(())
+    });
+    // Its journal lines in the daemon's journal, under its names.
+    wait_for("the board's lines in the daemon's journal", || {
+        let out = stdout(&d.journal(&["-u", "pyb:blink", "-n", "20"]));
+        out.contains("[pyb:blink] LED 2 on").then_some(())
+    });
+    // The board goes: its tasks fail saying so, and the daemon goes on.
+    let _ = b.qemu.kill();
+    let _ = b.qemu.wait();
+    let gone = d.wait_state("pyb:blink", "failed");
+    assert!(
+        gone["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("board disconnected: "),
+        "{gone}"
+    );
+    assert_eq!(d.state("board.service"), "running");
+    let stats = &d.status("board.service")["stats"];
+    assert_eq!(stats["connected"], false, "{stats}");
+}

@@ -442,6 +442,8 @@ pub struct Supervisor {
     /// Set once the daemon shuts down: nothing starts any more.
     shutting_down: std::sync::atomic::AtomicBool,
     tasks: Arc<crate::task_runtime::Registry>,
+    /// The boards reached through `[agent]` units.
+    boards: Arc<crate::boards::Boards>,
     debug: std::sync::atomic::AtomicBool,
     /// Held by whatever changes the set of units or `services.config`, one at a time.
     pub changes: tokio::sync::Mutex<()>,
@@ -467,6 +469,7 @@ impl Supervisor {
             notify_socket: Mutex::new(None),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             tasks: crate::task_runtime::Registry::new(journal.clone()),
+            boards: Arc::default(),
             debug: std::sync::atomic::AtomicBool::new(false),
             changes: tokio::sync::Mutex::new(()),
         })
@@ -482,6 +485,11 @@ impl Supervisor {
                     .into(),
             )
         })
+    }
+
+    /// The boards its `[agent]` units reach, whose tasks requests serve beside its own.
+    pub fn boards(&self) -> &Arc<crate::boards::Boards> {
+        &self.boards
     }
 
     /// Its registry of in-process tasks, which the control socket serves beside the units.
@@ -708,8 +716,8 @@ impl Supervisor {
         }
         let exec = match &unit.run {
             Run::Exec(exec) => exec,
-            Run::Builtin(b) => {
-                let r = self.start_builtin(slot, &def, b);
+            Run::Builtin(_) | Run::Agent(_) => {
+                let r = self.start_builtin(slot, &def, &unit.run);
                 drop(op);
                 if r.is_ok() && unit.kind == UnitType::Oneshot {
                     return self.oneshot_outcome(slot).await;
@@ -832,9 +840,15 @@ impl Supervisor {
         self: &Arc<Self>,
         slot: &Arc<Slot>,
         def: &Arc<Def>,
-        name: &str,
+        run: &Run,
     ) -> Result<(), String> {
-        if !crate::builtins::NAMES.contains(&name) {
+        // The bridge of an [agent] unit is a builtin of the daemon's own, named by no file.
+        let (name, agent) = match run {
+            Run::Agent(link) => ("agent", Some(link.clone())),
+            Run::Builtin(b) => (b.as_str(), None),
+            Run::Exec(_) => unreachable!("a process is not started as a builtin"),
+        };
+        if agent.is_none() && !crate::builtins::NAMES.contains(&name) {
             let msg = format!(
                 "builtin service '{name}' does not exist in this version of asyncmdd (there is: {})",
                 crate::builtins::NAMES.join(", ")
@@ -851,7 +865,9 @@ impl Supervisor {
             stop: stop_rx,
             journal: self.journal.clone(),
             id: slot.id,
-            stats: Box::new(move |stats| me.set_stats(stats)),
+            agent,
+            boards: self.boards.clone(),
+            stats: Arc::new(move |stats| me.set_stats(stats)),
             units: Box::new(move || {
                 sup.upgrade()
                     .map(|s| s.all().iter().map(|u| u.status("")).collect())

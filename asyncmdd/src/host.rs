@@ -13,6 +13,7 @@ use asyncmd_proto::unit::UnitSummary;
 use asyncmd_proto::{ActionResult, UnitStatus};
 use serde_json::{Map, Value};
 
+use crate::boards::Command;
 use crate::boot;
 use crate::control_socket::{self, Answer, Server};
 use crate::driver::Supervisor;
@@ -44,6 +45,12 @@ pub async fn serve(sup: Arc<Supervisor>, path: &Path) -> std::io::Result<()> {
 pub struct Daemon(pub Arc<Supervisor>);
 
 impl Daemon {
+    /// `tasks` parted into those of boards and the daemon's own.
+    fn split(&self, tasks: &[String]) -> (Vec<String>, Vec<String>) {
+        let boards = self.0.boards();
+        tasks.iter().cloned().partition(|t| boards.has(t))
+    }
+
     /// Its request handling, for a transport: the core's [`control::answer`] on it.
     pub fn answer(self) -> Answer {
         Arc::new(move |req| {
@@ -92,7 +99,9 @@ impl Host for Daemon {
     }
 
     fn tasks(&self) -> Vec<String> {
-        self.0.tasks().names(&[]).0
+        let mut names = self.0.tasks().names(&[]).0;
+        names.extend(self.0.boards().names());
+        names
     }
 
     fn status(&self, units: &[String], tasks: &[String], lines: usize) -> Vec<UnitStatus> {
@@ -102,9 +111,11 @@ impl Host for Daemon {
             .filter_map(|n| self.0.get(n))
             .map(|s| s.status(host))
             .collect();
-        if !tasks.is_empty() {
-            out.extend(self.0.tasks().status(tasks, host));
+        let (remote, local) = self.split(tasks);
+        if !local.is_empty() {
+            out.extend(self.0.tasks().status(&local, host));
         }
+        out.extend(self.0.boards().status(&remote));
         self.0.attach_journal(&mut out, lines);
         out
     }
@@ -115,9 +126,11 @@ impl Host for Daemon {
             .filter_map(|n| self.0.get(n))
             .map(|s| s.summary())
             .collect();
-        if !tasks.is_empty() {
-            out.extend(self.0.tasks().summaries(tasks));
+        let (remote, local) = self.split(tasks);
+        if !local.is_empty() {
+            out.extend(self.0.tasks().summaries(&local));
         }
+        out.extend(self.0.boards().summaries(&remote));
         out
     }
 
@@ -159,15 +172,28 @@ impl Host for Daemon {
     }
 
     fn start_tasks(&self, tasks: &[String]) {
-        self.0.tasks().start(tasks);
+        let (remote, local) = self.split(tasks);
+        // An empty list means every task to the registry: only names go to it.
+        if !local.is_empty() {
+            self.0.tasks().start(&local);
+        }
+        self.0.boards().command(&remote, Command::Start);
     }
 
     fn stop_tasks(&self, tasks: &[String]) {
-        self.0.tasks().stop(tasks);
+        let (remote, local) = self.split(tasks);
+        if !local.is_empty() {
+            self.0.tasks().stop(&local);
+        }
+        self.0.boards().command(&remote, Command::Stop);
     }
 
     async fn restart_tasks(&self, tasks: &[String]) {
-        self.0.tasks().restart(tasks).await;
+        let (remote, local) = self.split(tasks);
+        self.0.boards().command(&remote, Command::Restart);
+        if !local.is_empty() {
+            self.0.tasks().restart(&local).await;
+        }
     }
 
     fn reset_failed(&self, unit: &str) -> bool {

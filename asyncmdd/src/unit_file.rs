@@ -20,6 +20,17 @@ pub enum Run {
     Exec(Vec<String>),
     /// An in-process service of the runtime, by name.
     Builtin(String),
+    /// A board's agent, reached over its serial line: its tasks become the daemon's.
+    Agent(AgentLink),
+}
+
+/// A unit's `[agent]` section: where a board's agent answers, and the name its tasks go by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentLink {
+    /// `tcp:HOST:PORT` or a serial device (`/dev/ttyACM0`, `/dev/ttyACM0@115200`).
+    pub port: String,
+    /// The board's name: its tasks show as `BOARD:TASK`.
+    pub board: String,
 }
 
 pub use asyncmd_core::restart::{Backoff, Restart};
@@ -122,7 +133,9 @@ impl std::error::Error for UnitError {}
 struct File {
     #[serde(default)]
     unit: UnitSection,
+    #[serde(default)]
     service: ServiceSection,
+    agent: Option<AgentSection>,
     schedule: Option<ScheduleSection>,
     health: Option<HealthSection>,
 }
@@ -158,6 +171,13 @@ struct UnitSection {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentSection {
+    port: String,
+    board: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ServiceSection {
     exec: Option<Vec<String>>,
@@ -282,27 +302,63 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
     })?;
     let key_at = |section: &str, key: &str| key_in(text, section, key).map(|o| line_col(text, o));
     let s = file.service;
-    let run = match (s.exec, s.builtin) {
-        (Some(_), Some(_)) => {
+    let run = match (file.agent, s.exec, s.builtin) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(err(
+                key_at("agent", "port"),
+                "an [agent] unit runs no exec or builtin of its own: keep [agent], or [service]"
+                    .into(),
+            ))
+        }
+        (Some(a), None, None) => {
+            let p = &a.port;
+            let ok = p.starts_with('/')
+                || p.strip_prefix("tcp:")
+                    .is_some_and(|hp| hp.rsplit_once(':').is_some());
+            if !ok {
+                return Err(err(
+                    key_at("agent", "port"),
+                    format!(
+                        "port {p:?} is not tcp:HOST:PORT or a serial device such as /dev/ttyACM0"
+                    ),
+                ));
+            }
+            let board = a
+                .board
+                .unwrap_or_else(|| name.strip_suffix(SUFFIX).unwrap_or(name).to_string());
+            if board.is_empty() || board.contains([':', '*', '?', '[', ' ']) {
+                return Err(err(
+                    key_at("agent", "board"),
+                    format!("board {board:?} must be a plain name (no ':', spaces or wildcards)"),
+                ));
+            }
+            Run::Agent(AgentLink {
+                port: a.port,
+                board,
+            })
+        }
+        (None, Some(_), Some(_)) => {
             return Err(err(
                 key_at("service", "builtin"),
                 "[service] has both exec and builtin: keep one".into(),
             ))
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(err(
                 None,
-                "[service] needs exec = [\"program\", ...] or builtin = \"name\"".into(),
+                "[service] needs exec = [\"program\", ...] or builtin = \"name\" (or the unit \
+                 an [agent] section)"
+                    .into(),
             ))
         }
-        (Some(argv), None) if argv.is_empty() || argv[0].is_empty() => {
+        (None, Some(argv), None) if argv.is_empty() || argv[0].is_empty() => {
             return Err(err(
                 key_at("service", "exec"),
                 "exec is empty: name the program to run".into(),
             ))
         }
-        (Some(argv), None) => Run::Exec(argv),
-        (None, Some(b)) => Run::Builtin(b),
+        (None, Some(argv), None) => Run::Exec(argv),
+        (None, None, Some(b)) => Run::Builtin(b),
     };
     for key in s.env.keys() {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
@@ -543,6 +599,27 @@ at = "07:30"
             .message
             .contains("empty"));
         assert!(p("[unit]\n[service]\nexec=[\"x\"]\n[extra]\n").is_err());
+    }
+
+    #[test]
+    fn an_agent_unit_names_its_port_and_board() {
+        let u = p("[agent]\nport = \"tcp:127.0.0.1:4444\"\n").unwrap();
+        let Run::Agent(link) = &u.run else {
+            panic!("{:?}", u.run)
+        };
+        assert_eq!(link.port, "tcp:127.0.0.1:4444");
+        assert_eq!(link.board, "t", "the unit's name without .service");
+        let u = p("[agent]\nport = \"/dev/ttyACM0@115200\"\nboard = \"pyboard\"\n").unwrap();
+        assert!(matches!(&u.run, Run::Agent(l) if l.board == "pyboard"));
+        let e = p("[agent]\nport = \"COM3\"\n").unwrap_err();
+        assert!(e.message.contains("not tcp:HOST:PORT"), "{e}");
+        assert_eq!(e.at.map(|(line, _)| line), Some(2), "{e}");
+        let e = p("[agent]\nport = \"/dev/x\"\nboard = \"a:b\"\n").unwrap_err();
+        assert!(e.message.contains("plain name"), "{e}");
+        let e = p("[service]\nexec = [\"a\"]\n[agent]\nport = \"/dev/x\"\n").unwrap_err();
+        assert!(e.message.contains("keep [agent], or [service]"), "{e}");
+        let e = p("[agent]\nport = \"/dev/x\"\nbaud = 9600\n").unwrap_err();
+        assert!(e.message.contains("baud"), "an unknown key is named: {e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! and `kwargs`, a way to log and to publish stats, a read-only view of the other units, and a
 //! stop signal it must honour; it returns `Ok` when it ends well. It never sees the supervisor.
 
+pub mod bridge;
 pub mod demo;
 pub mod watcher;
 
@@ -12,10 +13,12 @@ use asyncmd_proto::{Level, UnitStatus};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
+use crate::boards::Boards;
 use crate::journal::{Journal, UnitId};
+use crate::unit_file::AgentLink;
 
 /// Publishes a builtin's stats on its unit.
-pub type StatsSink = Box<dyn Fn(Map<String, Value>) + Send + Sync>;
+pub type StatsSink = Arc<dyn Fn(Map<String, Value>) + Send + Sync>;
 /// Tells the status of every loaded unit, as it is now.
 pub type UnitsView = Box<dyn Fn() -> Vec<UnitStatus> + Send + Sync>;
 
@@ -37,6 +40,10 @@ pub struct Context {
     pub stats: StatsSink,
     /// The other units, read-only (the watcher reports their failures).
     pub units: UnitsView,
+    /// The unit's `[agent]` section, for the bridge to a board.
+    pub agent: Option<AgentLink>,
+    /// The boards the daemon reaches, which the bridge keeps up to date.
+    pub boards: Arc<Boards>,
 }
 
 impl Context {
@@ -48,6 +55,11 @@ impl Context {
     /// Publishes its stats (shown under `Stats:` in status).
     pub fn set_stats(&self, stats: Map<String, Value>) {
         (self.stats)(stats);
+    }
+
+    /// Where its stats go, for a thread of its own.
+    pub fn stats_handle(&self) -> StatsSink {
+        self.stats.clone()
     }
 
     /// Resolves once it is asked to stop.
@@ -67,6 +79,7 @@ pub const NAMES: &[&str] = &["hello", "sensor", "watcher", "world"];
 pub async fn run(name: &str, ctx: Context) -> Result<(), String> {
     match name {
         "watcher" => watcher::run(ctx).await,
+        "agent" => bridge::run(ctx).await,
         "hello" => demo::hello(ctx).await,
         "world" => demo::world(ctx).await,
         "sensor" => demo::sensor(ctx).await,
