@@ -166,16 +166,17 @@ impl Line {
 
 /// Puts a serial device in raw mode at `baud`.
 fn raw_tty(f: &File, baud: u32) -> io::Result<()> {
-    use nix::sys::termios::{self, BaudRate, SetArg};
-    let rate = match baud {
-        9600 => BaudRate::B9600,
-        19200 => BaudRate::B19200,
-        38400 => BaudRate::B38400,
-        57600 => BaudRate::B57600,
-        115_200 => BaudRate::B115200,
-        230_400 => BaudRate::B230400,
-        460_800 => BaudRate::B460800,
-        921_600 => BaudRate::B921600,
+    use nix::libc;
+    use nix::sys::termios::{self, SetArg, Termios};
+    let speed = match baud {
+        9600 => libc::B9600,
+        19200 => libc::B19200,
+        38400 => libc::B38400,
+        57600 => libc::B57600,
+        115_200 => libc::B115200,
+        230_400 => libc::B230400,
+        460_800 => libc::B460800,
+        921_600 => libc::B921600,
         other => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -187,7 +188,13 @@ fn raw_tty(f: &File, baud: u32) -> io::Result<()> {
     termios::cfmakeraw(&mut t);
     // No modem control lines: a board's USB serial has none to wait for.
     t.control_flags |= termios::ControlFlags::CLOCAL;
-    termios::cfsetspeed(&mut t, rate).map_err(io::Error::from)?;
+    // The speed set in the struct itself, as cfsetspeed would: glibc's static library has no
+    // cfset*speed the versioned symbols resolve to, and the clients are linked statically.
+    let mut raw: libc::termios = t.into();
+    raw.c_cflag = (raw.c_cflag & !libc::CBAUD) | speed;
+    raw.c_ispeed = speed;
+    raw.c_ospeed = speed;
+    let t = Termios::from(raw);
     termios::tcsetattr(f, SetArg::TCSANOW, &t).map_err(io::Error::from)?;
     Ok(())
 }
