@@ -170,7 +170,12 @@ impl Agent {
         loop {
             let n = match rx.read(&mut buf).await {
                 Ok(n) => n,
-                Err(_) => continue,
+                // A line error (a UART overrun, a USB reset): a breath, so that a line that
+                // keeps failing does not starve the tasks, then read on.
+                Err(_) => {
+                    embassy_time::Timer::after_millis(10).await;
+                    continue;
+                }
             };
             let mut frames = Vec::new();
             deframer.feed::<(u16, Ask)>(&buf[..n], |r| frames.push(r));
