@@ -200,39 +200,12 @@ pub const MAX_STATUS_LINES: u32 = 10_000;
 /// it is a bad request.
 pub async fn answer<H: Host>(host: &H, req: Request) -> Response {
     match req {
-        Request::Status { patterns, lines } => {
-            match select(&host.units(), &host.tasks(), &patterns) {
-                Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
-                    error(ErrorCode::NoSuchUnit, no_such(&s.missing))
-                }
-                Ok(s) => {
-                    let lines = lines.min(MAX_STATUS_LINES) as usize;
-                    Response::Status {
-                        units: host.status(&s.units, &s.tasks, lines),
-                        debug: host.debug(),
-                    }
-                }
-                Err(e) => error(ErrorCode::BadRequest, e),
-            }
-        }
-        Request::List { patterns } => match select(&host.units(), &host.tasks(), &patterns) {
-            Ok(s) => Response::List {
-                units: host.list(&s.units, &s.tasks),
-            },
-            Err(e) => error(ErrorCode::BadRequest, e),
-        },
-        Request::Debug { on } => {
-            if let Some(on) = on {
-                host.set_debug(on);
-            }
-            let word = if host.debug() { "on" } else { "off" };
-            Response::Actions {
-                results: vec![ok("debug", word)],
-            }
-        }
-        Request::Start { units } => act(host, Verb::Start, &units).await,
-        Request::Stop { units } => act(host, Verb::Stop, &units).await,
-        Request::Restart { units } => act(host, Verb::Restart, &units).await,
+        Request::Status { .. }
+        | Request::List { .. }
+        | Request::Debug { .. }
+        | Request::Start { .. }
+        | Request::Stop { .. }
+        | Request::Restart { .. } => answer_tasks(host, req).await,
         Request::Journal(_) => error(
             ErrorCode::BadRequest,
             "a journal query is answered by a stream, which this transport does not carry".into(),
@@ -281,6 +254,51 @@ pub async fn answer<H: Host>(host: &H, req: Request) -> Response {
                 Err(r) => refused(r),
             }
         }
+    }
+}
+
+/// Answers the requests every runtime serves, a board's agent included: status, list, debug,
+/// start, stop and restart. Anything else is answered as unsupported (a runtime that serves
+/// more calls [`answer`]).
+pub async fn answer_tasks<H: Host>(host: &H, req: Request) -> Response {
+    match req {
+        Request::Status { patterns, lines } => {
+            match select(&host.units(), &host.tasks(), &patterns) {
+                Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
+                    error(ErrorCode::NoSuchUnit, no_such(&s.missing))
+                }
+                Ok(s) => {
+                    let lines = lines.min(MAX_STATUS_LINES) as usize;
+                    Response::Status {
+                        units: host.status(&s.units, &s.tasks, lines),
+                        debug: host.debug(),
+                    }
+                }
+                Err(e) => error(ErrorCode::BadRequest, e),
+            }
+        }
+        Request::List { patterns } => match select(&host.units(), &host.tasks(), &patterns) {
+            Ok(s) => Response::List {
+                units: host.list(&s.units, &s.tasks),
+            },
+            Err(e) => error(ErrorCode::BadRequest, e),
+        },
+        Request::Debug { on } => {
+            if let Some(on) = on {
+                host.set_debug(on);
+            }
+            let word = if host.debug() { "on" } else { "off" };
+            Response::Actions {
+                results: vec![ok("debug", word)],
+            }
+        }
+        Request::Start { units } => act(host, Verb::Start, &units).await,
+        Request::Stop { units } => act(host, Verb::Stop, &units).await,
+        Request::Restart { units } => act(host, Verb::Restart, &units).await,
+        _ => error(
+            ErrorCode::Unsupported,
+            "unsupported: this runtime serves status, list, debug, start, stop and restart".into(),
+        ),
     }
 }
 
