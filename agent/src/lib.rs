@@ -65,6 +65,44 @@ pub struct TaskDef {
     pub schedule: Option<Spec>,
 }
 
+impl TaskDef {
+    /// Task `name` running `run`, with no arguments, not started at boot, unscheduled.
+    pub fn new(name: &'static str, run: TaskFn) -> TaskDef {
+        TaskDef {
+            name,
+            run,
+            args: Vec::new(),
+            kwargs: Map::new(),
+            start: false,
+            schedule: None,
+        }
+    }
+
+    /// With these arguments.
+    pub fn args(mut self, args: Vec<Value>) -> TaskDef {
+        self.args = args;
+        self
+    }
+
+    /// With the keyword argument `key`.
+    pub fn kwarg(mut self, key: &str, value: impl Into<Value>) -> TaskDef {
+        self.kwargs.insert(key.into(), value.into());
+        self
+    }
+
+    /// Started at boot.
+    pub fn at_boot(mut self) -> TaskDef {
+        self.start = true;
+        self
+    }
+
+    /// Run on `schedule`.
+    pub fn on(mut self, schedule: Option<Spec>) -> TaskDef {
+        self.schedule = schedule;
+        self
+    }
+}
+
 /// What a task's run is given.
 pub struct Ctx {
     agent: &'static Agent,
@@ -406,4 +444,64 @@ fn push(st: &mut State, clock: &BoardClock, id: UnitId, level: Level, msg: &str)
     for line in msg.split('\n') {
         st.ring.push(wall, mono, id, level, line.as_bytes());
     }
+}
+
+/// Tasks a board can run as they are (its demo tasks are its own).
+pub mod demo {
+    use alloc::boxed::Box;
+    use alloc::format;
+    use core::time::Duration;
+
+    use asyncmd_core::schedule::Spec;
+    use serde_json::Value;
+
+    use crate::{Ctx, TaskFuture};
+
+    /// Says how long the board has been up (its result, in seconds): a run that finishes,
+    /// made to be scheduled.
+    pub fn report(ctx: Ctx) -> TaskFuture {
+        Box::pin(async move {
+            let up = embassy_time::Instant::now().as_secs();
+            ctx.info(&format!("up {up} s"));
+            Ok(Value::from(up))
+        })
+    }
+
+    /// A schedule: first after `first_s` seconds, then every `every_s`.
+    pub fn every(first_s: u64, every_s: u64) -> Option<Spec> {
+        Spec::new(
+            Some(Duration::from_secs(first_s)),
+            Some(Duration::from_secs(every_s)),
+            None,
+        )
+        .ok()
+    }
+}
+
+/// Declares the embassy tasks that run an agent on a board (a pool of `$n` task runners, and
+/// its scheduler) and `spawn_agent(spawner, agent)`, which spawns them; the board spawns its
+/// link task itself, as its line's type is its own. Embassy tasks cannot be generic, so each
+/// board's firmware declares them with this.
+#[macro_export]
+macro_rules! embassy_tasks {
+    ($n:expr) => {
+        #[embassy_executor::task(pool_size = $n)]
+        async fn asyncmd_runner(agent: &'static $crate::Agent, index: usize) {
+            agent.run_task(index).await
+        }
+
+        #[embassy_executor::task]
+        async fn asyncmd_schedules(agent: &'static $crate::Agent) {
+            agent.run_schedules().await
+        }
+
+        /// Spawns a runner per task of `agent`, and its scheduler.
+        fn spawn_agent(spawner: embassy_executor::Spawner, agent: &'static $crate::Agent) {
+            assert!(agent.tasks() <= $n, "a runner slot per task");
+            for i in 0..agent.tasks() {
+                spawner.spawn(asyncmd_runner(agent, i).expect("a runner slot per task"));
+            }
+            spawner.spawn(asyncmd_schedules(agent).expect("one scheduler"));
+        }
+    };
 }

@@ -12,14 +12,11 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
-use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use core::time::Duration;
 
-use asyncmd_agent::{Agent, Ctx, TaskDef, TaskFuture};
-use asyncmd_core::schedule::Spec;
+use asyncmd_agent::{demo, Agent, Ctx, TaskDef, TaskFuture};
 use embassy_executor::Spawner;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::blocking_mutex::Mutex;
@@ -27,7 +24,6 @@ use embassy_time::Timer;
 use esp_hal::gpio::{Level, Output, OutputConfig};
 use esp_hal::timer::timg::TimerGroup;
 use esp_hal::usb::usb_serial_jtag::UsbSerialJtag;
-use serde_json::{Map, Value};
 use static_cell::{ConstStaticCell, StaticCell};
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -61,51 +57,14 @@ fn blink(ctx: Ctx) -> TaskFuture {
     })
 }
 
-/// Says how long the board has been up: a run that finishes, made to be scheduled.
-fn report(ctx: Ctx) -> TaskFuture {
-    Box::pin(async move {
-        let up = embassy_time::Instant::now().as_secs();
-        ctx.info(&format!("up {up} s"));
-        Ok(Value::from(up))
-    })
-}
-
 fn tasks() -> Vec<TaskDef> {
-    let schedule = Spec::new(
-        Some(Duration::from_secs(5)),
-        Some(Duration::from_secs(10)),
-        None,
-    )
-    .ok();
     vec![
-        TaskDef {
-            name: "blink",
-            run: blink,
-            args: Vec::new(),
-            kwargs: Map::new(),
-            start: true,
-            schedule: None,
-        },
-        TaskDef {
-            name: "report",
-            run: report,
-            args: Vec::new(),
-            kwargs: Map::new(),
-            start: false,
-            schedule,
-        },
+        TaskDef::new("blink", blink).at_boot(),
+        TaskDef::new("report", demo::report).on(demo::every(5, 10)),
     ]
 }
 
-#[embassy_executor::task(pool_size = 2)]
-async fn runner(agent: &'static Agent, index: usize) {
-    agent.run_task(index).await
-}
-
-#[embassy_executor::task]
-async fn schedules(agent: &'static Agent) {
-    agent.run_schedules().await
-}
+asyncmd_agent::embassy_tasks!(2);
 
 #[embassy_executor::task]
 async fn link(agent: &'static Agent, usb: UsbSerialJtag<'static, esp_hal::Async>) {
@@ -134,10 +93,7 @@ async fn main(spawner: Spawner) -> ! {
         Err(e) => panic!("{e}"),
     };
     agent.log_agent(asyncmd_proto::Level::Info, "agent started");
-    for i in 0..agent.tasks() {
-        spawner.spawn(runner(agent, i).expect("a runner slot per task"));
-    }
-    spawner.spawn(schedules(agent).expect("one scheduler"));
+    spawn_agent(spawner, agent);
     spawner.spawn(link(agent, usb).expect("one link"));
     loop {
         Timer::after_secs(3600).await;

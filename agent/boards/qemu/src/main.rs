@@ -18,12 +18,10 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::time::Duration;
 
-use asyncmd_agent::{Agent, Ctx, TaskDef, TaskFuture};
-use asyncmd_core::schedule::Spec;
+use asyncmd_agent::{demo, Agent, Ctx, TaskDef, TaskFuture};
 use embassy_time::Timer;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use static_cell::{ConstStaticCell, StaticCell};
 
 /// Bytes of the journal ring.
@@ -79,49 +77,14 @@ fn sensor(ctx: Ctx) -> TaskFuture {
     })
 }
 
-/// Says how long the board has been up: a run that finishes, made to be scheduled.
-fn report(ctx: Ctx) -> TaskFuture {
-    Box::pin(async move {
-        let up = embassy_time::Instant::now().as_secs();
-        ctx.info(&format!("up {up} s"));
-        Ok(Value::from(up))
-    })
-}
-
 fn tasks() -> Vec<TaskDef> {
-    let mut blink_kw = Map::new();
-    blink_kw.insert("sleep".into(), Value::from(1));
-    let schedule = Spec::new(
-        Some(Duration::from_secs(5)),
-        Some(Duration::from_secs(10)),
-        None,
-    )
-    .ok();
     vec![
-        TaskDef {
-            name: "blink",
-            run: blink,
-            args: vec![Value::from(2)],
-            kwargs: blink_kw,
-            start: true,
-            schedule: None,
-        },
-        TaskDef {
-            name: "sensor",
-            run: sensor,
-            args: Vec::new(),
-            kwargs: Map::new(),
-            start: true,
-            schedule: None,
-        },
-        TaskDef {
-            name: "report",
-            run: report,
-            args: Vec::new(),
-            kwargs: Map::new(),
-            start: false,
-            schedule,
-        },
+        TaskDef::new("blink", blink)
+            .args(vec![Value::from(2)])
+            .kwarg("sleep", 1)
+            .at_boot(),
+        TaskDef::new("sensor", sensor).at_boot(),
+        TaskDef::new("report", demo::report).on(demo::every(5, 10)),
     ]
 }
 
@@ -136,15 +99,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
 }
 
-#[embassy_executor::task(pool_size = 3)]
-async fn runner(agent: &'static Agent, index: usize) {
-    agent.run_task(index).await
-}
-
-#[embassy_executor::task]
-async fn schedules(agent: &'static Agent) {
-    agent.run_schedules().await
-}
+asyncmd_agent::embassy_tasks!(3);
 
 #[embassy_executor::task]
 async fn link(agent: &'static Agent) {
@@ -166,10 +121,7 @@ fn main() -> ! {
     };
     agent.log_agent(asyncmd_proto::Level::Info, "agent started");
     EXECUTOR.init(executor::Executor::new()).run(|spawner| {
-        for i in 0..agent.tasks() {
-            spawner.spawn(runner(agent, i).expect("a runner slot per task"));
-        }
-        spawner.spawn(schedules(agent).expect("one scheduler"));
+        spawn_agent(spawner, agent);
         spawner.spawn(link(agent).expect("one link"));
     })
 }

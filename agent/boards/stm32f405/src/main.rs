@@ -18,10 +18,8 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use core::time::Duration;
 
-use asyncmd_agent::{Agent, Ctx, TaskDef, TaskFuture};
-use asyncmd_core::schedule::Spec;
+use asyncmd_agent::{demo, Agent, Ctx, TaskDef, TaskFuture};
 use embassy_executor::Spawner;
 use embassy_stm32::adc::{Adc, SampleTime, Temperature};
 use embassy_stm32::gpio::{Level, Output, Speed};
@@ -32,7 +30,7 @@ use embassy_stm32::{bind_interrupts, Peri};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_time::Timer;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use static_cell::{ConstStaticCell, StaticCell};
 
 /// Bytes of the journal ring.
@@ -124,47 +122,18 @@ fn watcher(ctx: Ctx) -> TaskFuture {
     })
 }
 
-/// Says how long the board has been up: a run that finishes, made to be scheduled.
-fn report(ctx: Ctx) -> TaskFuture {
-    Box::pin(async move {
-        let up = embassy_time::Instant::now().as_secs();
-        ctx.info(&format!("up {up} s"));
-        Ok(Value::from(up))
-    })
-}
-
 fn tasks() -> Vec<TaskDef> {
-    let schedule = Spec::new(
-        Some(Duration::from_secs(5)),
-        Some(Duration::from_secs(10)),
-        None,
-    )
-    .ok();
-    let task = |name, run, args: Vec<Value>, start, schedule| TaskDef {
-        name,
-        run,
-        args,
-        kwargs: Map::new(),
-        start,
-        schedule,
-    };
     vec![
-        task("blink", blink, vec![Value::from(1)], true, None),
-        task("sensor", sensor, Vec::new(), true, None),
-        task("watcher", watcher, Vec::new(), true, None),
-        task("report", report, Vec::new(), false, schedule),
+        TaskDef::new("blink", blink)
+            .args(vec![Value::from(1)])
+            .at_boot(),
+        TaskDef::new("sensor", sensor).at_boot(),
+        TaskDef::new("watcher", watcher).at_boot(),
+        TaskDef::new("report", demo::report).on(demo::every(5, 10)),
     ]
 }
 
-#[embassy_executor::task(pool_size = 4)]
-async fn runner(agent: &'static Agent, index: usize) {
-    agent.run_task(index).await
-}
-
-#[embassy_executor::task]
-async fn schedules(agent: &'static Agent) {
-    agent.run_schedules().await
-}
+asyncmd_agent::embassy_tasks!(4);
 
 #[embassy_executor::task]
 async fn link(agent: &'static Agent, uart: BufferedUart<'static>) {
@@ -215,9 +184,6 @@ async fn main(spawner: Spawner) {
         Err(e) => panic!("{e}"),
     };
     agent.log_agent(asyncmd_proto::Level::Info, "agent started");
-    for i in 0..agent.tasks() {
-        spawner.spawn(runner(agent, i).expect("a runner slot per task"));
-    }
-    spawner.spawn(schedules(agent).expect("one scheduler"));
+    spawn_agent(spawner, agent);
     spawner.spawn(link(agent, uart).expect("one link"));
 }
