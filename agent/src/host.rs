@@ -1,18 +1,17 @@
 //! The agent as the core's control [`Host`]: a board has tasks and no units, so what needs unit
 //! files or a configuration keeps the trait's `unsupported` answers.
 
-use alloc::collections::VecDeque;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use asyncmd_core::control::{Host, Outcomes};
-use asyncmd_core::journal::records;
 use asyncmd_core::status;
+use asyncmd_proto::link::Reply;
 use asyncmd_proto::unit::{ScheduleStatus, UnitSummary};
 use asyncmd_proto::{Entry, UnitStatus, UnitType};
 use serde_json::{Map, Value};
 
-use crate::serve::{entry_bytes, truncate};
 use crate::Agent;
 
 /// A board's agent as the host of requests.
@@ -72,9 +71,6 @@ impl Host for Board {
                 for t in [&mut sc.last_us, &mut sc.next_us].into_iter().flatten() {
                     *t = clock.fix(*t);
                 }
-            }
-            for e in s.journal.iter_mut() {
-                e.time_us = clock.fix(e.time_us);
             }
         }
         out
@@ -155,28 +151,13 @@ impl Host for Board {
 /// Journal bytes a task's status carries at most: three tasks' fit one frame.
 const STATUS_JOURNAL_BYTES: usize = asyncmd_proto::link::MAX_LINK_FRAME / 6;
 
-/// The newest `lines` journal entries of `name`.
+/// The newest `lines` journal entries of task `name`, bounded by bytes too (whatever `lines`
+/// asks, a status must fit a frame).
 fn newest(agent: &Agent, name: &str, lines: usize) -> Vec<Entry> {
-    agent.with(|st| {
-        let Some(id) = st.names.get(name) else {
-            return Vec::new();
-        };
-        let mut copy = Vec::new();
-        let mut cursor = st.ring.oldest();
-        st.ring.read(&mut cursor, &mut copy, usize::MAX);
-        // Bounded by bytes too, whatever `lines` asks: a status must fit a frame.
-        let mut keep = VecDeque::new();
-        let mut bytes = 0;
-        for r in records(&copy).filter(|r| r.unit == id) {
-            let mut e = r.to_entry(name);
-            truncate(&mut e.msg, STATUS_JOURNAL_BYTES / 2);
-            bytes += entry_bytes(&e);
-            keep.push_back(e);
-            while keep.len() > lines || bytes > STATUS_JOURNAL_BYTES {
-                let old = keep.pop_front().expect("one at least");
-                bytes -= entry_bytes(&old);
-            }
-        }
-        keep.into()
-    })
+    let lines = Some(u32::try_from(lines).unwrap_or(u32::MAX));
+    let units = vec![String::from(name)];
+    match agent.entries(units, None, lines, None, STATUS_JOURNAL_BYTES) {
+        Reply::Entries { entries, .. } => entries,
+        _ => Vec::new(),
+    }
 }

@@ -32,12 +32,12 @@ impl Grep for NoGrep {
 const ENTRY_BYTES: usize = MAX_LINK_FRAME / 2;
 
 /// About what an entry takes in a frame.
-pub(crate) fn entry_bytes(e: &asyncmd_proto::Entry) -> usize {
+fn entry_bytes(e: &asyncmd_proto::Entry) -> usize {
     e.msg.len() + e.unit.len() + 24
 }
 
 /// Cuts `msg` to at most `max` bytes, at a character boundary.
-pub(crate) fn truncate(msg: &mut String, max: usize) {
+fn truncate(msg: &mut String, max: usize) {
     if msg.len() > max {
         let mut end = max;
         while !msg.is_char_boundary(end) {
@@ -70,7 +70,7 @@ impl Agent {
                 after_seq,
                 lines,
                 level,
-            } => self.entries(units, after_seq, lines, level),
+            } => self.entries(units, after_seq, lines, level, ENTRY_BYTES),
             other => match other.into_request() {
                 Some(req) => Reply::from_response(&control::answer_tasks(&Board(self), req).await),
                 None => Reply::Error {
@@ -81,13 +81,15 @@ impl Agent {
         }
     }
 
-    /// Journal entries after `after_seq` (or the newest `lines`), as many as fit a frame.
-    fn entries(
+    /// Journal entries after `after_seq` (or the newest `lines`), at most `budget` bytes of
+    /// them (see [`entry_bytes`]).
+    pub(crate) fn entries(
         &self,
         units: Vec<String>,
         after_seq: Option<u64>,
         lines: Option<u32>,
         level: Option<Level>,
+        budget: usize,
     ) -> Reply {
         let q = JournalQuery {
             units,
@@ -130,9 +132,9 @@ impl Agent {
                         continue;
                     }
                     let mut e = r.to_entry(filter.name(&st.names, r.unit));
-                    truncate(&mut e.msg, ENTRY_BYTES / 2);
+                    truncate(&mut e.msg, budget / 2);
                     let size = entry_bytes(&e);
-                    if newest.is_none() && !picked.is_empty() && bytes + size > ENTRY_BYTES {
+                    if newest.is_none() && !picked.is_empty() && bytes + size > budget {
                         // It goes first on the next page.
                         stopped_at = Some(r.seq);
                         break 'pages;
@@ -140,7 +142,7 @@ impl Agent {
                     bytes += size;
                     picked.push_back(e);
                     // The newest `lines` (and no more than a frame holds): the oldest go.
-                    while newest.is_some_and(|n| picked.len() > n) || bytes > ENTRY_BYTES {
+                    while newest.is_some_and(|n| picked.len() > n) || bytes > budget {
                         let old = picked.pop_front().expect("one at least");
                         bytes -= entry_bytes(&old);
                     }

@@ -311,10 +311,9 @@ impl AgentClient {
                     )) => {
                         // It booted (again) meanwhile: it did not get this request, and it
                         // lost the wall clock.
+                        self.note_hello(board, uptime_us);
                         self.reset = true;
                         self.regreet = true;
-                        self.board = board;
-                        self.uptime_us = uptime_us;
                         resend_at = Some(Instant::now() + RESEND_AFTER_RESET);
                     }
                     Err(LinkError::Version { theirs }) => {
