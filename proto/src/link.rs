@@ -24,7 +24,7 @@ use crate::request::{ActionResult, ErrorCode, Request, Response};
 use crate::unit::{LoopInfo, ScheduleStatus, UnitState, UnitStatus, UnitSummary, UnitType};
 
 /// The link protocol's version; both ends refuse a frame of another.
-pub const LINK_VERSION: u16 = 1;
+pub const LINK_VERSION: u16 = 2;
 
 /// The most bytes a frame may take, decoded (message and CRC): a board's buffers are this big.
 pub const MAX_LINK_FRAME: usize = 2048;
@@ -183,8 +183,10 @@ pub enum Stat {
     Float(f64),
     /// A string.
     Text(String),
-    /// An array or object, as JSON text.
-    Json(String),
+    /// An array.
+    List(Vec<Stat>),
+    /// An object, its keys in order.
+    Object(Vec<(String, Stat)>),
 }
 
 impl From<&Value> for Stat {
@@ -197,7 +199,9 @@ impl From<&Value> for Stat {
                 None => Stat::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             Value::String(s) => Stat::Text(s.clone()),
-            other => Stat::Json(other.to_string()),
+            // Carried as structure, so a board never formats JSON text.
+            Value::Array(a) => Stat::List(a.iter().map(Stat::from).collect()),
+            Value::Object(m) => Stat::Object(stats_of(m)),
         }
     }
 }
@@ -210,7 +214,8 @@ impl From<Stat> for Value {
             Stat::Int(i) => Value::from(i),
             Stat::Float(f) => Value::from(f),
             Stat::Text(t) => Value::String(t),
-            Stat::Json(j) => serde_json::from_str(&j).unwrap_or(Value::String(j)),
+            Stat::List(a) => Value::Array(a.into_iter().map(Value::from).collect()),
+            Stat::Object(m) => Value::Object(map_of(m)),
         }
     }
 }
@@ -603,7 +608,7 @@ mod tests {
             .as_ref()
             .unwrap_err()
             .to_string()
-            .contains("version 2"));
+            .contains(&format!("version {}", LINK_VERSION + 1)));
     }
 
     #[test]
@@ -612,6 +617,10 @@ mod tests {
         stats.insert("temp".into(), Value::from(21.5));
         stats.insert("toggles".into(), Value::from(3));
         stats.insert("pins".into(), serde_json::json!([2, 3]));
+        stats.insert(
+            "led".into(),
+            serde_json::json!({"on": true, "at": [1.5, null, "x"]}),
+        );
         let s = UnitStatus {
             stats,
             task_result: Some(Value::from("ok")),
