@@ -132,12 +132,18 @@ impl Ctx {
         });
     }
 
-    /// A number from kwargs, or `default`.
-    pub fn kwarg_f64(&self, key: &str, default: f64) -> f64 {
-        self.kwargs
-            .get(key)
-            .and_then(Value::as_f64)
-            .unwrap_or(default)
+    /// A number of seconds from kwargs (`sleep = 0.5`), in milliseconds, or `default_ms`.
+    /// Computed in `f32`, which the Cortex-M4F does in hardware: 1 ms steps up to hours.
+    pub fn kwarg_ms(&self, key: &str, default_ms: u64) -> u64 {
+        match self.kwargs.get(key) {
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(secs) => secs.saturating_mul(1000),
+                None => n
+                    .as_f64()
+                    .map_or(default_ms, |s| (s as f32 * 1000.0) as u64),
+            },
+            _ => default_ms,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ fn count(ctx: Ctx) -> TaskFuture {
             n += 1;
             ctx.info(&format!("tick {n}"));
             ctx.set_stat("n", n);
-            Timer::after_millis(ctx.kwarg_f64("ms", 5.0) as u64).await;
+            Timer::after_millis(ctx.kwarg_ms("sleep", 5)).await;
         }
     })
 }
@@ -46,7 +46,7 @@ fn fails(_ctx: Ctx) -> TaskFuture {
 fn agent() -> &'static Agent {
     let ring: &'static mut [u8] = Box::leak(vec![0u8; 8 * 1024].into_boxed_slice());
     let mut kw = Map::new();
-    kw.insert("ms".into(), Value::from(5));
+    kw.insert("sleep".into(), Value::from(0.005));
     let defs = vec![
         TaskDef {
             name: "count",

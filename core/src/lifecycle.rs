@@ -394,9 +394,11 @@ impl Life {
         let mut text = match (state, task) {
             (UnitState::Stopped, true) => String::from("Stopped"),
             (UnitState::Stopped, false) => format!("Stopped ({})", self.result_text()),
+            // `to_string`, not `Display`, whose pretty-printing branch a board would carry.
             (UnitState::Done, true) => format!(
                 "Done: result {}",
-                self.value.as_ref().unwrap_or(&Value::Null)
+                serde_json::to_string(self.value.as_ref().unwrap_or(&Value::Null))
+                    .unwrap_or_default()
             ),
             (UnitState::Done, false) => String::from("Finished (exit status 0)"),
             _ => format!("Failed: {}", self.failure_reason()),

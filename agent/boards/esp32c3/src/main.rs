@@ -45,7 +45,7 @@ static LED: Mutex<CriticalSectionRawMutex, RefCell<Option<Output<'static>>>> =
 /// Toggles the LED every `sleep` seconds.
 fn blink(ctx: Ctx) -> TaskFuture {
     Box::pin(async move {
-        let sleep_ms = (ctx.kwarg_f64("sleep", 1.0) * 1000.0) as u64;
+        let sleep_ms = ctx.kwarg_ms("sleep", 1000);
         let mut toggles = 0u64;
         loop {
             LED.lock(|l| l.borrow_mut().as_mut().map(|p| p.toggle()));

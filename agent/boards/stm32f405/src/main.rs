@@ -72,7 +72,7 @@ fn blink(ctx: Ctx) -> TaskFuture {
             .and_then(Value::as_u64)
             .unwrap_or(1)
             .clamp(1, 4) as usize;
-        let sleep_ms = (ctx.kwarg_f64("sleep", 1.0) * 1000.0) as u64;
+        let sleep_ms = ctx.kwarg_ms("sleep", 1000);
         let mut toggles = 0u64;
         loop {
             LEDS.lock(|l| l.borrow_mut().get_mut(led - 1).map(|p| p.toggle()));
@@ -87,7 +87,7 @@ fn blink(ctx: Ctx) -> TaskFuture {
 /// The internal temperature sensor: 25 °C at 0.76 V, 2.5 mV/°C (RM0090), as tenths.
 fn sensor(ctx: Ctx) -> TaskFuture {
     Box::pin(async move {
-        let every_ms = (ctx.kwarg_f64("interval", 2.0) * 1000.0) as u64;
+        let every_ms = ctx.kwarg_ms("interval", 2000);
         loop {
             let raw = THERMOMETER.lock(|t| {
                 t.borrow_mut()
