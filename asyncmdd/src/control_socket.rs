@@ -5,10 +5,8 @@
 //! A malformed frame gets an error reply; an oversized one gets an error reply and the
 //! connection closed. Changes are allowed only to root and the daemon's own user (SO_PEERCRED).
 
-use std::future::Future;
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +22,7 @@ use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
+use crate::answer::Answer;
 use crate::journal::{records, Journal, Record, MAX_MESSAGE};
 use asyncmd_core::control::error;
 use asyncmd_core::journal::{Filter, Grep};
@@ -69,10 +68,6 @@ pub fn bind(path: &Path) -> io::Result<Listener> {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
     Ok(listener)
 }
-
-/// Answers one request (the runtime's request handling; the socket only carries it).
-pub type Answer =
-    Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
 
 /// Serves a runtime's requests, through its [`Answer`], and queries of its journal.
 pub struct Server {

@@ -136,6 +136,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for (name, def) in defs {
         sup.add(name, def);
     }
+    sup.set_answer(Daemon::answer_for(&sup));
     let server = tokio::spawn(
         Server::new(Daemon(sup.clone()).answer(), sup.journal().clone()).serve(listener),
     );

@@ -389,7 +389,7 @@ impl Slot {
                 }),
             argv,
             args: def.config.args.clone(),
-            kwargs: def.config.kwargs.clone(),
+            kwargs: crate::builtins::shown_kwargs(&def.config.kwargs),
             loop_info: live.counters.as_ref().map(|c| c.loop_info()),
             ..status::of(&self.name, &def.source, kind, &live.life, host)
         }
@@ -447,6 +447,8 @@ pub struct Supervisor {
     debug: std::sync::atomic::AtomicBool,
     /// Held by whatever changes the set of units or `services.config`, one at a time.
     pub changes: tokio::sync::Mutex<()>,
+    /// Its request handling, which a builtin that is a transport (MQTT) is given.
+    answer: std::sync::OnceLock<crate::answer::Answer>,
 }
 
 impl Supervisor {
@@ -472,6 +474,7 @@ impl Supervisor {
             boards: Arc::default(),
             debug: std::sync::atomic::AtomicBool::new(false),
             changes: tokio::sync::Mutex::new(()),
+            answer: std::sync::OnceLock::new(),
         })
     }
 
@@ -514,6 +517,11 @@ impl Supervisor {
     /// Sets the sd_notify socket path services are given.
     pub fn set_notify_socket(&self, path: PathBuf) {
         *self.notify_socket.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
+    }
+
+    /// Sets the request handling builtins that carry requests are given (once).
+    pub fn set_answer(&self, answer: crate::answer::Answer) {
+        let _ = self.answer.set(answer);
     }
 
     /// The journal units log into.
@@ -867,6 +875,8 @@ impl Supervisor {
             id: slot.id,
             agent,
             boards: self.boards.clone(),
+            answer: self.answer.get().cloned(),
+            config: self.paths.as_ref().map(|p| p.config.clone()),
             stats: Arc::new(move |stats| me.set_stats(stats)),
             units: Box::new(move || {
                 sup.upgrade()

@@ -13,9 +13,10 @@ use asyncmd_proto::unit::UnitSummary;
 use asyncmd_proto::{ActionResult, UnitStatus};
 use serde_json::{Map, Value};
 
+use crate::answer::Answer;
 use crate::boards::Command;
 use crate::boot;
-use crate::control_socket::{self, Answer, Server};
+use crate::control_socket::{self, Server};
 use crate::driver::Supervisor;
 use crate::journal::Journal;
 use crate::reload;
@@ -56,6 +57,24 @@ impl Daemon {
         Arc::new(move |req| {
             let me = self.clone();
             Box::pin(async move { control::answer(&me, req).await })
+        })
+    }
+
+    /// Its request handling for what `sup` itself holds (its builtins): the same answers, through
+    /// a weak reference, so the supervisor holding it is not kept alive by it.
+    pub fn answer_for(sup: &Arc<Supervisor>) -> Answer {
+        let weak = Arc::downgrade(sup);
+        Arc::new(move |req| {
+            let sup = weak.upgrade();
+            Box::pin(async move {
+                match sup {
+                    Some(s) => control::answer(&Daemon(s), req).await,
+                    None => control::error(
+                        asyncmd_proto::ErrorCode::Internal,
+                        "the runtime is gone".into(),
+                    ),
+                }
+            })
         })
     }
 

@@ -4,6 +4,7 @@
 //! socket that `asyncmctl` and `asyncmjournal` talk to. The `asyncmdd` binary wires these
 //! together; a tokio application uses it as a library: [`standalone`] and [`serve`].
 
+pub mod answer;
 pub mod boards;
 pub mod boot;
 pub mod builtins;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
 
+pub mod mqtt;
+
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use serde_json::Value;

@@ -5,14 +5,17 @@
 
 pub mod bridge;
 pub mod demo;
+pub mod mqtt;
 pub mod watcher;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use asyncmd_proto::{Level, UnitStatus};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
+use crate::answer::Answer;
 use crate::boards::Boards;
 use crate::journal::{Journal, UnitId};
 use crate::unit_file::AgentLink;
@@ -44,6 +47,10 @@ pub struct Context {
     pub agent: Option<AgentLink>,
     /// The boards the daemon reaches, which the bridge keeps up to date.
     pub boards: Arc<Boards>,
+    /// The runtime's request handling, for a builtin that carries requests (MQTT).
+    pub answer: Option<Answer>,
+    /// `services.config`, which MQTT's `config get` reads as written.
+    pub config: Option<PathBuf>,
 }
 
 impl Context {
@@ -72,13 +79,28 @@ impl Context {
     }
 }
 
+/// Kwargs whose values are secrets (the MQTT broker's password): status shows them masked.
+pub const SECRET_KWARGS: &[&str] = &["password"];
+
+/// `kwargs` as status shows them: secrets masked.
+pub fn shown_kwargs(kwargs: &Map<String, Value>) -> Map<String, Value> {
+    let mut shown = kwargs.clone();
+    for key in SECRET_KWARGS {
+        if let Some(v) = shown.get_mut(*key) {
+            *v = Value::from("********");
+        }
+    }
+    shown
+}
+
 /// The names of the builtin services of this version.
-pub const NAMES: &[&str] = &["hello", "sensor", "watcher", "world"];
+pub const NAMES: &[&str] = &["hello", "mqtt", "sensor", "watcher", "world"];
 
 /// Runs builtin `name` until it ends or is stopped.
 pub async fn run(name: &str, ctx: Context) -> Result<(), String> {
     match name {
         "watcher" => watcher::run(ctx).await,
+        "mqtt" => mqtt::run(ctx).await,
         "agent" => bridge::run(ctx).await,
         "hello" => demo::hello(ctx).await,
         "world" => demo::world(ctx).await,

@@ -1,0 +1,395 @@
+//! The `mqtt` builtin against a real mosquitto: asyncmd's device protocol, remote control off
+//! and on, the link across a broker restart, and the last will on a crash.
+
+use asyncmd_e2e::mqtt::{Broker, Watch};
+use asyncmd_e2e::{wait_for, Daemon, Setup};
+use serde_json::{json, Value};
+
+const DEVICE: &str = "dev1";
+
+fn t(leaf: &str) -> String {
+    format!("device/{DEVICE}/{leaf}")
+}
+
+/// A daemon with `hello` (a process that logs), a failing `bad` and the `mqtt` unit on
+/// `broker`, its kwargs `extra` beside the broker's address and the device id.
+fn device(broker: &Broker, extra: Value) -> Daemon {
+    let mut kwargs = json!({"server": "127.0.0.1", "port": broker.port, "hostname": DEVICE});
+    kwargs
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let config = json!({
+        "hello": {"enabled": true, "args": [2], "kwargs": {"sleep": 1}},
+        "bad": {"enabled": true},
+        "mqtt": {"enabled": true, "kwargs": kwargs},
+    });
+    Setup::new()
+        .sh(
+            "hello.service",
+            "",
+            "while true; do echo tick; sleep 0.2; done",
+        )
+        .sh("bad.service", "", "echo 'Traceback: it broke' >&2; exit 3")
+        .unit(
+            "mqtt.service",
+            "[unit]\ndescription = \"MQTT\"\n[service]\nbuiltin = \"mqtt\"\n",
+        )
+        .config(&config.to_string())
+        .boot()
+}
+
+fn connected(d: &Daemon) {
+    wait_for("the mqtt unit to connect", || {
+        let s = d.status("mqtt.service");
+        let link = s["stats"]["link"].as_str().unwrap_or("").to_string();
+        link.starts_with("connected to").then_some(())
+    });
+}
+
+fn has(m: &asyncmd_e2e::mqtt::Message, key: &str) -> bool {
+    m.json().get(key).is_some()
+}
+
+#[test]
+fn a_device_answers_asyncmds_topics_and_refuses_changes_without_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let mut w = Watch::new(broker.port, "device/#");
+    let d = device(
+        &broker,
+        json!({"stats": true, "password": "s3cret", "username": "u"}),
+    );
+    connected(&d);
+
+    // Presence is retained, so a late watcher sees it too.
+    let late = {
+        let mut late = Watch::new(broker.port, &t("presence"));
+        late.next(&t("presence"), |m| m.text == "online")
+    };
+    assert!(late.retained, "presence is retained");
+
+    // The periodic status: every *.service, in asyncmd's schema.
+    let st = w
+        .next(&t("status"), |m| {
+            has(m, "hello.service") && has(m, "mqtt.service")
+        })
+        .json();
+    assert_eq!(st["hostname"], DEVICE);
+    assert_eq!(st["hello.service"]["status"], "running", "{st}");
+    assert_eq!(st["hello.service"]["service"], true);
+    assert!(st["hello.service"]["since"].as_f64().unwrap() > 1.7e9);
+    // The link's stats are there; the password is nowhere.
+    assert!(st["mqtt.service"]["stats"]["link"]
+        .as_str()
+        .unwrap()
+        .starts_with("connected to 127.0.0.1:"));
+    assert!(!st.to_string().contains("s3cret"));
+
+    // A status request, a list of names, and `:/debug`.
+    let one = w
+        .ask(
+            &t("service"),
+            r#"{"status": "hello.service"}"#,
+            &t("status"),
+            |m| has(m, "hello.service") && !has(m, "mqtt.service"),
+        )
+        .json();
+    assert_eq!(one["hello.service"]["status"], "running");
+    let bad = wait_for("bad to fail", || {
+        let s = d.status("bad.service");
+        (s["state"] == "failed").then_some(s)
+    });
+    assert_eq!(bad["state"], "failed");
+    let dbg = w
+        .ask(
+            &t("service"),
+            r#"{"status": ["bad:/debug", "mqtt:/debug"]}"#,
+            &t("status"),
+            |m| has(m, "bad.service"),
+        )
+        .json();
+    assert_eq!(dbg["bad.service"]["status"], "error");
+    assert!(dbg["bad.service"]["traceback"]
+        .as_str()
+        .unwrap()
+        .contains("Traceback: it broke"));
+    assert_eq!(dbg["bad.service"]["type"], "runtime.service");
+    assert!(dbg["bad.service"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("bad.service"));
+    let m = w.next(&t("status"), |m| has(m, "mqtt.service")).json();
+    assert_eq!(m["mqtt.service"]["kwargs"]["password"], "********", "{m}");
+    assert!(!m.to_string().contains("s3cret"));
+    let none = w
+        .ask(
+            &t("service"),
+            r#"{"status": "nonexist.service"}"#,
+            &t("status"),
+            |m| has(m, "error"),
+        )
+        .json();
+    assert_eq!(none["hostname"], DEVICE);
+    assert!(
+        none["error"].as_str().unwrap().contains("nonexist"),
+        "{none}"
+    );
+
+    // traceback, on the device topic and on all.
+    let tb = w
+        .ask(
+            "device/all/service",
+            r#"{"traceback": "bad.service"}"#,
+            &t("status"),
+            |m| m.json()["bad.service"].get("traceback").is_some(),
+        )
+        .json();
+    assert!(tb["bad.service"]["traceback"]
+        .as_str()
+        .unwrap()
+        .starts_with("bad.service: Traceback\n"));
+
+    // Changes are refused, and nothing changes.
+    let r = w
+        .ask(
+            &t("service"),
+            r#"{"stop": "hello.service"}"#,
+            &t("status"),
+            |m| has(m, "hello.service") && m.text.contains("refused"),
+        )
+        .json();
+    assert!(r["hello.service"]["stop"]
+        .as_str()
+        .unwrap()
+        .contains("remote control is off"));
+    assert_eq!(d.state("hello.service"), "running");
+    let before = std::fs::read_to_string(d.units().join("services.config")).unwrap();
+    let r = w
+        .ask(
+            &t("service"),
+            r#"{"config": {"disable": "hello"}}"#,
+            &t("config"),
+            |m| m.text.contains("refused"),
+        )
+        .json();
+    assert!(r.to_string().contains("remote control is off"), "{r}");
+    let after = std::fs::read_to_string(d.units().join("services.config")).unwrap();
+    assert_eq!(before, after, "a refused change leaves the file alone");
+
+    // Reads: config get of all, of one, of none.
+    let all = w
+        .ask(
+            &t("service"),
+            r#"{"config": {"get": "*"}}"#,
+            &t("config"),
+            |m| has(m, "hello"),
+        )
+        .json();
+    assert_eq!(all["hello"]["args"], json!([2]));
+    let one = w
+        .ask(
+            &t("service"),
+            r#"{"config": {"get": "hello.service"}}"#,
+            &t("config"),
+            |m| has(m, "enabled"),
+        )
+        .json();
+    assert_eq!(
+        one,
+        json!({"enabled": true, "args": [2], "kwargs": {"sleep": 1}})
+    );
+    let missing = w.ask(
+        &t("service"),
+        r#"{"config": {"get": "nonexist"}}"#,
+        &t("config"),
+        |_| true,
+    );
+    assert_eq!(missing.text, "false");
+
+    // The log, on request: the ring the first time, then what came since.
+    w.publish(&t("service"), r#"{"log": "x"}"#);
+    let line = w.next(&t("log"), |m| m.text.contains("[hello.service] tick"));
+    assert!(line.text.ends_with('\n'));
+    assert!(
+        line.text.contains("[testhost] [INFO] [hello.service] tick"),
+        "{}",
+        line.text
+    );
+    w.publish(&t("logger"), "log");
+    w.next(&t("log"), |m| m.text.contains("tick"));
+
+    // cmd help, one command's help, an unknown command.
+    let help = w.ask(&t("cmd"), "help", &t("help"), |_| true).json();
+    assert!(
+        help.get("help").is_some() && help.get("reload").is_some(),
+        "{help}"
+    );
+    let reload = w
+        .ask("device/all/cmd", "reload?", &t("help"), |_| true)
+        .json();
+    assert!(reload["help"].as_str().unwrap().contains("needs control"));
+    let resp = w.ask(&t("cmd"), "nonexistent", &t("resp"), |_| true).json();
+    assert_eq!(resp["cmd"], "nonexistent");
+    assert_eq!(resp["hostname"], DEVICE);
+    assert!(resp["msg"].as_str().unwrap().contains("not found"));
+    let resp = w.ask(&t("cmd"), "reload", &t("resp"), |_| true).json();
+    assert!(resp["msg"].as_str().unwrap().contains("refused"), "{resp}");
+
+    // Bad input gets an error, and the device goes on.
+    let e = w
+        .ask(&t("service"), "not json", &t("status"), |m| has(m, "error"))
+        .json();
+    assert!(
+        e["error"].as_str().unwrap().contains("Receive callback"),
+        "{e}"
+    );
+    let e = w
+        .ask(
+            &t("service"),
+            r#"{"unknownaction": "hello.service"}"#,
+            &t("status"),
+            |m| has(m, "error"),
+        )
+        .json();
+    assert!(e["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown action 'unknownaction'"));
+    w.ask(&t("service"), r#"{"status": "hello"}"#, &t("status"), |m| {
+        has(m, "hello.service")
+    });
+    assert_eq!(d.state("mqtt.service"), "running");
+
+    // The next periodic status comes on its own.
+    w.next(&t("status"), |m| {
+        has(m, "hello.service") && has(m, "mqtt.service")
+    });
+}
+
+#[test]
+fn with_control_a_device_starts_stops_and_edits_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let mut w = Watch::new(broker.port, "device/#");
+    let d = device(&broker, json!({"control": true}));
+    connected(&d);
+
+    let r = w
+        .ask(
+            &t("service"),
+            r#"{"stop": "hello.service"}"#,
+            &t("status"),
+            |m| m.json()["hello.service"].get("stop").is_some(),
+        )
+        .json();
+    assert_eq!(r["hello.service"]["stop"], "stopped", "{r}");
+    assert_eq!(d.state("hello.service"), "stopped");
+    let r = w
+        .ask(&t("service"), r#"{"start": "hello"}"#, &t("status"), |m| {
+            m.json()["hello.service"].get("start").is_some()
+        })
+        .json();
+    assert_eq!(r["hello.service"]["start"], "running", "{r}");
+    let r = w
+        .ask(
+            &t("service"),
+            r#"{"start": "nonexist"}"#,
+            &t("status"),
+            |m| m.text.contains("nonexist"),
+        )
+        .json();
+    assert!(r.to_string().contains("not found"), "{r}");
+
+    let file = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.units().join("services.config")).unwrap())
+            .unwrap()
+    };
+    let r = w
+        .ask(
+            &t("service"),
+            r#"{"config": {"disable": ["hello", "bad"]}}"#,
+            &t("config"),
+            |m| has(m, "hello.service"),
+        )
+        .json();
+    assert_eq!(r["hello.service"]["disable"], "ok", "{r}");
+    assert_eq!(file()["hello"]["enabled"], false);
+    assert_eq!(file()["bad"]["enabled"], false);
+    w.ask(
+        &t("service"),
+        r#"{"config": {"enable": "hello"}}"#,
+        &t("config"),
+        |m| has(m, "hello.service"),
+    );
+    assert_eq!(file()["hello"]["enabled"], true);
+    let r = w
+        .ask(
+            &t("service"),
+            r#"{"config": {"set": {"hello": {"args": [3, 4], "kwargs": {"loglevel": "INFO"}}}}}"#,
+            &t("config"),
+            |m| has(m, "set"),
+        )
+        .json();
+    assert_eq!(r["set"]["hello"], "ok", "{r}");
+    let f = file();
+    assert_eq!(f["hello"]["args"], json!([3, 4]));
+    assert_eq!(
+        f["hello"]["kwargs"],
+        json!({"sleep": 1, "loglevel": "INFO"}),
+        "kwargs are merged"
+    );
+    assert_eq!(f["mqtt"]["kwargs"]["hostname"], DEVICE, "the rest is kept");
+    let r = w
+        .ask(
+            &t("service"),
+            r#"{"config": {"set": {"hello": {"args": [1]}}}}"#,
+            &t("config"),
+            |m| has(m, "set"),
+        )
+        .json();
+    assert!(
+        r["set"]["hello"].as_str().unwrap().starts_with("error"),
+        "{r}"
+    );
+
+    let resp = w
+        .ask(&t("cmd"), r#"{"cmd": "reload"}"#, &t("resp"), |_| true)
+        .json();
+    assert_eq!(resp["msg"], "RELOADED", "{resp}");
+}
+
+#[test]
+fn the_link_outlives_the_broker_and_a_crash_leaves_the_last_will() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path());
+    let mut d = device(&broker, json!({"stats": true, "logs": true}));
+    connected(&d);
+    let rss = d.mem_kb("VmRSS");
+
+    broker.kill();
+    wait_for("the link to say it is down", || {
+        let s = d.status("mqtt.service");
+        let link = s["stats"]["link"].as_str().unwrap_or("").to_string();
+        link.contains("next attempt").then_some(())
+    });
+    // The daemon and the other units go on without the broker.
+    assert_eq!(d.state("hello.service"), "running");
+    let mut w = {
+        broker.restart();
+        Watch::new(broker.port, "device/#")
+    };
+    connected(&d);
+    w.next(&t("presence"), |m| m.text == "online");
+    w.next(&t("status"), |m| has(m, "hello.service"));
+    // Lines logged while it was down come after (the backlog is bounded; what went over the
+    // bound is said in a line of its own).
+    w.next(&t("log"), |m| m.text.contains("[hello.service] tick"));
+    assert!(
+        d.mem_kb("VmRSS") < rss + 20_000,
+        "the daemon's memory stays flat across the outage"
+    );
+
+    d.crash();
+    w.next(&t("presence"), |m| m.text == "offline");
+}
