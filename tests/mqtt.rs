@@ -393,3 +393,143 @@ fn the_link_outlives_the_broker_and_a_crash_leaves_the_last_will() {
     d.crash();
     w.next(&t("presence"), |m| m.text == "offline");
 }
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (apt-get install -y openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and a certificate and key it signed for `name` (with `san`), in `dir`.
+fn certificates(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend(ec);
+    openssl(dir, &ca);
+    for (name, san) in [
+        ("server", "subjectAltName=IP:127.0.0.1"),
+        ("client", "subjectAltName=DNS:dev1"),
+    ] {
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        let mut req = vec!["req", "-subj", "/CN=test", "-keyout", &key, "-out", &csr];
+        req.extend(ec);
+        openssl(dir, &req);
+        std::fs::write(dir.join(&ext), san).unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+}
+
+#[test]
+fn tls_with_certificates_and_a_password_and_a_wrong_password_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    certificates(p);
+    let pw = p.join("passwd");
+    std::fs::write(&pw, "").unwrap();
+    let st = std::process::Command::new("mosquitto_passwd")
+        .args(["-b"])
+        .arg(&pw)
+        .args(["fleet", "s3cret-pw"])
+        .status()
+        .expect("mosquitto_passwd runs (it comes with mosquitto)");
+    assert!(st.success());
+    let path = |f: &str| p.join(f).display().to_string();
+    let broker = Broker::with(
+        p,
+        &format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n\
+             allow_anonymous false\npassword_file {}\n",
+            path("ca.pem"),
+            path("server.pem"),
+            path("server.key"),
+            pw.display()
+        ),
+    );
+    let secret_file = p.join("mqtt.secret");
+    std::fs::write(&secret_file, "s3cret-pw\n").unwrap();
+    let tls = json!({
+        "ssl": true,
+        "ssl_params": {"ca": path("ca.pem"), "cert": path("client.pem"), "key": path("client.key")},
+        "username": "fleet",
+    });
+    let mut good = tls.clone();
+    good["password_file"] = json!(secret_file.display().to_string());
+    let d = device(&broker, good);
+    connected(&d);
+    assert_eq!(d.state("hello.service"), "running");
+
+    let mut bad = tls.clone();
+    bad["password"] = json!("wrong-pw");
+    let wrong = device(&broker, bad);
+    let link = wait_for("the wrong password to be refused", || {
+        let s = wrong.status("mqtt.service");
+        let link = s["stats"]["link"].as_str().unwrap_or("").to_string();
+        link.contains("refused").then_some(link)
+    });
+    assert!(link.contains("next attempt"), "{link}");
+    assert_eq!(
+        wrong.status("mqtt.service")["kwargs"]["password"],
+        "********"
+    );
+
+    // Neither password is in a status or a journal line.
+    for dm in [&d, &wrong] {
+        let o = dm.ctl(&["status", "--json"]);
+        let j = dm.journal(&["-n", "1000"]);
+        for text in [asyncmd_e2e::stdout(&o), asyncmd_e2e::stdout(&j)] {
+            assert!(
+                !text.contains("s3cret-pw") && !text.contains("wrong-pw"),
+                "{text}"
+            );
+        }
+    }
+}

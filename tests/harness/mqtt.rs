@@ -29,17 +29,25 @@ fn free_port() -> u16 {
 impl Broker {
     /// Starts mosquitto on a free port (its config and log in `dir`) and waits until it listens.
     pub fn start(dir: &Path) -> Broker {
-        Broker::on(dir, free_port())
+        Broker::on(dir, free_port(), "allow_anonymous true\n")
     }
 
-    /// Starts mosquitto on `port`.
-    pub fn on(dir: &Path, port: u16) -> Broker {
+    /// Starts mosquitto on a free port with `conf` (TLS files, a password file...) for its
+    /// listener.
+    pub fn with(dir: &Path, conf: &str) -> Broker {
+        Broker::on(dir, free_port(), conf)
+    }
+
+    /// Starts mosquitto on `port`, its listener configured by `extra`.
+    fn on(dir: &Path, port: u16, extra: &str) -> Broker {
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-        )
-        .unwrap();
+        // As root, mosquitto would become user mosquitto, who cannot read the test's files.
+        let user = if nix::unistd::geteuid().is_root() {
+            "user root\n"
+        } else {
+            ""
+        };
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\n{user}{extra}")).unwrap();
         let log = std::fs::File::create(dir.join(format!("mosquitto-{port}.log"))).unwrap();
         // Debian puts it in /usr/sbin, which a user's PATH may lack.
         let exe = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
@@ -59,8 +67,12 @@ impl Broker {
                      apt-get install -y --no-install-recommends mosquitto (tests/run.sh does)"
                 )
             });
-        let b = Broker { port, child, conf };
+        let mut b = Broker { port, child, conf };
         wait_for("mosquitto to listen", || {
+            if let Ok(Some(st)) = b.child.try_wait() {
+                let log = std::fs::read_to_string(dir.join(format!("mosquitto-{port}.log")));
+                panic!("mosquitto exited ({st}): {}", log.unwrap_or_default());
+            }
             TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
         });
         b
@@ -72,11 +84,16 @@ impl Broker {
         let _ = self.child.wait();
     }
 
-    /// Starts it again on the same port.
+    /// Starts it again on the same port, as it was.
     pub fn restart(&mut self) {
         self.kill();
         let dir = self.conf.parent().unwrap().to_path_buf();
-        let again = Broker::on(&dir, self.port);
+        let text = std::fs::read_to_string(&self.conf).unwrap();
+        let extra = text
+            .split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .to_string();
+        let again = Broker::on(&dir, self.port, &extra);
         *self = again;
     }
 }

@@ -6,14 +6,15 @@
 //! (1883), `hostname` (the device id; default the host name), `keepalive` (300 s), `stats`
 //! (publish the status every 10 s), `services` (the glob that status covers, `*.service`),
 //! `username` with `password` or `password_file`, `control` (false: every read is answered and
-//! every change refused), `logs` (stream each new journal line to `device/<id>/log`), `ssl` and
-//! `ssl_params` (not built yet: refused with an error that says so).
+//! every change refused), `logs` (stream each new journal line to `device/<id>/log`), `ssl`
+//! (TLS; the port defaults to 8883) and `ssl_params` (`ca`, `cert`, `key`: PEM files).
 //!
 //! Requests are carried to the runtime's request handling ([`Answer`]) like the control
 //! socket's; replies and log lines are queued without waiting, so a broker that is slow or gone
 //! never holds up the daemon, and what cannot be queued is dropped and counted.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use asyncmd_proto::text::{local_time, now_us, EntryFormatter};
@@ -57,6 +58,8 @@ struct Settings {
     logs: bool,
     username: Option<String>,
     password: Option<String>,
+    /// TLS to the broker, when `ssl` is on.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn flag(kwargs: &Map<String, Value>, key: &str, default: bool) -> Result<bool, String> {
@@ -87,14 +90,14 @@ fn number(kwargs: &Map<String, Value>, key: &str, default: u64, max: u64) -> Res
 
 impl Settings {
     fn from(kwargs: &Map<String, Value>) -> Result<Settings, String> {
-        if flag(kwargs, "ssl", false)? || kwargs.get("ssl_params").is_some_and(|p| p != &json!({}))
-        {
-            return Err(
-                "kwargs ssl: TLS to the broker is not built into this version of \
-                        asyncmdd yet; use a broker on a trusted network or a local TLS tunnel"
-                    .into(),
-            );
-        }
+        let tls = if flag(kwargs, "ssl", false)? {
+            Some(tls_config(kwargs.get("ssl_params"))?)
+        } else {
+            if kwargs.get("ssl_params").is_some_and(|p| p != &json!({})) {
+                return Err("kwargs ssl_params are given but ssl is not true".into());
+            }
+            None
+        };
         let password = match (text(kwargs, "password")?, text(kwargs, "password_file")?) {
             (Some(_), Some(_)) => {
                 return Err("kwargs password and password_file: give one, not both".into())
@@ -126,7 +129,12 @@ impl Settings {
         }
         Ok(Settings {
             server: text(kwargs, "server")?.unwrap_or_else(|| "localhost".into()),
-            port: number(kwargs, "port", 1883, u16::MAX.into())? as u16,
+            port: number(
+                kwargs,
+                "port",
+                if tls.is_some() { 8883 } else { 1883 },
+                65_535,
+            )? as u16,
             id,
             keepalive: number(kwargs, "keepalive", 300, 65_535)?,
             stats: flag(kwargs, "stats", false)?,
@@ -135,8 +143,81 @@ impl Settings {
             logs: flag(kwargs, "logs", false)?,
             username,
             password,
+            tls,
         })
     }
+}
+
+/// The TLS client configuration of `ssl_params`: `ca` (PEM; the system's roots when absent),
+/// and `cert` with `key` for a client certificate. Every error names the file.
+fn tls_config(params: Option<&Value>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let empty = Map::new();
+    let p = match params {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(m)) => m,
+        Some(v) => return Err(format!("kwargs ssl_params must be an object, not {v}")),
+    };
+    for key in p.keys() {
+        if !["ca", "cert", "key"].contains(&key.as_str()) {
+            return Err(format!(
+                "kwargs ssl_params: unknown key '{key}' (there is: ca, cert, key)"
+            ));
+        }
+    }
+    let file = |key: &str| text(p, key).map_err(|e| format!("ssl_params: {e}"));
+    let certs = |path: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("kwargs ssl_params {path}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "kwargs ssl_params {path}: no PEM certificate in it"
+            ));
+        }
+        Ok(certs)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    match file("ca")? {
+        Some(ca) => {
+            for c in certs(&ca)? {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("kwargs ssl_params ca {ca}: {e}"))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            if roots.is_empty() {
+                return Err(
+                    "kwargs ssl: no ssl_params ca given and no system CA certificates \
+                            found"
+                        .into(),
+                );
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("kwargs ssl: {e}"))?
+        .with_root_certificates(roots);
+    let config = match (file("cert")?, file("key")?) {
+        (Some(cert), Some(key)) => {
+            let k = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|e| format!("kwargs ssl_params key {key}: {e}"))?;
+            builder
+                .with_client_auth_cert(certs(&cert)?, k)
+                .map_err(|e| format!("kwargs ssl_params cert {cert} with key {key}: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("kwargs ssl_params: cert and key go together".into()),
+    };
+    Ok(Arc::new(config))
 }
 
 /// The state of the link, for the unit's stats.
@@ -783,6 +864,11 @@ fn options(s: &Settings) -> MqttOptions {
     ));
     if let Some(u) = &s.username {
         o.set_credentials(u.clone(), s.password.clone().unwrap_or_default());
+    }
+    if let Some(tls) = &s.tls {
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
     }
     o
 }
