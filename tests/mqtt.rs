@@ -14,7 +14,12 @@ fn t(leaf: &str) -> String {
 /// A daemon with `hello` (a process that logs), a failing `bad` and the `mqtt` unit on
 /// `broker`, its kwargs `extra` beside the broker's address and the device id.
 fn device(broker: &Broker, extra: Value) -> Daemon {
-    let mut kwargs = json!({"server": "127.0.0.1", "port": broker.port, "hostname": DEVICE});
+    device_named(DEVICE, broker, extra)
+}
+
+/// [`device`] with the device id `id`.
+fn device_named(id: &str, broker: &Broker, extra: Value) -> Daemon {
+    let mut kwargs = json!({"server": "127.0.0.1", "port": broker.port, "hostname": id});
     kwargs
         .as_object_mut()
         .unwrap()
@@ -532,4 +537,137 @@ fn tls_with_certificates_and_a_password_and_a_wrong_password_refused() {
             );
         }
     }
+}
+
+/// Runs a client with `args` against the broker on `port`.
+fn client(name: &str, port: u16, args: &[&str]) -> std::process::Output {
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let mut all = vec!["--mqtt", &url];
+    all.extend(args);
+    let mut c = std::process::Command::new(asyncmd_e2e::bin(name));
+    c.args(&all).env("NO_COLOR", "1");
+    asyncmd_e2e::run_within(c, name, &all)
+}
+
+#[test]
+fn our_clients_drive_one_device_or_all_of_them_through_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let d1 = device_named("dev1", &broker, json!({"control": true}));
+    let d2 = device_named("dev2", &broker, json!({}));
+    connected(&d1);
+    connected(&d2);
+    let p = broker.port;
+    use asyncmd_e2e::{stderr, stdout};
+
+    // The same views and exit codes as over the socket.
+    let o = client("asyncmctl", p, &["--device", "dev1", "status", "hello"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let local = d1.ctl(&["status", "hello", "-n", "0"]);
+    let first = |o: &std::process::Output| stdout(o).lines().next().unwrap_or("").to_string();
+    assert_eq!(first(&o), first(&local));
+    assert!(
+        stdout(&o).contains("Active: (active) running"),
+        "{}",
+        stdout(&o)
+    );
+    let o = client("asyncmctl", p, &["--device", "dev1", "status", "bad"]);
+    assert_eq!(o.status.code(), Some(3), "a failed unit: exit 3");
+    let o = client("asyncmctl", p, &["--device", "dev1", "status", "nonexist"]);
+    assert_eq!(o.status.code(), Some(4), "no such unit: exit 4");
+    let o = client("asyncmctl", p, &["--device", "dev1", "--json", "list"]);
+    let rows: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3, "{rows}");
+
+    // Every device, each under its name.
+    let o = client("asyncmctl", p, &["--device", "all", "status", "hello"]);
+    let text = stdout(&o);
+    let (i1, i2) = (text.find("== dev1").unwrap(), text.find("== dev2").unwrap());
+    assert!(i1 < i2, "{text}");
+    assert_eq!(text.matches("● hello.service").count(), 2, "{text}");
+
+    // Changes where control is on; refused where it is off.
+    let o = client("asyncmctl", p, &["--device", "dev1", "stop", "hello"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(d1.state("hello.service"), "stopped");
+    let o = client("asyncmctl", p, &["--device", "dev1", "start", "hello"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = client("asyncmctl", p, &["--device", "dev2", "stop", "hello"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("remote control is off"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d2.state("hello.service"), "running");
+    let o = client(
+        "asyncmctl",
+        p,
+        &[
+            "--device",
+            "dev1",
+            "config",
+            "hello",
+            "--kwargs",
+            r#"{"sleep": 2}"#,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let f: Value =
+        serde_json::from_str(&std::fs::read_to_string(d1.units().join("services.config")).unwrap())
+            .unwrap();
+    assert_eq!(f["hello"]["kwargs"], json!({"sleep": 2}));
+
+    // A device that is not there, and a broker that is not there.
+    let o = client("asyncmctl", p, &["--device", "nodev", "status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("did not answer"), "{}", stderr(&o));
+    let mut c = std::process::Command::new(asyncmd_e2e::bin("asyncmctl"));
+    c.args(["--mqtt", "mqtt://127.0.0.1:1", "--device", "dev1", "status"]);
+    let o = asyncmd_e2e::run_within(c, "asyncmctl", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot reach the broker"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The journal: the newest N of a unit, a grep, and a follower that sees new lines.
+    let o = client(
+        "asyncmjournal",
+        p,
+        &["--device", "dev2", "-u", "hello", "-n", "3"],
+    );
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{lines:?} {}", stderr(&o));
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("[testhost] [INFO] [hello.service] tick")));
+    let o = client(
+        "asyncmjournal",
+        p,
+        &["--device", "dev2", "-g", "^Started", "-o", "json"],
+    );
+    let started: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(started.len() >= 3, "{started:?}");
+    assert!(started
+        .iter()
+        .all(|e| e["msg"].as_str().unwrap().starts_with("Started")));
+    let url = format!("mqtt://127.0.0.1:{p}");
+    let mut follower = std::process::Command::new(asyncmd_e2e::bin("asyncmjournal"))
+        .args([
+            "--mqtt", &url, "--device", "dev2", "-F", "-u", "hello", "-n", "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = asyncmd_e2e::Lines::new(follower.stdout.take().unwrap());
+    let a = lines.next_line("a followed line");
+    let b = lines.next_line("another");
+    assert!(a.contains("tick") && b.contains("tick"), "{a} {b}");
+    let _ = follower.kill();
+    let _ = follower.wait();
 }

@@ -27,6 +27,12 @@ struct Cli {
     /// (/dev/ttyACM0, /dev/ttyACM0@115200).
     #[arg(long, global = true, value_name = "ADDR", conflicts_with = "socket")]
     agent: Option<String>,
+    /// Talk to devices of a fleet through an MQTT broker: mqtt://HOST[:PORT] or
+    /// mqtts://HOST[:PORT] (with --device).
+    #[arg(long, global = true, value_name = "URL", conflicts_with_all = ["socket", "agent"], requires = "device")]
+    mqtt: Option<String>,
+    #[command(flatten)]
+    fleet: Fleet,
     /// Print the answer as JSON (read commands).
     #[arg(long, global = true)]
     json: bool,
@@ -133,6 +139,45 @@ enum Command {
     },
 }
 
+/// How to reach devices through a broker.
+#[derive(clap::Args)]
+struct Fleet {
+    /// The device id (its mqtt unit's hostname), or `all` for every device that answers
+    /// within 2 s.
+    #[arg(long, global = true, value_name = "ID", requires = "mqtt")]
+    device: Option<String>,
+    /// The broker's user name.
+    #[arg(long, global = true, value_name = "USER")]
+    mqtt_user: Option<String>,
+    /// A file holding the broker's password [else $ASYNCMD_MQTT_PASSWORD].
+    #[arg(long, global = true, value_name = "FILE")]
+    mqtt_password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) of an mqtts:// broker [else the system's].
+    #[arg(long, global = true, value_name = "FILE")]
+    mqtt_ca: Option<PathBuf>,
+}
+
+impl Fleet {
+    /// The broker at `url`, with this command line's credentials.
+    fn broker(&self, url: &str) -> Result<asyncmd_proto::mqtt::Broker, String> {
+        let password = match &self.mqtt_password_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| format!("--mqtt-password-file {}: {e}", f.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            None => std::env::var("ASYNCMD_MQTT_PASSWORD").ok(),
+        };
+        Ok(asyncmd_proto::mqtt::Broker {
+            url: url.to_string(),
+            user: self.mqtt_user.clone(),
+            password,
+            ca: self.mqtt_ca.clone(),
+        })
+    }
+}
+
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
 }
@@ -145,34 +190,97 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = asyncmd_proto::text::color_enabled(cli.no_color);
     let (req, detailed) = request(cli.command);
-    let answer = match &cli.agent {
-        Some(addr) => AgentClient::connect(addr)
+    // Each answer, with the device it came from when it came over MQTT.
+    let answers: Result<Vec<(Option<String>, Response)>, String> = match (&cli.agent, &cli.mqtt) {
+        (Some(addr), _) => AgentClient::connect(addr)
             .and_then(|mut c| c.call(req))
+            .map(|r| vec![(None, r)])
             .map_err(|e| e.to_string()),
-        None => {
+        (None, Some(url)) => {
+            let device = cli.fleet.device.clone().unwrap_or_default();
+            cli.fleet
+                .broker(url)
+                .and_then(|b| asyncmd_proto::mqtt::Fleet::connect(&b))
+                .and_then(|mut f| f.call(&device, &req))
+                .map(|list| {
+                    list.into_iter()
+                        .filter_map(|(d, mut resp)| {
+                            (!resp.is_empty()).then(|| (Some(d), resp.remove(0)))
+                        })
+                        .collect()
+                })
+        }
+        (None, None) => {
             let path = endpoint::socket_path(cli.socket.as_deref());
             Client::connect(&path)
                 .and_then(|mut c| c.call(req))
+                .map(|r| vec![(None, r)])
                 .map_err(|e| e.to_string())
         }
     };
-    let resp = match answer {
-        Ok(r) => r,
+    let answers = match answers {
+        Ok(a) => a,
         Err(e) => return fail(EXIT_FAILED, &e),
     };
+    let many = cli.fleet.device.as_deref() == Some("all");
+    let mut code = 0;
     let mut out = String::new();
+    let mut json_all = serde_json::Map::new();
+    for (device, resp) in answers {
+        if many && !cli.json {
+            let name = device.as_deref().unwrap_or("");
+            let _ = writeln!(out, "{}", view::device_header(name, color));
+        }
+        let mut one = String::new();
+        let c = match show(resp, cli.json, detailed, color, &mut one) {
+            Ok(c) => c,
+            Err((c, msg)) => {
+                match &device {
+                    Some(d) if many => eprintln!("asyncmctl: {d}: {msg}"),
+                    _ => eprintln!("asyncmctl: {msg}"),
+                }
+                c
+            }
+        };
+        code = code.max(c);
+        if many && cli.json {
+            let v = serde_json::from_str(&one).unwrap_or(serde_json::Value::Null);
+            json_all.insert(device.unwrap_or_default(), v);
+        } else {
+            out.push_str(&one);
+        }
+    }
+    if many && cli.json {
+        out = json(&json_all);
+    }
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush());
+    ExitCode::from(code)
+}
+
+/// Renders one answer into `out`; the exit code, or the code and message of a failure.
+fn show(
+    resp: Response,
+    as_json: bool,
+    detailed: bool,
+    color: bool,
+    out: &mut String,
+) -> Result<u8, (u8, String)> {
     let code = match resp {
         Response::Status { units, debug } => {
             let detailed = detailed || debug;
-            if cli.json {
-                out = json(&units);
+            if as_json {
+                *out = json(&units);
             } else {
                 let now = asyncmd_proto::text::now_us();
                 for u in &units {
                     if detailed {
-                        view::detailed(&mut out, u, now, color);
+                        view::detailed(out, u, now, color);
                     } else {
-                        view::compact(&mut out, u, now, color);
+                        view::compact(out, u, now, color);
                     }
                 }
             }
@@ -183,10 +291,10 @@ fn main() -> ExitCode {
             }
         }
         Response::List { units } => {
-            if cli.json {
-                out = json(&units);
+            if as_json {
+                *out = json(&units);
             } else {
-                view::list(&mut out, &units, color);
+                view::list(out, &units, color);
             }
             0
         }
@@ -194,7 +302,7 @@ fn main() -> ExitCode {
             let mut code = 0;
             for r in &results {
                 match r.outcome {
-                    ActionOutcome::Ok if !r.message.is_empty() && !cli.json => {
+                    ActionOutcome::Ok if !r.message.is_empty() && !as_json => {
                         let _ = writeln!(out, "{}: {}", r.unit, r.message);
                     }
                     ActionOutcome::Ok => {}
@@ -208,8 +316,8 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            if cli.json {
-                out = json(&results);
+            if as_json {
+                *out = json(&results);
             }
             code
         }
@@ -218,8 +326,8 @@ fn main() -> ExitCode {
             changes,
             unchanged,
         } => {
-            if cli.json {
-                out = json(&changes);
+            if as_json {
+                *out = json(&changes);
             } else {
                 for c in &changes {
                     let _ = writeln!(out, "{}", c.line(dry_run));
@@ -241,21 +349,16 @@ fn main() -> ExitCode {
                 ErrorCode::NoSuchUnit => EXIT_NO_UNIT,
                 _ => EXIT_FAILED,
             };
-            return fail(exit, &message);
+            return Err((exit, message));
         }
         other => {
-            return fail(
+            return Err((
                 EXIT_FAILED,
-                &format!("unexpected answer from asyncmdd: {other:?}"),
-            )
+                format!("unexpected answer from asyncmdd: {other:?}"),
+            ))
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth a message.
-    let _ = stdout
-        .write_all(out.as_bytes())
-        .and_then(|_| stdout.flush());
-    ExitCode::from(code)
+    Ok(code)
 }
 
 /// The request a command line makes, and whether its answer is shown in the detailed view.

@@ -301,6 +301,15 @@ pub fn list(out: &mut String, units: &[UnitSummary], color: bool) {
     let _ = writeln!(out, "\n{} units listed.", units.len());
 }
 
+/// The line above a device's answer in `--device all`: `== dev1`.
+pub fn device_header(device: &str, color: bool) -> String {
+    format!(
+        "{} {}",
+        paint("==", ansi::BOLD, color),
+        paint(device, ansi::BOLD, color)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -392,7 +392,8 @@ async fn drain(mut rx: &Stream) {
 
 /// The host's `grep`: a regular expression, with a size limit so a hostile one cannot take the
 /// daemon's memory.
-struct Regex(regex::bytes::Regex);
+/// A query's `grep`, compiled.
+pub(crate) struct Regex(regex::bytes::Regex);
 
 impl Grep for Regex {
     fn is_match(&self, msg: &[u8]) -> bool {
@@ -401,7 +402,7 @@ impl Grep for Regex {
 }
 
 /// The core's journal filter, with the query's `grep` compiled here.
-fn journal_filter(q: &JournalQuery) -> Result<Filter<Regex>, String> {
+pub(crate) fn journal_filter(q: &JournalQuery) -> Result<Filter<Regex>, String> {
     let grep = match &q.grep {
         Some(g) => Some(Regex(
             regex::bytes::RegexBuilder::new(g)

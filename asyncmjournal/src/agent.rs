@@ -128,7 +128,7 @@ pub fn journal(addr: &str, cli: Cli, color: bool) -> ExitCode {
 }
 
 /// Waits `d`; whether stdout's reader went away meanwhile.
-fn stdout_gone(d: Duration) -> bool {
+pub(crate) fn stdout_gone(d: Duration) -> bool {
     let stdout = io::stdout();
     let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
     let ms = u16::try_from(d.as_millis()).unwrap_or(u16::MAX);
@@ -138,19 +138,20 @@ fn stdout_gone(d: Duration) -> bool {
         .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
 }
 
-struct Printer<W: Write> {
-    out: W,
-    fmt: EntryFormatter,
-    text: String,
-    json: Vec<u8>,
-    output: Output,
-    grep: Option<Regex>,
-    since_us: Option<i64>,
+/// Prints entries as `-o` says, after the filters the far end could not apply.
+pub(crate) struct Printer<W: Write> {
+    pub(crate) out: W,
+    pub(crate) fmt: EntryFormatter,
+    pub(crate) text: String,
+    pub(crate) json: Vec<u8>,
+    pub(crate) output: Output,
+    pub(crate) grep: Option<Regex>,
+    pub(crate) since_us: Option<i64>,
 }
 
 impl<W: Write> Printer<W> {
     /// The entries that pass --since and --grep.
-    fn keep(&self, entries: &[Entry]) -> Vec<Entry> {
+    pub(crate) fn keep(&self, entries: &[Entry]) -> Vec<Entry> {
         entries
             .iter()
             .filter(|e| self.since_us.is_none_or(|s| e.time_us >= s))
@@ -163,10 +164,11 @@ impl<W: Write> Printer<W> {
             .collect()
     }
 
-    fn print(&mut self, board: &str, keep: &[Entry]) -> io::Result<()> {
+    /// Writes `keep`, logged on `host`, and flushes.
+    pub(crate) fn print(&mut self, host: &str, keep: &[Entry]) -> io::Result<()> {
         match self.output {
             Output::Json => {
-                json_lines(&mut self.json, board, keep);
+                json_lines(&mut self.json, host, keep);
                 self.out.write_all(&self.json)?;
             }
             Output::Short | Output::Cat => {
@@ -180,7 +182,7 @@ impl<W: Write> Printer<W> {
                     self.fmt.line(
                         &mut self.text,
                         style,
-                        board,
+                        host,
                         e.time_us,
                         e.level,
                         &e.unit,

@@ -4,6 +4,7 @@
 //! every batch as it arrives and exits quietly (status 0) once its output pipe is closed.
 
 mod agent;
+mod fleet;
 mod since;
 
 use std::io::{self, Write};
@@ -52,6 +53,22 @@ struct Cli {
     /// serial device (/dev/ttyACM0, /dev/ttyACM0@115200).
     #[arg(long, value_name = "ADDR", conflicts_with = "socket")]
     agent: Option<String>,
+    /// Read a fleet device's journal through an MQTT broker: mqtt://HOST[:PORT] or
+    /// mqtts://HOST[:PORT] (with --device).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["socket", "agent"], requires = "device")]
+    mqtt: Option<String>,
+    /// The device id (its mqtt unit's hostname).
+    #[arg(long, value_name = "ID", requires = "mqtt")]
+    device: Option<String>,
+    /// The broker's user name.
+    #[arg(long, value_name = "USER")]
+    mqtt_user: Option<String>,
+    /// A file holding the broker's password [else $ASYNCMD_MQTT_PASSWORD].
+    #[arg(long, value_name = "FILE")]
+    mqtt_password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) of an mqtts:// broker [else the system's].
+    #[arg(long, value_name = "FILE")]
+    mqtt_ca: Option<PathBuf>,
     /// Never colour the output.
     #[arg(long)]
     no_color: bool,
@@ -104,6 +121,9 @@ fn main() -> ExitCode {
     let color = asyncmd_proto::text::color_enabled(cli.no_color);
     if let Some(addr) = cli.agent.clone() {
         return agent::journal(&addr, cli, color);
+    }
+    if let Some(url) = cli.mqtt.clone() {
+        return fleet::journal(&url, cli, color);
     }
     let query = JournalQuery {
         units: cli.units,

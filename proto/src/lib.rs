@@ -21,6 +21,8 @@ pub mod agent;
 pub mod client;
 #[cfg(feature = "std")]
 pub mod endpoint;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 #[cfg(feature = "std")]
 pub mod text;
 

@@ -90,9 +90,11 @@ impl Broker {
         let dir = self.conf.parent().unwrap().to_path_buf();
         let text = std::fs::read_to_string(&self.conf).unwrap();
         let extra = text
-            .split_once('\n')
-            .map_or("", |(_, rest)| rest)
-            .to_string();
+            .lines()
+            .skip(1)
+            .filter(|l| *l != "user root")
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
         let again = Broker::on(&dir, self.port, &extra);
         *self = again;
     }

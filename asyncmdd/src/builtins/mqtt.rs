@@ -403,10 +403,12 @@ impl Device {
     /// The subscriptions of the protocol, then `online` on the retained presence topic.
     fn on_connect(&mut self) {
         let id = self.s.id.clone();
-        for leaf in ["service", "task", "state", "cmd", "ota", "logger"] {
+        for leaf in [
+            "service", "task", "state", "cmd", "ota", "logger", "request",
+        ] {
             let _ = self.client.try_subscribe(topic(&id, leaf), QoS::AtMostOnce);
         }
-        for leaf in ["cmd", "ota", "logger", "service"] {
+        for leaf in ["cmd", "ota", "logger", "service", "request"] {
             let _ = self
                 .client
                 .try_subscribe(topic("all", leaf), QoS::AtMostOnce);
@@ -729,6 +731,7 @@ impl Device {
         self.link.requests += 1;
         match leaf {
             "service" => self.service(answer, topic_name, &text, ctx).await,
+            "request" => self.request(answer, &text, ctx).await,
             "cmd" => self.command(answer, &text, ctx).await,
             "logger" if text.trim() == "log" => self.send_log(ctx),
             "logger" => ctx.log(
@@ -787,6 +790,147 @@ impl Device {
             }
         }
     }
+}
+
+/// What our own clients send on `device/<id>/request` (or `device/all/request`): a request
+/// of the control protocol and where its answer goes.
+#[derive(serde::Deserialize)]
+struct Asked {
+    /// The protocol version the client speaks.
+    v: u32,
+    /// The client's number for it, given back with the answer.
+    id: u64,
+    /// The topic the answer goes to.
+    reply: String,
+    req: Value,
+}
+
+impl Device {
+    /// A request of our clients (`asyncmctl --mqtt`), answered on its reply topic as
+    /// `{"id", "device", "resp": [RESPONSE...]}`: the runtime's answer, or for a journal query
+    /// its entries and where the next read goes on. Changes need `control = true`.
+    async fn request(&mut self, answer: &Answer, text: &str, ctx: &Context) {
+        let asked: Asked = match serde_json::from_str(text) {
+            Ok(a) => a,
+            Err(e) => {
+                return ctx.log(
+                    Level::Error,
+                    &format!("a request on device/{}/request: {e}", self.s.id),
+                )
+            }
+        };
+        if asked.reply.is_empty() || asked.reply.len() > 256 || asked.reply.contains(['+', '#']) {
+            return ctx.log(
+                Level::Error,
+                "a request whose reply topic is empty, too long or has a wildcard: ignored",
+            );
+        }
+        let resp = if asked.v != asyncmd_proto::VERSION {
+            vec![error(
+                asyncmd_proto::ErrorCode::Version,
+                format!(
+                    "the client speaks protocol version {}; this device speaks {}",
+                    asked.v,
+                    asyncmd_proto::VERSION
+                ),
+            )]
+        } else {
+            match serde_json::from_value::<Request>(asked.req) {
+                Err(e) => vec![error(
+                    asyncmd_proto::ErrorCode::BadRequest,
+                    format!("malformed request: {e}"),
+                )],
+                Ok(req) if req.mutates() && !self.s.control => vec![error(
+                    asyncmd_proto::ErrorCode::PermissionDenied,
+                    format!(
+                        "device {} refuses changes over MQTT: remote control is off \
+                         (kwargs control = false)",
+                        self.s.id
+                    ),
+                )],
+                Ok(Request::Journal(q)) => journal(ctx, &q),
+                Ok(req) => vec![answer(req).await],
+            }
+        };
+        let id = self.s.id.clone();
+        let body = json!({"id": asked.id, "device": id, "resp": resp});
+        self.publish(asked.reply, false, body.to_string());
+    }
+}
+
+fn error(code: asyncmd_proto::ErrorCode, message: String) -> Response {
+    Response::Error { code, message }
+}
+
+/// The most entry bytes one journal answer carries; a reader goes on from its `next_seq`.
+const JOURNAL_BYTES: usize = 128 * 1024;
+
+/// A journal query answered at once: the matching entries (the newest `lines` of them, or a
+/// page from `after_seq` on, at most [`JOURNAL_BYTES`]), then `End` with where to go on: an
+/// empty page means there is no more. A follower asks again from there.
+fn journal(ctx: &Context, q: &asyncmd_proto::JournalQuery) -> Vec<Response> {
+    let mut filter = match crate::control_socket::journal_filter(q) {
+        Ok(f) => f,
+        Err(e) => return vec![error(asyncmd_proto::ErrorCode::BadRequest, e)],
+    };
+    let j = &ctx.journal;
+    let mut copy = Vec::new();
+    let (cursor, missed) = j.with_ring(|r| {
+        let mut c = match q.after_seq {
+            Some(seq) => r.cursor_at(seq),
+            None => r.oldest(),
+        };
+        let missed = q
+            .after_seq
+            .map_or(0, |seq| r.oldest().seq().saturating_sub(seq));
+        r.read(&mut c, &mut copy, usize::MAX);
+        (c, missed)
+    });
+    let mut entries: Vec<asyncmd_proto::Entry> = records(&copy)
+        .filter(|r| filter.matches(&**j, r))
+        .map(|r| r.to_entry(&j.unit_name(r.unit)))
+        .collect();
+    let size = |e: &asyncmd_proto::Entry| e.msg.len() + e.unit.len() + 64;
+    let mut next_seq = cursor.seq();
+    let mut bytes = 0;
+    if let Some(n) = q.lines {
+        // The newest `lines`, as many of them as an answer carries.
+        let skip = entries.len().saturating_sub(n as usize);
+        entries.drain(..skip);
+        let keep = entries
+            .iter()
+            .rev()
+            .take_while(|e| {
+                bytes += size(e);
+                bytes <= JOURNAL_BYTES
+            })
+            .count();
+        let cut = entries.len() - keep;
+        entries.drain(..cut);
+    } else {
+        // A page from the oldest asked for; the reader goes on after its last entry.
+        let keep = entries
+            .iter()
+            .take_while(|e| {
+                bytes += size(e);
+                bytes <= JOURNAL_BYTES
+            })
+            .count()
+            .max(1)
+            .min(entries.len());
+        if keep < entries.len() {
+            next_seq = entries[keep - 1].seq + 1;
+            entries.truncate(keep);
+        }
+    }
+    vec![
+        Response::Entries {
+            host: j.host().to_string(),
+            entries,
+            missed,
+        },
+        Response::End { next_seq },
+    ]
 }
 
 /// Action results as `{UNIT: {ACTION: "ok" | "error: ..."}}`.
