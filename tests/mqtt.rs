@@ -365,12 +365,37 @@ fn with_control_a_device_starts_stops_and_edits_its_config() {
 }
 
 #[test]
-fn the_link_outlives_the_broker_and_a_crash_leaves_the_last_will() {
+fn the_link_outlives_the_broker_counts_what_it_dropped_and_a_crash_leaves_the_last_will() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path());
-    let mut d = device(&broker, json!({"stats": true, "logs": true}));
+    let port = broker.port;
+    // A quiet device: its only other unit logs 3000 numbered lines when started, then ends.
+    let config = json!({
+        "flood": {"enabled": false},
+        "mqtt": {"enabled": true, "kwargs": {"server": "127.0.0.1", "port": port,
+                 "hostname": DEVICE, "stats": true, "logs": true}},
+    });
+    let mut d = Setup::new()
+        .sh(
+            "flood.service",
+            "",
+            "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo n=$i; done",
+        )
+        .unit(
+            "mqtt.service",
+            "[unit]\ndescription = \"MQTT\"\n[service]\nbuiltin = \"mqtt\"\n",
+        )
+        .config(&config.to_string())
+        .boot();
     connected(&d);
     let rss = d.mem_kb("VmRSS");
+    {
+        let mut w = Watch::new(port, &t("log"));
+        // The stream is live (and then idle: nothing else logs).
+        d.ctl(&["status", "mqtt"]);
+        w.publish(&t("service"), r#"{"status": "mqtt"}"#);
+        w.next(&t("log"), |m| m.text.contains("@ [device/dev1/service]"));
+    }
 
     broker.kill();
     wait_for("the link to say it is down", || {
@@ -378,18 +403,54 @@ fn the_link_outlives_the_broker_and_a_crash_leaves_the_last_will() {
         let link = s["stats"]["link"].as_str().unwrap_or("").to_string();
         link.contains("next attempt").then_some(())
     });
-    // The daemon and the other units go on without the broker.
-    assert_eq!(d.state("hello.service"), "running");
-    let mut w = {
-        broker.restart();
-        Watch::new(broker.port, "device/#")
-    };
+    // The daemon and its units go on without the broker.
+    let o = d.ctl(&["start", "flood"]);
+    assert!(o.status.success(), "{}", asyncmd_e2e::stderr(&o));
+    wait_for("the flood to end", || {
+        (d.status("flood.service")["state"] == "done").then_some(())
+    });
+
+    broker.restart();
+    let mut w = Watch::new(port, "device/#");
     connected(&d);
     w.next(&t("presence"), |m| m.text == "online");
-    w.next(&t("status"), |m| has(m, "hello.service"));
-    // Lines logged while it was down come after (the backlog is bounded; what went over the
-    // bound is said in a line of its own).
-    w.next(&t("log"), |m| m.text.contains("[hello.service] tick"));
+    // Lines logged while the link was down: the newest 1000 come, and a line before them says
+    // how many older ones were dropped.
+    let note = w.next(&t("log"), |m| m.text.contains("log lines were dropped"));
+    let dropped: u64 = note
+        .text
+        .split("] ")
+        .last()
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count in {}", note.text));
+    let mut numbers = Vec::new();
+    while numbers.last() != Some(&3000) {
+        let m = w.next(&t("log"), |m| m.text.contains("] n="));
+        let n: u64 = m
+            .text
+            .trim_end()
+            .rsplit("n=")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        numbers.push(n);
+    }
+    let first = numbers[0];
+    assert_eq!(
+        numbers,
+        (first..=3000).collect::<Vec<_>>(),
+        "the lines after the note come in order, none missing"
+    );
+    // Between the last line sent before the outage and the first after it, only the flood's
+    // lines before `first` and the daemon's few own lines (the link's warning, the flood's
+    // start) were logged: they are the ones counted.
+    assert!(
+        dropped >= first - 1 && dropped <= first - 1 + 4,
+        "{dropped} dropped, the first line after them is n={first}"
+    );
+    w.next(&t("status"), |m| has(m, "mqtt.service"));
     assert!(
         d.mem_kb("VmRSS") < rss + 20_000,
         "the daemon's memory stays flat across the outage"

@@ -28,8 +28,11 @@ use crate::journal::{records, Cursor};
 
 /// How often the status goes out with `stats = true` (asyncmd's period).
 const STATS_EVERY: Duration = Duration::from_secs(10);
-/// Requests and publications the client may hold while the broker is away.
-const QUEUE: usize = 256;
+/// Requests and publications handed to the client and not yet sent: few, since a link that
+/// breaks loses them (QoS 0).
+const QUEUE: usize = 64;
+/// Publications waiting for the client to take them; beyond it they are dropped and counted.
+const OUTBOX: usize = 2048;
 /// The largest message taken in; a larger one is refused by the link.
 const MAX_INCOMING: usize = 256 * 1024;
 /// The largest request payload acted on.
@@ -244,6 +247,8 @@ struct Device {
     asked: Option<Cursor>,
     /// Where the log stream goes on from.
     streamed: Cursor,
+    /// What waits to be handed to the client, oldest first.
+    outbox: VecDeque<(String, bool, Vec<u8>)>,
 }
 
 fn topic(id: &str, leaf: &str) -> String {
@@ -358,14 +363,37 @@ fn entry_name(name: &str) -> &str {
 
 impl Device {
     /// Queues a publication without waiting; a full queue drops it and counts it.
+    /// Queues a publication in the outbox; a full outbox drops it and counts it.
     fn publish(&mut self, topic: String, retain: bool, payload: impl Into<Vec<u8>>) {
-        match self
-            .client
-            .try_publish(topic, QoS::AtMostOnce, retain, payload.into())
-        {
-            Ok(()) => self.link.npub += 1,
-            Err(_) => self.link.dropped += 1,
+        if self.outbox.len() >= OUTBOX {
+            self.link.dropped += 1;
+            return;
         }
+        self.outbox.push_back((topic, retain, payload.into()));
+        self.flush();
+    }
+
+    /// Hands the outbox to the client while the link is up and the client has room; what it
+    /// has no room for waits for the link to send what it holds.
+    fn flush(&mut self) {
+        if self.link.connected_since.is_none() {
+            return;
+        }
+        while let Some((topic, retain, payload)) = self.outbox.front() {
+            let sent =
+                self.client
+                    .try_publish(topic.clone(), QoS::AtMostOnce, *retain, payload.clone());
+            if sent.is_err() {
+                return;
+            }
+            self.outbox.pop_front();
+            self.link.npub += 1;
+        }
+    }
+
+    /// Whether the outbox has room for another batch of journal lines.
+    fn room_for_lines(&self) -> bool {
+        self.outbox.len() < OUTBOX / 2
     }
 
     fn reply(&mut self, leaf: &str, v: &Value) {
@@ -1052,6 +1080,7 @@ pub async fn run(mut ctx: Context) -> Result<(), String> {
         link: Link::default(),
         asked: None,
         streamed,
+        outbox: VecDeque::new(),
     };
     ctx.set_stats(dev.stats());
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
@@ -1066,9 +1095,11 @@ pub async fn run(mut ctx: Context) -> Result<(), String> {
             ctx.set_stats(dev.stats());
             continue;
         }
-        if dev.s.logs && connected && log_more {
+        let stream = dev.s.logs && connected && log_more && dev.room_for_lines();
+        if stream {
             log_more = dev.stream_log(&ctx);
         }
+        let streaming = stream && log_more && dev.room_for_lines();
         tokio::select! {
             _ = ctx.stopped() => {
                 dev.publish(topic(&dev.s.id, "presence"), true, "offline");
@@ -1106,7 +1137,7 @@ pub async fn run(mut ctx: Context) -> Result<(), String> {
                         ctx.log(Level::Warning, &format!("@ [{}]: too many requests waiting; dropped", p.topic));
                     }
                 }
-                Ok(_) => {}
+                Ok(_) => dev.flush(),
                 Err(e) => {
                     let why = describe(&e);
                     if dev.link.connected_since.take().is_some() || dev.link.last_error.as_ref() != Some(&why) {
@@ -1127,7 +1158,7 @@ pub async fn run(mut ctx: Context) -> Result<(), String> {
                 dev.status(&answer, &services).await;
                 ctx.set_stats(dev.stats());
             }
-            _ = tokio::task::yield_now(), if dev.s.logs && connected && log_more => {}
+            _ = tokio::task::yield_now(), if streaming => {}
             r = journal.changed(), if dev.s.logs && connected => {
                 if r.is_ok() {
                     log_more = true;
