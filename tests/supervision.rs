@@ -516,7 +516,7 @@ fn an_unknown_builtin_is_an_error_that_names_the_ones_there_are() {
         .boot();
     assert!(
         d.report().contains(
-            "builtin service 'nope' does not exist in this version of asyncmdd (there is: hello, sensor, watcher, world)"
+            "builtin service 'nope' does not exist in this version of asyncmdd (there is: hello, mqtt, sensor, watcher, world)"
         ),
         "{}",
         d.report()

@@ -352,7 +352,10 @@ impl Daemon {
     /// Waits until `unit` is in `state`.
     pub fn wait_state(&self, unit: &str, state: &str) -> Value {
         wait_for(&format!("{unit} to be {state}"), || {
-            let s = self.status(unit);
+            // A unit may not be there yet (a board's task, before its bridge connects).
+            let o = self.ctl(&["status", "--json", unit]);
+            let s: Value = serde_json::from_slice(&o.stdout).ok()?;
+            let s = s[0].clone();
             (s["state"] == state).then_some(s)
         })
     }
