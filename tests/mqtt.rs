@@ -587,6 +587,45 @@ fn tls_with_certificates_and_a_password_and_a_wrong_password_refused() {
         "********"
     );
 
+    // Our clients over mqtts://, with the CA and the password (a broker that asks no client
+    // certificate, beside the one that does).
+    let dir2 = tempfile::tempdir().unwrap();
+    let open = Broker::with(
+        dir2.path(),
+        &format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nallow_anonymous false\npassword_file {}\n",
+            path("ca.pem"),
+            path("server.pem"),
+            path("server.key"),
+            pw.display()
+        ),
+    );
+    let mut ca_only = tls.clone();
+    ca_only["ssl_params"] = json!({"ca": path("ca.pem")});
+    ca_only["password_file"] = json!(secret_file.display().to_string());
+    let d3 = device_named("dev3", &open, ca_only);
+    connected(&d3);
+    let url = format!("mqtts://127.0.0.1:{}", open.port);
+    let ca = path("ca.pem");
+    let pwf = secret_file.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut c = std::process::Command::new(asyncmd_e2e::bin("asyncmctl"));
+        c.args(["--mqtt", &url, "--mqtt-ca", &ca, "--device", "dev3"])
+            .args(extra)
+            .args(["status", "hello"]);
+        asyncmd_e2e::run_within(c, "asyncmctl", extra)
+    };
+    let o = run(&["--mqtt-user", "fleet", "--mqtt-password-file", &pwf]);
+    assert_eq!(o.status.code(), Some(0), "{}", asyncmd_e2e::stderr(&o));
+    assert!(asyncmd_e2e::stdout(&o).contains("● hello.service"));
+    let o = run(&["--mqtt-user", "fleet"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        asyncmd_e2e::stderr(&o).contains("refused"),
+        "{}",
+        asyncmd_e2e::stderr(&o)
+    );
+
     // Neither password is in a status or a journal line.
     for dm in [&d, &wrong] {
         let o = dm.ctl(&["status", "--json"]);
