@@ -92,6 +92,8 @@ fn config_enables_and_passes_args_and_kwargs() {
 
 #[test]
 fn broken_config_is_reported_and_units_still_boot() {
+    // A file that cannot be parsed, with no good copy kept: every unit is held back, since
+    // none of their entries can be known, and a reload once it is fixed starts them.
     let d = Setup::new()
         .sh("a.service", "", LOOP)
         .sh("b.service", "", LOOP)
@@ -103,8 +105,19 @@ fn broken_config_is_reported_and_units_still_boot() {
         "{r}"
     );
     assert!(r.contains("line 2"), "{r}");
-    assert_eq!(d.state("a.service"), "running");
+    assert!(r.contains("every unit is held back"), "{r}");
+    let a = d.status("a.service");
+    assert_ne!(a["state"], "running");
+    assert!(
+        a["load_error"].as_str().unwrap().contains("held back"),
+        "{a}"
+    );
+    std::fs::write(d.units().join("services.config"), r#"{"a": {}, "b": {}}"#).unwrap();
+    assert!(d.ctl(&["reload"]).status.success());
+    d.wait_state("a.service", "running");
+    d.wait_state("b.service", "running");
 
+    // One bad entry spoils only its own unit.
     let d = Setup::new()
         .sh("a.service", "", LOOP)
         .sh("b.service", "", LOOP)
@@ -113,6 +126,59 @@ fn broken_config_is_reported_and_units_still_boot() {
     let r = d.report();
     assert!(r.contains("Service: a.service from units/a.service not loaded: Error: units/services.config: \"a\": \"enabled\" must be true or false"), "{r}");
     assert_eq!(d.state("b.service"), "running");
+}
+
+#[test]
+fn a_broken_config_boots_by_its_last_good_copy_and_never_starts_what_was_disabled() {
+    let setup = || {
+        Setup::new()
+            .sh("a.service", "", LOOP)
+            .sh("danger.service", "", LOOP)
+            .config(r#"{"danger": {"enabled": false}}"#)
+    };
+    // Each way a hand edit goes wrong: a trailing comma, a comment, a BOM, empty, truncated.
+    for broken in [
+        "{\"danger\": {\"enabled\": false},}",
+        "// off\n{\"danger\": {\"enabled\": false}}",
+        "\u{feff}{\"danger\": {\"enabled\": false}}",
+        "",
+        "{\"danger\": {\"enab",
+    ] {
+        let mut d = setup().boot();
+        d.wait_state("a.service", "running");
+        assert_ne!(d.state("danger.service"), "running");
+        d.signal(Signal::SIGTERM);
+        d.wait_exit();
+        // The daemon kept a copy of the good file; now the file breaks.
+        let good = d.units().join(".services.config.last-good");
+        assert!(good.exists(), "a last good copy is kept");
+        std::fs::write(d.units().join("services.config"), broken).unwrap();
+        let again = d.restart();
+        let r = again.report();
+        assert!(
+            r.contains("booting by its last good copy"),
+            "{broken:?}: {r}"
+        );
+        again.wait_state("a.service", "running");
+        assert_ne!(
+            again.state("danger.service"),
+            "running",
+            "{broken:?}: a disabled unit stays stopped"
+        );
+    }
+
+    // A key given twice is an error that names it and its lines; with no good copy, nothing
+    // starts on the strength of it.
+    let d = Setup::new()
+        .sh("danger.service", "", LOOP)
+        .config("{\"danger\": {\"enabled\": false},\n \"danger\": {\"enabled\": true}}")
+        .boot();
+    let r = d.report();
+    assert!(
+        r.contains("key \"danger\" appears twice (line 1 and line 2)"),
+        "{r}"
+    );
+    assert_ne!(d.state("danger.service"), "running");
 }
 
 #[test]

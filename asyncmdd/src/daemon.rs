@@ -49,8 +49,9 @@ pub fn print_plan(opts: &Options) -> anyhow::Result<bool> {
         .clone()
         .unwrap_or_else(|| opts.units.join("services.config"));
     let config = ServicesConfig::load(&config_path).unwrap_or_else(|e| {
-        println!("[ ERROR ] Config: {e}; every unit would boot with its defaults");
-        ServicesConfig::default()
+        let (c, why) = ServicesConfig::fallback(&config_path, &e);
+        println!("[ ERROR ] Config: {why}");
+        c
     });
     let defs = driver::read_dir(&opts.units, &config)
         .with_context(|| format!("cannot read the units directory {}", opts.units.display()))?;
@@ -109,11 +110,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     services_config::remove_stale_temporaries(&config_path);
     let config = match ServicesConfig::load(&config_path) {
-        Ok(c) => c,
+        Ok(c) => {
+            if let Err(e) = c.keep_good_copy() {
+                let line = format!(
+                    "[ WARNING ] Config: cannot keep a good copy of {} ({e}): a later broken \
+                     file will hold every unit back",
+                    config_path.display()
+                );
+                report(Level::Warning, line.clone(), line);
+            }
+            c
+        }
         Err(e) => {
-            let line = format!("[ ERROR ] Config: {e}; booting every unit with its defaults");
+            // Never loosen what the file said: its last good copy, or nothing starts.
+            let (c, why) = ServicesConfig::fallback(&config_path, &e);
+            let line = format!("[ ERROR ] Config: {why}");
             report(Level::Error, line.clone(), line);
-            ServicesConfig::default()
+            c
         }
     };
 

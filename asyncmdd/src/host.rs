@@ -100,7 +100,10 @@ impl Daemon {
         let unit = name.to_string();
         let written = tokio::task::spawn_blocking(move || {
             services_config::edit(&path, &unit, &edit)?;
-            ServicesConfig::load(&path)
+            let now = ServicesConfig::load(&path)?;
+            // Best effort: a units directory we cannot write to keeps the older copy.
+            let _ = now.keep_good_copy();
+            Ok::<_, services_config::ConfigError>(now)
         })
         .await
         .map_err(|e| format!("editing services.config failed: {e}"))?

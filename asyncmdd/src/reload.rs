@@ -174,6 +174,9 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
     let paths = sup.paths().map_err(|e| e.to_string())?.clone();
     let config =
         ServicesConfig::load(&paths.config).map_err(|e| format!("{e}; nothing was changed"))?;
+    if !dry_run {
+        let _ = config.keep_good_copy();
+    }
     let new: BTreeMap<String, Def> = driver::read_dir(&paths.units, &config)
         .map_err(|e| {
             format!(

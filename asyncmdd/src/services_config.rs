@@ -94,6 +94,9 @@ pub struct ServicesConfig {
     /// Where it was read from.
     pub path: PathBuf,
     entries: BTreeMap<String, Result<ServiceConfig, String>>,
+    /// Set when the file could not be used and no good copy of it was either: then no unit's
+    /// entry is known, and every unit is held back with this reason.
+    unknown: Option<String>,
 }
 
 /// The reason a whole `services.config` could not be used.
@@ -118,6 +121,7 @@ impl ServicesConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServicesConfig {
                 path: path.to_path_buf(),
                 entries: BTreeMap::new(),
+                unknown: None,
             }),
             Err(e) => Err(ConfigError {
                 path: path.display().to_string(),
@@ -138,6 +142,11 @@ impl ServicesConfig {
             message,
         };
         let root: Value = serde_json::from_str(text).map_err(|e| fail(e.to_string()))?;
+        // serde_json keeps the last of two equal keys; a file that says a thing twice says
+        // nothing for sure.
+        if let Some(dup) = duplicate_key(text) {
+            return Err(fail(dup));
+        }
         let Value::Object(map) = root else {
             return Err(fail("expected a JSON object keyed by unit name".into()));
         };
@@ -153,11 +162,56 @@ impl ServicesConfig {
         Ok(ServicesConfig {
             path: path.to_path_buf(),
             entries,
+            unknown: None,
         })
+    }
+
+    /// The configuration to boot by when `path` could not be used (`error`): its last good
+    /// copy, if there is one that loads, else one that holds back every unit. Says which.
+    pub fn fallback(path: &Path, error: &ConfigError) -> (ServicesConfig, String) {
+        let good = last_good_path(path);
+        if let Ok(text) = std::fs::read_to_string(&good) {
+            let vars = dotenv_beside(path).unwrap_or_default();
+            if let Ok(mut c) = ServicesConfig::parse_with(path, &text, &vars) {
+                c.path = path.to_path_buf();
+                let why = format!(
+                    "{error}; booting by its last good copy {} instead",
+                    good.display()
+                );
+                return (c, why);
+            }
+        }
+        let held = format!(
+            "held back: {} cannot be used ({}) and there is no good copy of it; fix it, then \
+             asyncmctl reload",
+            path.display(),
+            error.message
+        );
+        let c = ServicesConfig {
+            path: path.to_path_buf(),
+            entries: BTreeMap::new(),
+            unknown: Some(held),
+        };
+        let why = format!("{error}; no good copy of it either: every unit is held back");
+        (c, why)
+    }
+
+    /// Keeps a copy of the file as it is now that it loaded, for [`ServicesConfig::fallback`].
+    /// A units directory that cannot be written to keeps none, which is said.
+    pub fn keep_good_copy(&self) -> std::io::Result<()> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => write_atomically(&last_good_path(&self.path), &bytes),
+            // No file: nothing to keep (every unit has its defaults, which a copy cannot lose).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The configuration of unit `unit` (`hello.service`), or why its entry is invalid.
     pub fn get(&self, unit: &str) -> Result<ServiceConfig, String> {
+        if let Some(why) = &self.unknown {
+            return Err(why.clone());
+        }
         let stem = unit.strip_suffix(SUFFIX).unwrap_or(unit);
         match self.entries.get(stem).or_else(|| self.entries.get(unit)) {
             Some(entry) => entry.clone(),
@@ -176,6 +230,44 @@ impl ServicesConfig {
                 .any(|u| u == k || u.strip_suffix(SUFFIX) == Some(k))
         })
     }
+}
+
+/// Where the last good copy of `config` is kept: `.NAME.last-good` beside it.
+pub fn last_good_path(config: &Path) -> PathBuf {
+    let name = config
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "services.config".into());
+    config.with_file_name(format!(".{name}.last-good"))
+}
+
+/// The first key that an object of `text` (valid JSON) has twice, as a message naming it and
+/// the lines of both.
+fn duplicate_key(text: &str) -> Option<String> {
+    use jsonc_parser::ast::Value as V;
+    let ast = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default()).ok()?;
+    let line = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+    fn walk(v: &V<'_>, line: &dyn Fn(usize) -> usize) -> Option<String> {
+        match v {
+            V::Object(o) => {
+                let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+                for p in &o.properties {
+                    let k = p.name.as_str();
+                    if let Some(first) = seen.insert(k, p.range.start) {
+                        return Some(format!(
+                            "key \"{k}\" appears twice (line {} and line {})",
+                            line(first),
+                            line(p.range.start)
+                        ));
+                    }
+                }
+                o.properties.iter().find_map(|p| walk(&p.value, line))
+            }
+            V::Array(a) => a.elements.iter().find_map(|e| walk(e, line)),
+            _ => None,
+        }
+    }
+    walk(ast.value.as_ref()?, &line)
 }
 
 /// Variables from a `.env` file.

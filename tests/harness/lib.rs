@@ -163,10 +163,12 @@ pub struct Daemon {
     /// The control socket.
     pub socket: PathBuf,
     child: Child,
+    /// How it was started (its units aside), to start it again.
+    launcher: Setup,
 }
 
 /// A set of unit files and a `services.config` to boot.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Setup {
     units: Vec<(String, String)>,
     config: Option<String>,
@@ -245,8 +247,24 @@ impl Setup {
     pub fn spawn(self) -> Daemon {
         let dir = self.files();
         let socket = dir.path().join("asyncmdd.sock");
-        let out = std::fs::File::create(dir.path().join("daemon.out")).unwrap();
-        let err = std::fs::File::create(dir.path().join("daemon.err")).unwrap();
+        let launcher = Setup {
+            units: Vec::new(),
+            config: None,
+            ..self
+        };
+        let child = launcher.launch(dir.path(), &socket);
+        Daemon {
+            dir,
+            socket,
+            child,
+            launcher,
+        }
+    }
+
+    /// Starts the daemon on the files in `dir`, answering on `socket`.
+    fn launch(&self, dir: &Path, socket: &Path) -> Child {
+        let out = std::fs::File::create(dir.join("daemon.out")).unwrap();
+        let err = std::fs::File::create(dir.join("daemon.err")).unwrap();
         let mut cmd = match self.wrapper.split_first() {
             Some((w, rest)) => {
                 let mut c = Command::new(w);
@@ -255,15 +273,14 @@ impl Setup {
             }
             None => Command::new(bin("asyncmdd")),
         };
-        let child = cmd
-            .arg("--units")
+        cmd.arg("--units")
             .arg("units")
             .arg("--socket")
-            .arg(&socket)
+            .arg(socket)
             .arg("--hostname")
             .arg("testhost")
             .args(&self.args)
-            .current_dir(dir.path())
+            .current_dir(dir)
             .env_remove("ASYNCMD_SOCKET")
             // What the runner's own manager set (a suite run under systemd) is not the test's.
             .env_remove("NOTIFY_SOCKET")
@@ -275,8 +292,7 @@ impl Setup {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .expect("asyncmdd starts");
-        Daemon { dir, socket, child }
+            .expect("asyncmdd starts")
     }
 }
 
@@ -390,6 +406,15 @@ impl Daemon {
     /// Sends `sig` to the daemon.
     pub fn signal(&self, sig: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), sig).expect("the daemon can be signalled");
+    }
+
+    /// Starts the daemon again on the same directory, once the last one has exited; returns
+    /// once its boot report is complete.
+    pub fn restart(&mut self) -> &Daemon {
+        self.wait_exit();
+        self.child = self.launcher.launch(self.dir.path(), &self.socket);
+        self.wait_booted();
+        self
     }
 
     /// Kills the daemon with SIGKILL and reaps it (its services are left behind).
