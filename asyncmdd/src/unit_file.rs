@@ -215,13 +215,23 @@ struct ScheduleSection {
     at: Option<String>,
 }
 
+/// The longest duration a unit file may give: beyond it, time arithmetic (a deadline, a
+/// restart's backoff) could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map(Some).map_err(|e| {
+    let d = humantime::parse_duration(&s).map_err(|e| {
         serde::de::Error::custom(format!(
             "invalid duration '{s}': {e} (write e.g. \"5s\", \"100ms\", \"2m\")"
         ))
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(serde::de::Error::custom(format!(
+            "duration '{s}' is longer than the limit of 10 years"
+        )));
+    }
+    Ok(Some(d))
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -563,6 +573,38 @@ at = "07:30"
         let s = e.to_string();
         assert!(s.starts_with("units/t.service:5:1: "), "{s}");
         assert!(s.contains("unknown field `exce`"), "{s}");
+    }
+
+    #[test]
+    fn a_duration_past_the_bound_is_an_error_at_its_key() {
+        for (section, key) in [
+            ("service", "restart_delay"),
+            ("service", "restart_max_delay"),
+            ("service", "restart_reset_after"),
+            ("service", "start_limit_interval"),
+            ("service", "stop_timeout"),
+            ("service", "start_timeout"),
+            ("service", "watchdog"),
+            ("schedule", "start_in"),
+            ("schedule", "every"),
+            ("health", "interval"),
+            ("health", "timeout"),
+        ] {
+            let extra = match section {
+                "service" => format!("{key} = \"500000000000years\"\n"),
+                "health" => format!("[health]\nexec = [\"true\"]\n{key} = \"500000000000years\"\n"),
+                _ => format!("[schedule]\n{key} = \"500000000000years\"\n"),
+            };
+            let text = format!("[service]\nexec = [\"true\"]\n{extra}");
+            let e = p(&text).unwrap_err();
+            assert!(
+                e.message.contains("longer than the limit of 10 years"),
+                "{key}: {e}"
+            );
+            let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+            assert_eq!(e.at.map(|a| a.0), Some(line), "{key}: {e}");
+        }
+        assert!(p("[service]\nexec = [\"true\"]\nrestart_delay = \"3650days\"\n").is_ok());
     }
 
     #[test]
