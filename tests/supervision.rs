@@ -1125,3 +1125,36 @@ fn the_watcher_keeps_the_last_five_failed_units_and_counts_each() {
         "{text}"
     );
 }
+
+#[test]
+fn the_daemon_raises_its_open_file_limit_and_services_get_the_one_it_was_given() {
+    let d = Setup::new()
+        .sh(
+            "n.service",
+            "",
+            "echo \"nofile $(ulimit -Sn)\"; exec sleep 1000",
+        )
+        .wrapped(&["sh", "-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\""])
+        .boot();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        nums[1] > 1024,
+        "the test needs a hard limit above 1024: {line}"
+    );
+    assert_eq!(
+        nums[0], nums[1],
+        "the soft limit is raised to the hard one: {line}"
+    );
+    wait_for("the service to say its limit", || {
+        let out = stdout(&d.journal(&["-u", "n", "-o", "cat"]));
+        out.contains("nofile 1024").then_some(())
+    });
+}

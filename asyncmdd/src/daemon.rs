@@ -154,6 +154,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         Server::new(Daemon(sup.clone()).answer(), sup.journal().clone()).serve(listener),
     );
 
+    if let Err(e) = process::raise_fd_limit() {
+        journal.log(
+            me,
+            Level::Warning,
+            &format!("cannot raise the limit of open files: {e}"),
+        );
+    }
     // Orphans of services become ours (or are ours anyway, as PID 1): reap them.
     if let Err(e) = process::become_subreaper() {
         journal.log(

@@ -66,6 +66,23 @@ pub fn become_subreaper() -> nix::Result<()> {
     Ok(())
 }
 
+/// The descriptor limits (soft, hard) this process started with, which services get back.
+static FD_LIMITS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// Raises this process's soft limit of open descriptors to its hard limit (every service's
+/// pipes are the daemon's descriptors: a thousand units need more than the usual 1024);
+/// returns the limits it started with. Services are started with those limits, as they would
+/// be under another manager.
+pub fn raise_fd_limit() -> nix::Result<(u64, u64)> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let _ = FD_LIMITS.set((soft, hard));
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok((soft, hard))
+}
+
 /// Reaps every ended child that tokio is not waiting for (orphans handed to the subreaper);
 /// returns how many.
 pub fn reap_orphans() -> usize {
@@ -245,6 +262,20 @@ pub fn spawn(
         .kill_on_drop(false);
     if let Some(dir) = &unit.workdir {
         cmd.current_dir(dir);
+    }
+    if let Some(&(soft, hard)) = FD_LIMITS.get().filter(|(s, h)| s < h) {
+        // SAFETY: setrlimit is a plain system call, safe between fork and exec; nothing is
+        // allocated or locked.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    soft,
+                    hard,
+                )
+                .map_err(std::io::Error::from)
+            });
+        }
     }
     spawn_registered(&mut cmd)
 }
