@@ -221,3 +221,53 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
     assert!(asyncmd_e2e::stderr(&out).contains("another asyncmdd is already listening"));
     assert_eq!(d.state("a.service"), "running");
 }
+
+#[test]
+fn what_is_not_a_unit_file_a_missing_workdir_and_a_failed_run_are_said_as_they_are() {
+    let d = Setup::new()
+        .unit(
+            "w.service",
+            "[service]\nexec = [\"true\"]\nworkdir = \"/nonexistent-workdir\"\n",
+        )
+        .unit(
+            "k.service",
+            "[service]\nexec = [\"sh\", \"-c\", \"kill -9 $$\"]\nrestart = \"always\"\nrestart_delay = \"1h\"\n",
+        )
+        .prepare(|units| {
+            std::fs::create_dir(units.join("d.service")).unwrap();
+            nix::unistd::mkfifo(&units.join("f.service"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+            std::os::unix::fs::symlink("nowhere", units.join("l.service")).unwrap();
+            std::os::unix::fs::symlink("loop.service", units.join("loop.service")).unwrap();
+        })
+        .boot();
+    let r = d.report();
+    for (unit, says) in [
+        ("d.service", "not a unit file: it is a directory"),
+        ("f.service", "not a unit file: it is a FIFO"),
+        ("l.service", "a symlink to nothing usable"),
+        ("loop.service", "a symlink to nothing usable"),
+    ] {
+        let line = r
+            .lines()
+            .find(|l| l.contains(&format!("Service: {unit} ")))
+            .unwrap_or_else(|| panic!("a boot line for {unit}: {r}"));
+        assert!(line.contains("[ ERROR ]") && line.contains(says), "{line}");
+    }
+    let w = d.wait_state("w.service", "failed");
+    assert!(
+        w["error"]
+            .as_str()
+            .unwrap()
+            .contains("workdir /nonexistent-workdir: No such file or directory"),
+        "{w}"
+    );
+    let failed = wait_for("k's failure in the journal", || {
+        d.entries(&["-u", "k"]).into_iter().find(|e| {
+            e["msg"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Failed: killed by SIGKILL")
+        })
+    });
+    assert_eq!(failed["level"], "ERROR", "{failed}");
+}

@@ -747,7 +747,20 @@ impl Supervisor {
         let mut child = match process::spawn(unit, &argv, &def.config, &tag, &extra) {
             Ok(c) => c,
             Err(e) => {
-                let msg = format!("cannot run {}: {e}", argv[0]);
+                // The OS says ENOENT for a missing workdir as for a missing program.
+                let msg = match unit.workdir.as_ref().map(|w| (w, std::fs::metadata(w))) {
+                    Some((w, Err(we))) => {
+                        format!("cannot run {}: workdir {}: {we}", argv[0], w.display())
+                    }
+                    Some((w, Ok(m))) if !m.is_dir() => {
+                        format!(
+                            "cannot run {}: workdir {} is not a directory",
+                            argv[0],
+                            w.display()
+                        )
+                    }
+                    _ => format!("cannot run {}: {e}", argv[0]),
+                };
                 self.fail_start(slot, &msg);
                 return Err(msg);
             }

@@ -355,6 +355,12 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
     // A file that is not valid JSON now is not ours to rewrite.
     serde_json::from_str::<Value>(&text)
         .map_err(|e| fail(format!("{e}; fix it by hand first, nothing was changed")))?;
+    // Nor is one that says a thing twice: an edit of the first would be read as the last.
+    if let Some(dup) = duplicate_key(&text) {
+        return Err(fail(format!(
+            "{dup}; fix it by hand first, nothing was changed"
+        )));
+    }
     let root = CstRootNode::parse(&text, &Default::default())
         .map_err(|e| fail(format!("{e}; nothing was changed")))?;
     let Some(obj) = root.object_value() else {
@@ -396,7 +402,8 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
     for (i, value) in values.iter().enumerate() {
         new_text = new_text.replacen(&format!("\"{token}-{i}\""), value, 1);
     }
-    // Duplicate keys: the CST edits the first, a JSON reader keeps the last. Say so.
+    // `hello` and `hello.service` both naming one unit: the CST edits one, a reader may
+    // take the other. Say so.
     let raw: Value = serde_json::from_str(&new_text).map_err(|e| fail(e.to_string()))?;
     let took = raw.get(stem).or_else(|| raw.get(unit));
     if changes
@@ -404,7 +411,7 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
         .any(|(k, v)| took.and_then(|e| e.get(k)) != Some(v))
     {
         return Err(fail(format!(
-            "the entry \"{stem}\" appears more than once; fix it by hand first, nothing was changed"
+            "the entry \"{stem}\" is there under two names; fix it by hand first, nothing was changed"
         )));
     }
     let vars = dotenv_beside(path)?;
@@ -644,7 +651,19 @@ mod tests {
         std::fs::write(&real, "{\"a\": {}, \"a\": {}}").unwrap();
         std::os::unix::fs::symlink(&real, &path).unwrap();
         let e = edit(&path, "a", &[("enabled", json!(false))]).unwrap_err();
-        assert!(e.to_string().contains("more than once"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("key \"a\" appears twice (line 1 and line 1)"),
+            "{e}"
+        );
+        // A key repeated inside one entry is named as that key, not as the entry twice.
+        std::fs::write(&real, "{\"a\": {\"enabled\": true,\n \"enabled\": false}}").unwrap();
+        let e = edit(&path, "a", &[("args", json!([1]))]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("key \"enabled\" appears twice (line 1 and line 2)"),
+            "{e}"
+        );
         std::fs::write(&real, "{\"a\": {}}").unwrap();
         edit(&path, "a", &[("enabled", json!(false))]).unwrap();
         assert!(std::fs::symlink_metadata(&path)

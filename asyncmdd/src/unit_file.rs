@@ -483,20 +483,49 @@ pub fn load(path: &Path) -> Result<Unit, UnitError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let text = std::fs::read_to_string(path).map_err(|e| UnitError {
+    let fail = |message: String| UnitError {
         file: path.to_path_buf(),
         at: None,
-        message: format!("cannot read: {e}"),
-    })?;
+        message,
+    };
+    // Looked at before it is read: a FIFO would block the boot, a directory cannot be read.
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            let what = if t.is_dir() {
+                "a directory"
+            } else if t.is_fifo() {
+                "a FIFO"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            };
+            return Err(fail(format!("not a unit file: it is {what}")));
+        }
+        Err(e) if path.is_symlink() => {
+            return Err(fail(format!(
+                "cannot read: a symlink to nothing usable ({e})"
+            )))
+        }
+        Err(e) => return Err(fail(format!("cannot read: {e}"))),
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     parse(&name, path, &text)
 }
 
-/// The unit files of `dir` (`*.service`), sorted by name.
+/// The unit files of `dir` (`*.service`), sorted by name: every entry of that name, so one
+/// that is not a file (a directory, a FIFO, a broken symlink) gets its boot line and error.
 pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.to_string_lossy().ends_with(SUFFIX))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(SUFFIX))
+        })
         .collect();
     files.sort();
     Ok(files)

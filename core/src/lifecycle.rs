@@ -403,6 +403,8 @@ impl Life {
             (UnitState::Done, false) => String::from("Finished (exit status 0)"),
             _ => format!("Failed: {}", self.failure_reason()),
         };
+        // A failed run is an error whether or not a restart follows it.
+        let failed = !matches!(state, UnitState::Stopped | UnitState::Done);
         if state == UnitState::Failed {
             self.last_exit = Some(self.failure_reason());
         }
@@ -433,11 +435,7 @@ impl Life {
             }
         }
         self.set(state, clock);
-        let level = if state == UnitState::Failed {
-            Level::Error
-        } else {
-            Level::Info
-        };
+        let level = if failed { Level::Error } else { Level::Info };
         out.insert(0, Effect::Log(level, text));
     }
 }
@@ -564,7 +562,7 @@ mod tests {
             fx,
             vec![
                 Effect::Log(
-                    Level::Info,
+                    Level::Error,
                     "Failed: exit status 2: boom; restarting in 100ms (restart 1)".into()
                 ),
                 Effect::ArmRestart {

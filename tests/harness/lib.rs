@@ -175,6 +175,8 @@ pub struct Setup {
     args: Vec<String>,
     env: Vec<(String, String)>,
     wrapper: Vec<String>,
+    /// Run on the units directory once the files are written (odd entries: FIFOs, symlinks).
+    prepare: Option<fn(&Path)>,
 }
 
 impl Setup {
@@ -221,6 +223,12 @@ impl Setup {
         self
     }
 
+    /// Runs `f` on the units directory after the files are written, before the daemon starts.
+    pub fn prepare(mut self, f: fn(&Path)) -> Setup {
+        self.prepare = Some(f);
+        self
+    }
+
     /// Writes the files and starts the daemon; returns once its boot report is complete.
     pub fn boot(self) -> Daemon {
         let d = self.spawn();
@@ -240,6 +248,9 @@ impl Setup {
         if let Some(c) = &self.config {
             std::fs::write(units.join("services.config"), c).unwrap();
         }
+        if let Some(f) = self.prepare {
+            f(&units);
+        }
         dir
     }
 
@@ -250,6 +261,7 @@ impl Setup {
         let launcher = Setup {
             units: Vec::new(),
             config: None,
+            prepare: None,
             ..self
         };
         let child = launcher.launch(dir.path(), &socket);
