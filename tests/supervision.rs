@@ -1158,3 +1158,59 @@ fn the_daemon_raises_its_open_file_limit_and_services_get_the_one_it_was_given()
         out.contains("nofile 1024").then_some(())
     });
 }
+
+#[test]
+fn run_tags_are_unguessable_and_a_datagram_from_a_wrong_tag_is_ignored() {
+    let code =
+        "open(os.environ['TAG_FILE'] + '.tmp', 'w').write(os.environ['ASYNCMD_INVOCATION'])\n\
+                os.rename(os.environ['TAG_FILE'] + '.tmp', os.environ['TAG_FILE'])\n\
+                while True: time.sleep(1)\n";
+    let dir = tempfile::tempdir().unwrap();
+    let tag_file = dir.path().join("tag");
+    let d = Setup::new()
+        .unit(
+            "svc.service",
+            &python_unit("type = \"notify\"", code).replace(
+                "stop_timeout",
+                &format!(
+                    "start_timeout = \"10min\"\nenv = {{ TAG_FILE = \"{}\" }}\nstop_timeout",
+                    tag_file.display()
+                ),
+            ),
+        )
+        .spawn();
+    d.wait_listening();
+    let tag = wait_for("the run's tag", || std::fs::read_to_string(&tag_file).ok());
+    let parts: Vec<&str> = tag.split(':').collect();
+    assert_eq!(parts[..2], ["svc.service", "1"], "{tag}");
+    assert!(
+        parts[2].len() == 32 && parts[2].chars().all(|c| c.is_ascii_hexdigit()),
+        "128 random bits: {tag}"
+    );
+    // A process that guesses a tag (the old, predictable form, or a random one) and says
+    // READY=1 for the unit is not heard.
+    let notify = d.socket.with_extension("notify");
+    for guess in [
+        format!("{}:svc.service:1", d.pid()),
+        format!("svc.service:1:{}", "0".repeat(32)),
+    ] {
+        let st = Command::new("python3")
+            .args([
+                "-c",
+                "import os, socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\
+                 .sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])",
+            ])
+            .env("NOTIFY_SOCKET", &notify)
+            .env("ASYNCMD_INVOCATION", &guess)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    wait_for("the forgery to be logged", || {
+        messages(&d, "asyncmdd")
+            .into_iter()
+            .find(|m| m.contains("whose run tag is no current run's: ignored (1 so far)"))
+    });
+    // The second is counted, not logged; the unit still waits for its own READY=1.
+    assert_eq!(d.state("svc.service"), "starting");
+}

@@ -20,8 +20,7 @@ use crate::sd_notify;
 use crate::services_config::{self, ServicesConfig};
 use asyncmd_core::plan;
 
-/// Name the daemon logs its own entries under.
-pub const SELF_UNIT: &str = "asyncmdd";
+pub use crate::journal::SELF_UNIT;
 
 /// What the daemon is told on its command line.
 #[derive(Debug, Clone)]

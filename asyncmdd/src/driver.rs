@@ -92,6 +92,16 @@ impl Live {
     }
 }
 
+/// Who sent an sd_notify datagram.
+enum Sender {
+    /// A process of this unit's current run.
+    Unit(Arc<Slot>),
+    /// A process of no unit.
+    Nobody,
+    /// A process whose run tag is no current run's.
+    WrongTag,
+}
+
 /// What a unit is: its file and its `services.config` entry. Replaced as a whole, never
 /// edited, so a run always sees one consistent definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -449,6 +459,8 @@ pub struct Supervisor {
     pub changes: tokio::sync::Mutex<()>,
     /// Its request handling, which a builtin that is a transport (MQTT) is given.
     answer: std::sync::OnceLock<crate::answer::Answer>,
+    /// sd_notify datagrams ignored because their sender's run tag is no current run's.
+    forged_notify: std::sync::atomic::AtomicU64,
 }
 
 impl Supervisor {
@@ -475,6 +487,7 @@ impl Supervisor {
             debug: std::sync::atomic::AtomicBool::new(false),
             changes: tokio::sync::Mutex::new(()),
             answer: std::sync::OnceLock::new(),
+            forged_notify: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -739,7 +752,7 @@ impl Supervisor {
             live.step(Event::Spawning);
             live.ran_with = Some(def.clone());
             let run = live.life.starts + 1;
-            let tag = format!("{}:{}:{run}", std::process::id(), slot.name);
+            let tag = process::new_tag(&slot.name, run);
             live.invocation = Some(tag.clone());
             tag
         };
@@ -1111,9 +1124,31 @@ impl Supervisor {
     /// Applies an sd_notify datagram; its sender's PID says which unit it is from.
     pub fn on_notify(&self, msg: &crate::sd_notify::Message) {
         let Some(pid) = msg.pid else { return };
-        let Some(slot) = self.sender(pid) else {
-            tracing::debug!("sd_notify from pid {pid}, which belongs to no unit: ignored");
-            return;
+        let slot = match self.sender(pid) {
+            Sender::Unit(s) => s,
+            Sender::Nobody => {
+                tracing::debug!("sd_notify from pid {pid}, which belongs to no unit: ignored");
+                return;
+            }
+            Sender::WrongTag => {
+                let n = self
+                    .forged_notify
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    + 1;
+                // The first, then every hundredth: a forger cannot flood the journal.
+                if n == 1 || n.is_multiple_of(100) {
+                    let me = self.journal.unit_id(crate::journal::SELF_UNIT);
+                    self.journal.log(
+                        me,
+                        Level::Warning,
+                        &format!(
+                            "sd_notify from pid {pid}, whose run tag is no current run's: \
+                             ignored ({n} so far)"
+                        ),
+                    );
+                }
+                return;
+            }
         };
         let mut fx = Vec::new();
         {
@@ -1143,21 +1178,26 @@ impl Supervisor {
 
     /// The unit whose process `pid` is: its main process, its `MAINPID=`, or any process
     /// carrying its current run's `ASYNCMD_INVOCATION`.
-    fn sender(&self, pid: u32) -> Option<Arc<Slot>> {
+    fn sender(&self, pid: u32) -> Sender {
         let all = self.all();
-        // The run tag in its environment is the surest sign; PIDs come second.
+        // The run tag in its environment is the surest sign; PIDs come second. A process
+        // with a tag that is no current run's (guessed, or left from an earlier run) is not
+        // heard, whatever its PID.
         if let Some(tag) = process::invocation_of(pid) {
-            if let Some(s) = all
+            return match all
                 .iter()
                 .find(|s| s.live().invocation.as_deref() == Some(&tag))
             {
-                return Some(s.clone());
-            }
+                Some(s) => Sender::Unit(s.clone()),
+                None => Sender::WrongTag,
+            };
         }
-        all.into_iter().find(|s| {
-            let live = s.live();
-            !live.main_exited && (live.pid == Some(pid) || live.main_pid == Some(pid))
-        })
+        all.into_iter()
+            .find(|s| {
+                let live = s.live();
+                !live.main_exited && (live.pid == Some(pid) || live.main_pid == Some(pid))
+            })
+            .map_or(Sender::Nobody, Sender::Unit)
     }
 
     /// Records that `slot` will not start because of `msg` (a dependency failed).

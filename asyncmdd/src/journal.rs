@@ -12,6 +12,9 @@ pub use asyncmd_core::journal::{
 use asyncmd_proto::Level;
 use tokio::sync::watch;
 
+/// Name the daemon logs its own entries under.
+pub const SELF_UNIT: &str = "asyncmdd";
+
 /// A line waiting to go into the journal, as produced by a capture.
 #[derive(Debug, Clone, Copy)]
 pub struct Line<'a> {

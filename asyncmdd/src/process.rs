@@ -206,6 +206,31 @@ pub fn orphans() -> Vec<(u32, Option<String>)> {
         .collect()
 }
 
+/// A new run tag for run `run` of `unit`: its name and number for a person, then 128 random
+/// bits, so that no other process can guess the tag of a run and speak for it.
+pub fn new_tag(unit: &str, run: u32) -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        // No /dev/urandom (a bare chroot): std's hasher keys are random per process.
+        use std::hash::{BuildHasher, Hasher};
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i as u64);
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{unit}:{run}:{hex}")
+}
+
 /// The `ASYNCMD_INVOCATION` tag in the environment of process `pid`, if any.
 pub fn invocation_of(pid: u32) -> Option<String> {
     let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
