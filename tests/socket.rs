@@ -444,3 +444,112 @@ fn changes_need_a_privileged_peer() {
     let new = s["pid"].as_u64().unwrap_or_else(|| panic!("no pid: {s}"));
     assert_ne!(new, pid, "a new process: {s}");
 }
+
+#[test]
+fn a_socket_directory_someone_else_could_take_over_is_refused() {
+    require_root("making a directory owned by another user");
+    let tmp = tempfile::tempdir().unwrap();
+    let units = tmp.path().join("units");
+    std::fs::create_dir(&units).unwrap();
+    let daemon = |dir: &std::path::Path| {
+        let mut c = Command::new(asyncmd_e2e::bin("asyncmdd"));
+        c.arg("--units")
+            .arg(&units)
+            .arg("--socket")
+            .arg(dir.join("asyncmdd.sock"))
+            .env_remove("NOTIFY_SOCKET");
+        c
+    };
+    let refused = |dir: &std::path::Path, why: &str| {
+        let o = asyncmd_e2e::run_within(daemon(dir), "asyncmdd", &[]);
+        assert!(!o.status.success(), "{}", dir.display());
+        assert!(
+            stderr(&o).contains(why) && stderr(&o).contains("refused"),
+            "{}: {}",
+            dir.display(),
+            stderr(&o)
+        );
+        assert!(!dir.join("asyncmdd.sock").exists());
+    };
+    // Another user's directory, as a /tmp/asyncmd-UID made beforehand would be.
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    let n = nobody();
+    nix::unistd::chown(&theirs, Some(n.uid), Some(n.gid)).unwrap();
+    refused(&theirs, &format!("is owned by uid {}", n.uid));
+    // One that anybody may write to.
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, PermissionsExt::from_mode(0o777)).unwrap();
+    refused(&open, "may be written by others (mode 777)");
+    // A symlink, to anywhere.
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&theirs, &link).unwrap();
+    refused(&link, "is a symlink");
+    // A directory that is not there is made, 0700.
+    let fresh = tmp.path().join("fresh/asyncmd");
+    let mut child = daemon(&fresh).spawn().unwrap();
+    wait_for("the socket in the new directory", || {
+        fresh.join("asyncmdd.sock").exists().then_some(())
+    });
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o7777;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn a_client_refuses_a_daemon_of_another_user_unless_told_to_expect_it() {
+    require_root("running a daemon as nobody");
+    let n = nobody();
+    let tmp = tempfile::tempdir().unwrap();
+    nix::unistd::chown(tmp.path(), Some(n.uid), Some(n.gid)).unwrap();
+    let units = tmp.path().join("units");
+    std::fs::create_dir(&units).unwrap();
+    std::fs::write(
+        units.join("a.service"),
+        "[service]\nexec = [\"sleep\", \"1000\"]\n",
+    )
+    .unwrap();
+    nix::unistd::chown(&units, Some(n.uid), Some(n.gid)).unwrap();
+    let sock = tmp.path().join("run/asyncmdd.sock");
+    let mut impostor = Command::new(asyncmd_e2e::bin("asyncmdd"))
+        .arg("--units")
+        .arg(&units)
+        .arg("--socket")
+        .arg(&sock)
+        .env_remove("NOTIFY_SOCKET")
+        .uid(n.uid.as_raw())
+        .gid(n.gid.as_raw())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the daemon of nobody to listen", || {
+        sock.exists().then_some(())
+    });
+    let ctl = |extra: &[&str]| {
+        let mut c = Command::new(asyncmd_e2e::bin("asyncmctl"));
+        c.arg("--socket").arg(&sock).args(extra).arg("list");
+        asyncmd_e2e::run_within(c, "asyncmctl", extra)
+    };
+    let o = ctl(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "runs as uid {}, neither root nor you: refused",
+            n.uid
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = ctl(&["--expect-user", "nobody"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("a.service"));
+    let mut j = Command::new(asyncmd_e2e::bin("asyncmjournal"));
+    j.arg("--socket").arg(&sock);
+    let o = asyncmd_e2e::run_within(j, "asyncmjournal", &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("refused"), "{}", stderr(&o));
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+}

@@ -33,6 +33,9 @@ struct Cli {
     mqtt: Option<String>,
     #[command(flatten)]
     fleet: Fleet,
+    /// Trust a daemon that runs as USER (a name or uid) besides root and yourself.
+    #[arg(long, global = true, value_name = "USER")]
+    expect_user: Option<String>,
     /// Print the answer as JSON (read commands).
     #[arg(long, global = true)]
     json: bool,
@@ -212,10 +215,16 @@ fn main() -> ExitCode {
         }
         (None, None) => {
             let path = endpoint::socket_path(cli.socket.as_deref());
-            Client::connect(&path)
-                .and_then(|mut c| c.call(req))
-                .map(|r| vec![(None, r)])
-                .map_err(|e| e.to_string())
+            cli.expect_user
+                .as_deref()
+                .map(asyncmd_proto::client::uid_of)
+                .transpose()
+                .and_then(|expect| {
+                    Client::connect_expecting(&path, expect)
+                        .and_then(|mut c| c.call(req))
+                        .map(|r| vec![(None, r)])
+                        .map_err(|e| e.to_string())
+                })
         }
     };
     let answers = match answers {

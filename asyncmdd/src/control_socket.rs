@@ -39,11 +39,59 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// connection reset.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
+/// Makes sure the socket's directory `dir` is ours to listen in: created 0700 when missing;
+/// refused when it is a symlink, is owned by another user than this one or root, or may be
+/// written by others (without the sticky bit, which keeps them from replacing our socket).
+/// Otherwise someone could put their own socket where clients look for ours.
+fn socket_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let refuse = |why: String| {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("the socket directory {} {why}: refused", dir.display()),
+        ))
+    };
+    let m = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(up) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(up)?;
+            }
+            std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+            // The umask may have taken bits we did not ask to lose; these we set exactly.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if m.file_type().is_symlink() {
+        return refuse("is a symlink".into());
+    }
+    if !m.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    if m.uid() != me && m.uid() != 0 {
+        return refuse(format!(
+            "is owned by uid {}, not by this daemon's user (uid {me}) or root",
+            m.uid()
+        ));
+    }
+    let sticky = m.mode() & 0o1000 != 0;
+    if m.mode() & 0o022 != 0 && !sticky {
+        return refuse(format!(
+            "may be written by others (mode {:o})",
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// Binds the control socket at `path` (mode 0660), creating its directory. A stale socket
 /// file is replaced; a live one means another daemon runs, which is an error.
 pub fn bind(path: &Path) -> io::Result<Listener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        socket_dir(dir)?;
     }
     if path.exists() {
         let name = path.to_fs_name::<GenericFilePath>()?;

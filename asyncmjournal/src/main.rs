@@ -69,6 +69,9 @@ struct Cli {
     /// The CA certificate (PEM) of an mqtts:// broker [else the system's].
     #[arg(long, value_name = "FILE")]
     mqtt_ca: Option<PathBuf>,
+    /// Trust a daemon that runs as USER (a name or uid) besides root and yourself.
+    #[arg(long, value_name = "USER")]
+    expect_user: Option<String>,
     /// Never colour the output.
     #[arg(long)]
     no_color: bool,
@@ -147,7 +150,16 @@ fn main() -> ExitCode {
         },
     };
     let path = endpoint::socket_path(cli.socket.as_deref());
-    let mut client = match Client::connect(&path) {
+    let expect = match cli
+        .expect_user
+        .as_deref()
+        .map(asyncmd_proto::client::uid_of)
+    {
+        None => None,
+        Some(Ok(uid)) => Some(uid),
+        Some(Err(e)) => return fail(&e),
+    };
+    let mut client = match Client::connect_expecting(&path, expect) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };

@@ -27,6 +27,14 @@ pub enum ClientError {
     Frame(FrameError),
     /// The daemon closed the connection before answering.
     Closed,
+    /// What listens on the socket runs as another user than root, this one or the expected
+    /// one: it may be an impostor that put its socket where ours should be.
+    Impostor {
+        /// The socket path tried.
+        path: PathBuf,
+        /// The user it runs as.
+        uid: u32,
+    },
 }
 
 impl fmt::Display for ClientError {
@@ -41,6 +49,12 @@ impl fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "connection to asyncmdd failed: {e}"),
             ClientError::Frame(e) => write!(f, "bad answer from asyncmdd: {e}"),
             ClientError::Closed => f.write_str("asyncmdd closed the connection without answering"),
+            ClientError::Impostor { path, uid } => write!(
+                f,
+                "what listens on {} runs as uid {uid}, neither root nor you: refused, as it may \
+                 not be asyncmdd (if it is yours to trust, pass --expect-user {uid})",
+                path.display()
+            ),
         }
     }
 }
@@ -55,7 +69,28 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the socket at `path`.
+    /// Connects to the socket at `path`, refusing a peer that runs as another user than root,
+    /// this one or `expect` (a uid).
+    pub fn connect_expecting(path: &Path, expect: Option<u32>) -> Result<Client, ClientError> {
+        let c = Client::connect(path)?;
+        let uid = match &c.stream {
+            Stream::UdSocket(s) => {
+                nix::sys::socket::getsockopt(s, nix::sys::socket::sockopt::PeerCredentials)
+                    .map_err(|e| ClientError::Io(e.into()))?
+                    .uid()
+            }
+        };
+        let me = nix::unistd::geteuid().as_raw();
+        if uid != 0 && uid != me && Some(uid) != expect {
+            return Err(ClientError::Impostor {
+                path: path.to_path_buf(),
+                uid,
+            });
+        }
+        Ok(c)
+    }
+
+    /// Connects to the socket at `path`, whoever listens there.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
         let connect_err = |source| ClientError::Connect {
             path: path.to_path_buf(),
@@ -128,5 +163,17 @@ impl Client {
         match &self.stream {
             Stream::UdSocket(s) => s.as_fd(),
         }
+    }
+}
+
+/// The uid of `user` (a name or a number), for `--expect-user`.
+pub fn uid_of(user: &str) -> Result<u32, String> {
+    if let Ok(n) = user.parse::<u32>() {
+        return Ok(n);
+    }
+    match nix::unistd::User::from_name(user) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        Ok(None) => Err(format!("--expect-user {user}: no such user")),
+        Err(e) => Err(format!("--expect-user {user}: {e}")),
     }
 }
