@@ -1214,3 +1214,52 @@ fn run_tags_are_unguessable_and_a_datagram_from_a_wrong_tag_is_ignored() {
     // The second is counted, not logged; the unit still waits for its own READY=1.
     assert_eq!(d.state("svc.service"), "starting");
 }
+
+#[test]
+fn after_a_kill_9_of_the_daemon_nothing_it_started_runs_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (main_pid, grand_pid) = (dir.path().join("main.pid"), dir.path().join("grand.pid"));
+    // The service's main process, and a process it put in the background that outlives it.
+    let script = format!(
+        "sleep 1000 & echo $! > {g}.tmp && mv {g}.tmp {g}; echo $$ > {m}.tmp && mv {m}.tmp {m}; exec sleep 1000",
+        g = grand_pid.display(),
+        m = main_pid.display()
+    );
+    let mut d = Setup::new().sh("a.service", "", &script).boot();
+    let (main1, grand1) = (pid_in(&main_pid), pid_in(&grand_pid));
+    std::fs::remove_file(&main_pid).unwrap();
+    std::fs::remove_file(&grand_pid).unwrap();
+    d.crash();
+    // The main process hears of the daemon's death (PR_SET_PDEATHSIG) and goes.
+    wait_for("the main process to go with the daemon", || {
+        (!alive(main1)).then_some(())
+    });
+    assert!(
+        alive(grand1),
+        "the background process outlived it, as such do"
+    );
+    // The next daemon on the same units stops what the last one left before it starts a
+    // thing, and says so.
+    d.restart();
+    let r = d.report();
+    assert!(
+        r.contains(
+            "[ WARNING ] Stopped 1 process(es) an earlier asyncmdd on these units left running"
+        ) && r.contains(": a.service"),
+        "{r}"
+    );
+    assert!(!alive(grand1), "the leftover is gone");
+    let (main2, _) = (pid_in(&main_pid), pid_in(&grand_pid));
+    assert_ne!(main1, main2);
+    assert_eq!(d.state("a.service"), "running");
+}
+
+/// Whether process `pid` runs (and is not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            != Some("Z")
+    })
+}

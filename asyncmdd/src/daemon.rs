@@ -148,6 +148,29 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for (name, def) in defs {
         sup.add(name, def);
     }
+    // What an earlier daemon on these units left running (it was killed, say) goes before
+    // anything starts, so no service runs twice.
+    process::set_owner(&opts.units);
+    let left = process::left_by_earlier_daemon();
+    if !left.is_empty() {
+        let killed = process::stop_left(&left, std::time::Duration::from_secs(5)).await;
+        let mut units: Vec<&str> = left
+            .iter()
+            .map(|(_, tag)| tag.split(':').next().unwrap_or(""))
+            .collect();
+        units.sort_unstable();
+        units.dedup();
+        let line =
+            format!(
+            "[ WARNING ] Stopped {} process(es) an earlier asyncmdd on these units left running \
+             ({}{}): {}",
+            left.len(),
+            if killed > 0 { "SIGKILL for " } else { "all went on SIGTERM" },
+            if killed > 0 { killed.to_string() } else { String::new() },
+            units.join(", ")
+        );
+        report(Level::Warning, line.clone(), line);
+    }
     sup.set_answer(Daemon::answer_for(&sup));
     let server = tokio::spawn(
         Server::new(Daemon(sup.clone()).answer(), sup.journal().clone()).serve(listener),

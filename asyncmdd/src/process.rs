@@ -206,6 +206,84 @@ pub fn orphans() -> Vec<(u32, Option<String>)> {
         .collect()
 }
 
+/// Environment variable that names the daemon a service belongs to: its units directory.
+pub const OWNER: &str = "ASYNCMD_OWNER";
+/// Environment variable with the PID of the daemon that started a service.
+pub const DAEMON_PID: &str = "ASYNCMD_DAEMON_PID";
+
+/// The units directory of this daemon, which every service it starts carries as [`OWNER`].
+static OWNER_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Marks every service started from now on as this daemon's, on `units` (canonical).
+pub fn set_owner(units: &std::path::Path) {
+    let dir = std::fs::canonicalize(units).unwrap_or_else(|_| units.to_path_buf());
+    let _ = OWNER_DIR.set(dir.display().to_string());
+}
+
+/// Every live process an earlier daemon on these units left (its [`OWNER`] is ours, it
+/// carries a run tag, and the daemon of its [`DAEMON_PID`] is gone), with that tag. Read from
+/// every process's environment, once, at boot. A daemon on the same units that still runs
+/// keeps its services.
+pub fn left_by_earlier_daemon() -> Vec<(u32, String)> {
+    let Some(owner) = OWNER_DIR.get() else {
+        return Vec::new();
+    };
+    let needle = format!("{OWNER}={owner}\0");
+    let me = std::process::id();
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.into_iter()
+        .filter(|&p| p != me && proc_state(p).is_some_and(|s| s != 'Z'))
+        .filter_map(|p| {
+            let env = std::fs::read(format!("/proc/{p}/environ")).ok()?;
+            memchr::memmem::find(&env, needle.as_bytes())?;
+            let prefix = format!("{DAEMON_PID}=");
+            let daemon = env
+                .split(|&b| b == 0)
+                .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok());
+            let alive_daemon = daemon.is_some_and(|d| {
+                std::fs::read_to_string(format!("/proc/{d}/comm"))
+                    .is_ok_and(|c| c.trim_end() == "asyncmdd")
+                    && proc_state(d).is_some_and(|s| s != 'Z')
+            });
+            if alive_daemon {
+                return None;
+            }
+            Some((p, invocation_of(p)?))
+        })
+        .collect()
+}
+
+/// Stops the processes `left` (SIGTERM, then SIGKILL after `grace`) and waits until they are
+/// gone; returns how many had to be killed.
+pub async fn stop_left(left: &[(u32, String)], grace: std::time::Duration) -> usize {
+    let alive = |p: u32| proc_state(p).is_some_and(|s| s != 'Z');
+    for &(p, _) in left {
+        let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), Signal::SIGTERM);
+    }
+    let until = std::time::Instant::now() + grace;
+    while left.iter().any(|&(p, _)| alive(p)) && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut killed = 0;
+    for &(p, _) in left {
+        if alive(p) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+            killed += 1;
+        }
+    }
+    while left.iter().any(|&(p, _)| alive(p)) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    killed
+}
+
 /// A new run tag for run `run` of `unit`: its name and number for a person, then 128 random
 /// bits, so that no other process can guess the tag of a run and speak for it.
 pub fn new_tag(unit: &str, run: u32) -> String {
@@ -279,6 +357,8 @@ pub fn spawn(
         .envs(config.env())
         .env("ASYNCMD_UNIT", &unit.name)
         .env(INVOCATION, tag)
+        .envs(OWNER_DIR.get().map(|o| (OWNER, o.clone())))
+        .env(DAEMON_PID, std::process::id().to_string())
         .envs(extra.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -288,19 +368,30 @@ pub fn spawn(
     if let Some(dir) = &unit.workdir {
         cmd.current_dir(dir);
     }
-    if let Some(&(soft, hard)) = FD_LIMITS.get().filter(|(s, h)| s < h) {
-        // SAFETY: setrlimit is a plain system call, safe between fork and exec; nothing is
-        // allocated or locked.
-        unsafe {
-            cmd.pre_exec(move || {
+    let limits = FD_LIMITS.get().copied().filter(|(s, h)| s < h);
+    let daemon = nix::unistd::getpid();
+    // SAFETY: between fork and exec only system calls run (prctl, setrlimit, getppid):
+    // nothing is allocated or locked.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The service hears of the daemon's death (SIGTERM) rather than living on
+            // unsupervised. The signal follows the forking thread: the daemon's runtime is
+            // its main thread, which lives as long as it does.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
+            if nix::unistd::getppid() != daemon {
+                // The daemon died between fork and prctl.
+                return Err(std::io::Error::other("asyncmdd is gone"));
+            }
+            if let Some((soft, hard)) = limits {
                 nix::sys::resource::setrlimit(
                     nix::sys::resource::Resource::RLIMIT_NOFILE,
                     soft,
                     hard,
                 )
-                .map_err(std::io::Error::from)
-            });
-        }
+                .map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
     }
     spawn_registered(&mut cmd)
 }

@@ -746,6 +746,9 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(crate::tracing_journal::JournalLayer::new(journal.clone()));
         let _guard = tracing::subscriber::set_default(subscriber);
+        // The task span's callsite is shared with tests that ran with no subscriber, whose
+        // "never interested" may be cached: ask again now that this one listens.
+        tracing::callsite::rebuild_interest_cache();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
