@@ -541,13 +541,36 @@ fn parse_entry(v: &Value) -> Result<ServiceConfig, String> {
             _ => {}
         }
     }
+    // Every status answer carries them: one unit's must not crowd out the others'.
+    let bytes = serde_json::to_string(&cfg.args).map_or(0, |s| s.len())
+        + serde_json::to_string(&cfg.kwargs).map_or(0, |s| s.len());
+    if bytes > MAX_ARGS_BYTES {
+        return Err(format!(
+            "\"args\" and \"kwargs\" take {bytes} bytes, more than the limit of {MAX_ARGS_BYTES}"
+        ));
+    }
     Ok(cfg)
 }
+
+/// The most bytes (as JSON) a unit's args and kwargs may take together.
+pub const MAX_ARGS_BYTES: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn args_and_kwargs_are_bounded_per_unit() {
+        let big = "x".repeat(MAX_ARGS_BYTES);
+        let c = cfg(&format!(
+            r#"{{"a": {{"kwargs": {{"blob": "{big}"}}}}, "b": {{"args": [1]}}}}"#
+        ));
+        let e = c.get("a.service").err().unwrap_or_default();
+        assert!(e.contains("more than the limit of 65536"), "{e}");
+        assert!(e.contains("\"a\""), "the error names the unit: {e}");
+        assert_eq!(c.get("b.service").unwrap().args, vec![json!(1)]);
+    }
 
     fn cfg(text: &str) -> ServicesConfig {
         ServicesConfig::parse(Path::new("units/services.config"), text).unwrap()

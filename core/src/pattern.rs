@@ -16,6 +16,10 @@ use asyncmd_proto::unit::{is_glob, SUFFIX};
 /// so a hostile pattern can neither recurse deep nor make the daemon allocate without end.
 const MAX_BRACE_GROUPS: usize = 32;
 const MAX_ALTERNATIVES: usize = 256;
+/// Patterns one request may give.
+pub const MAX_PATTERNS: usize = 256;
+/// Globs all the patterns of one request may expand to: what a match of one name costs.
+const MAX_GLOBS: usize = 1024;
 
 /// One compiled pattern: as typed, and the brace-free globs it expands to (none for a name
 /// without wildcards, which is compared as it is).
@@ -46,10 +50,23 @@ pub struct Patterns {
 impl Patterns {
     /// Compiles `patterns`; an invalid glob is an error naming it.
     pub fn new(patterns: &[String]) -> Result<Patterns, String> {
-        let each = patterns
+        // Bounded as a whole too, so one request cannot make every match cost the earth.
+        if patterns.len() > MAX_PATTERNS {
+            return Err(format!(
+                "{} patterns, more than the limit of {MAX_PATTERNS}",
+                patterns.len()
+            ));
+        }
+        let each: Vec<Pattern> = patterns
             .iter()
             .map(|p| compile(p).map_err(|e| format!("invalid pattern '{p}': {e}")))
             .collect::<Result<_, _>>()?;
+        let globs: usize = each.iter().map(|p| p.globs.len()).sum();
+        if globs > MAX_GLOBS {
+            return Err(format!(
+                "the patterns expand to {globs} globs, more than the limit of {MAX_GLOBS}"
+            ));
+        }
         Ok(Patterns { each })
     }
 
@@ -337,5 +354,25 @@ mod tests {
     #[test]
     fn a_bare_name_is_literal() {
         assert!(pats(&["a]b"]).matches("a]b.service"));
+    }
+
+    #[test]
+    fn a_request_is_bounded_as_a_whole() {
+        let many: Vec<String> = (0..=MAX_PATTERNS).map(|i| format!("u{i}")).collect();
+        let e = Patterns::new(&many).err().unwrap_or_default();
+        assert!(
+            e.contains("257 patterns, more than the limit of 256"),
+            "{e}"
+        );
+        // 128 globs each: 8 are the limit, 9 are over it.
+        let braces: Vec<String> = (0..9)
+            .map(|i| format!("{{a,b,c,d}}{{e,f,g,h}}{{i,j,k,l,m,n,o,p}}{i}"))
+            .collect();
+        let e = Patterns::new(&braces).err().unwrap_or_default();
+        assert!(
+            e.contains("expand to 1152 globs, more than the limit of 1024"),
+            "{e}"
+        );
+        assert!(Patterns::new(&braces[..8]).is_ok());
     }
 }
