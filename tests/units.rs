@@ -364,6 +364,14 @@ fn enable_disable_and_config_edit_only_their_part_of_services_config() {
         let j = stdout(&d.journal(&["-u", "hello", "-o", "cat"]));
         j.contains("start led=5 sleep=3 who=world").then_some(())
     });
+    // The process has the value; status shows what the file says, so `.env` keeps its secret.
+    let s = d.status("hello.service");
+    assert_eq!(s["kwargs"]["who"], "${WHO}", "{s}");
+    let text = stdout(&d.ctl(&["status", "hello"]));
+    assert!(
+        text.contains("${WHO}") && !text.contains("world\""),
+        "{text}"
+    );
 
     let o = d.ctl(&["config", "hello", "--args", "{}"]);
     assert!(!o.status.success() && stderr(&o).contains("JSON array"));

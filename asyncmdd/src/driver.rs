@@ -365,8 +365,10 @@ impl Slot {
             (Some(d), Some(_)) => d.clone(),
             _ => current.clone(),
         };
+        // As the file wrote them: a value from `.env` is shown as `${VAR}`.
+        let written = def.config.as_written();
         let argv = match def.unit.as_ref().map(|u| &u.run) {
-            Some(Run::Exec(exec)) => process::argv(exec, &def.config),
+            Some(Run::Exec(exec)) => process::argv(exec, &written),
             _ => Vec::new(),
         };
         let alive = live.pid.filter(|_| !live.main_exited);
@@ -398,8 +400,8 @@ impl Slot {
                     next_us: live.schedule_next_us,
                 }),
             argv,
-            args: def.config.args.clone(),
-            kwargs: crate::builtins::shown_kwargs(&def.config.kwargs),
+            args: written.args.clone(),
+            kwargs: crate::builtins::shown_kwargs(&written.kwargs),
             loop_info: live.counters.as_ref().map(|c| c.loop_info()),
             ..status::of(&self.name, &def.source, kind, &live.life, host)
         }

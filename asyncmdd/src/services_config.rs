@@ -16,6 +16,9 @@ use serde_json::{Map, Value};
 
 use crate::unit_file::SUFFIX;
 
+/// A unit's args and kwargs as `services.config` writes them.
+pub type Written = (Vec<Value>, Map<String, Value>);
+
 /// The configuration of one unit.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServiceConfig {
@@ -25,9 +28,25 @@ pub struct ServiceConfig {
     pub args: Vec<Value>,
     /// Passed as environment variables.
     pub kwargs: Map<String, Value>,
+    /// The args and kwargs as the file wrote them, when `${VAR}` was substituted in them.
+    pub written: Option<Box<Written>>,
 }
 
 impl ServiceConfig {
+    /// This configuration as the file wrote it (`${VAR}` not substituted): what status shows,
+    /// so a secret kept in `.env` is not told to every reader.
+    pub fn as_written(&self) -> ServiceConfig {
+        match &self.written {
+            Some(w) => ServiceConfig {
+                enabled: self.enabled,
+                args: w.0.clone(),
+                kwargs: w.1.clone(),
+                written: None,
+            },
+            None => self.clone(),
+        }
+    }
+
     /// The configuration of a unit that has no entry.
     pub fn default_enabled() -> Self {
         ServiceConfig {
@@ -153,8 +172,16 @@ impl ServicesConfig {
         let entries = map
             .into_iter()
             .map(|(name, v)| {
+                let raw = v.clone();
                 let parsed = substitute(v, vars)
-                    .and_then(|v| parse_entry(&v))
+                    .and_then(|v| {
+                        let mut c = parse_entry(&v)?;
+                        if v != raw {
+                            let w = parse_entry(&raw)?;
+                            c.written = Some(Box::new((w.args, w.kwargs)));
+                        }
+                        Ok(c)
+                    })
                     .map_err(|m| format!("{}: \"{name}\": {m}", path.display()));
                 (name, parsed)
             })
