@@ -178,11 +178,12 @@ fn silent_and_half_sent_clients_do_not_block_others() {
 }
 
 #[test]
-fn the_65th_client_is_told_the_daemon_is_busy_until_others_leave() {
+fn the_73rd_client_of_root_is_told_the_daemon_is_busy_until_others_leave() {
     let d = daemon();
-    // 64 clients held open, half of them silent, half in the middle of a request.
+    // 64 clients held open and the 8 places kept for root, half of them silent, half in the
+    // middle of a request.
     let mut held = Vec::new();
-    for i in 0..64 {
+    for i in 0..72 {
         let mut s = connect(&d);
         if i % 2 == 1 {
             s.write_all(b"{\"v\":1,\"req\":{\"op\":\"st").unwrap();
@@ -193,7 +194,7 @@ fn the_65th_client_is_told_the_daemon_is_busy_until_others_leave() {
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(
         stderr(&o),
-        "asyncmctl: asyncmdd is serving its limit of 64 clients\n"
+        "asyncmctl: asyncmdd is serving its limit of 64 clients (and the 8 kept for root and its own user)\n"
     );
     assert_eq!(stdout(&o), "");
     let o = d.journal(&[]);
@@ -213,7 +214,7 @@ fn the_65th_client_is_told_the_daemon_is_busy_until_others_leave() {
     assert_eq!(r["code"], "busy", "{r}");
     let (_, rest) = until_closed(extra, Instant::now());
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
-    // The 64 were taken in, not turned away: none of them was told anything.
+    // The 72 were taken in, not turned away: none of them was told anything.
     for s in &held {
         s.set_nonblocking(true).unwrap();
         let mut b = [0u8; 64];
@@ -225,13 +226,13 @@ fn the_65th_client_is_told_the_daemon_is_busy_until_others_leave() {
             ),
         }
     }
-    // Once they leave, clients are served again; all 64 places come back.
+    // Once they leave, clients are served again; all 72 places come back.
     drop(held);
-    wait_for("a client to be served after the 64 left", || {
+    wait_for("a client to be served after the 72 left", || {
         d.ctl(&["status", "a"]).status.success().then_some(())
     });
-    wait_for("64 places to be free again", || {
-        let again: Vec<UnixStream> = (0..63).map(|_| connect(&d)).collect();
+    wait_for("72 places to be free again", || {
+        let again: Vec<UnixStream> = (0..71).map(|_| connect(&d)).collect();
         let served = d.ctl(&["status", "a"]).status.success();
         drop(again);
         served.then_some(())
@@ -552,4 +553,44 @@ fn a_client_refuses_a_daemon_of_another_user_unless_told_to_expect_it() {
     assert!(stderr(&o).contains("refused"), "{}", stderr(&o));
     let _ = impostor.kill();
     let _ = impostor.wait();
+}
+
+#[test]
+fn readers_of_another_user_cannot_lock_root_out() {
+    require_root("running readers as nobody");
+    let d = daemon();
+    std::fs::set_permissions(&d.socket, PermissionsExt::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(d.dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let n = nobody();
+    let journal_as_nobody = |follow: bool| {
+        let mut c = Command::new(asyncmd_e2e::bin("asyncmjournal"));
+        c.arg("--socket")
+            .arg(&d.socket)
+            .args(if follow { &["-F"][..] } else { &[][..] })
+            .uid(n.uid.as_raw())
+            .gid(n.gid.as_raw())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    // Sixteen followers of one user are served; a seventeenth reader is told why it is not.
+    let held: Vec<_> = (0..16)
+        .map(|_| journal_as_nobody(true).spawn().unwrap())
+        .collect();
+    let why = format!(
+        "asyncmdd is serving its limit of 16 clients of uid {}",
+        n.uid
+    );
+    wait_for("a reader beyond the 16 to be refused, saying why", || {
+        let o = journal_as_nobody(false).output().unwrap();
+        (!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(&why)).then_some(())
+    });
+    // Root still gets through, and changes things.
+    let o = d.ctl(&["stop", "a"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(d.state("a.service"), "stopped");
+    for mut f in held {
+        let _ = f.kill();
+        let _ = f.wait();
+    }
 }

@@ -31,6 +31,11 @@ pub use interprocess::local_socket::tokio::Listener;
 
 /// Clients served at once; more are told the daemon is busy.
 pub const MAX_CLIENTS: usize = 64;
+/// Places beyond [`MAX_CLIENTS`] kept for root and the daemon's own user, so that however
+/// many readers hold the others, a change still gets through.
+pub const RESERVED: usize = 8;
+/// Connections one other user may hold at once (followers included).
+pub const MAX_PER_USER: usize = 16;
 /// How long a connection may take to send a whole request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Message bytes per journal batch frame.
@@ -122,7 +127,35 @@ pub struct Server {
     answer: Answer,
     journal: Arc<Journal>,
     clients: Arc<Semaphore>,
+    /// The places kept for root and the daemon's user.
+    reserved: Arc<Semaphore>,
+    /// Connections held per other user.
+    per_user: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
     owner: u32,
+}
+
+/// A place taken by a connection; given back when it ends.
+struct Place {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _user: Option<UserCount>,
+}
+
+/// One connection counted against its user; uncounted when dropped.
+struct UserCount {
+    uid: u32,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
+}
+
+impl Drop for UserCount {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = c.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.uid);
+            }
+        }
+    }
 }
 
 impl Server {
@@ -132,6 +165,8 @@ impl Server {
             journal,
             answer,
             clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
+            reserved: Arc::new(Semaphore::new(RESERVED)),
+            per_user: Arc::default(),
             owner: nix::unistd::geteuid().as_raw(),
         })
     }
@@ -149,11 +184,10 @@ impl Server {
             };
             let server = self.clone();
             tokio::spawn(async move {
-                match server.clients.clone().try_acquire_owned() {
-                    Ok(_permit) => server.connection(conn).await,
-                    Err(_) => {
+                match server.place(&conn) {
+                    Ok(_place) => server.connection(conn).await,
+                    Err(msg) => {
                         let tx = &conn;
-                        let msg = format!("asyncmdd is serving its limit of {MAX_CLIENTS} clients");
                         let _ = send(tx, &mut Vec::new(), &error(ErrorCode::Busy, msg)).await;
                         // Take in the request as after an oversized frame: closed on it unread,
                         // the client would see a broken pipe or a reset, not this answer.
@@ -163,6 +197,57 @@ impl Server {
                 }
             });
         }
+    }
+
+    /// A place for a connection from `conn`'s peer, or why there is none: root and the
+    /// daemon's user may take the reserved places when the others are full; any other user
+    /// holds at most [`MAX_PER_USER`].
+    fn place(&self, conn: &Stream) -> Result<Place, String> {
+        let uid = conn.peer_creds().ok().and_then(|c| c.euid());
+        let privileged = uid.is_some_and(|u| u == 0 || u == self.owner);
+        let busy = || format!("asyncmdd is serving its limit of {MAX_CLIENTS} clients");
+        if privileged {
+            let permit = self
+                .clients
+                .clone()
+                .try_acquire_owned()
+                .or_else(|_| self.reserved.clone().try_acquire_owned())
+                .map_err(|_| {
+                    format!(
+                        "{} (and the {RESERVED} kept for root and its own user)",
+                        busy()
+                    )
+                })?;
+            return Ok(Place {
+                _permit: permit,
+                _user: None,
+            });
+        }
+        let uid = uid.unwrap_or(u32::MAX);
+        let counted = {
+            let mut counts = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+            let n = counts.entry(uid).or_insert(0);
+            if *n >= MAX_PER_USER {
+                return Err(format!(
+                    "asyncmdd is serving its limit of {MAX_PER_USER} clients of uid {uid}"
+                ));
+            }
+            *n += 1;
+            UserCount {
+                uid,
+                counts: self.per_user.clone(),
+            }
+        };
+        // On failure `counted` is dropped, which gives the user's place back.
+        let permit = self
+            .clients
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| busy())?;
+        Ok(Place {
+            _permit: permit,
+            _user: Some(counted),
+        })
     }
 
     async fn connection(self: Arc<Self>, conn: Stream) {
