@@ -1263,3 +1263,22 @@ fn alive(pid: u32) -> bool {
             != Some("Z")
     })
 }
+
+#[test]
+fn a_spawn_short_of_descriptors_waits_for_them_instead_of_failing() {
+    // 60 units that each run a moment, under a limit of 64 open files: together their pipes
+    // need about twice that, so some spawns find none free until others end.
+    let mut s = Setup::new().wrapped(&["sh", "-c", "ulimit -n 64 && exec \"$0\" \"$@\""]);
+    for i in 0..60 {
+        s = s.sh(&format!("u{i:02}.service"), "", "sleep 0.3");
+    }
+    let d = s.boot();
+    wait_for("every unit to have run and finished", || {
+        let o = d.ctl(&["--json", "list"]);
+        let rows: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let rows = rows.as_array()?;
+        (rows.len() == 60 && rows.iter().all(|r| r["state"] == "done")).then_some(())
+    });
+    let failed = stdout(&d.journal(&["-g", "Too many open files"]));
+    assert!(failed.is_empty(), "{failed}");
+}

@@ -37,6 +37,8 @@ use asyncmd_core::table::Table;
 
 /// How long a finished process's output may keep draining before its end is recorded.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// How long a spawn that fails for want of file descriptors is tried again.
+const SPAWN_RETRY: Duration = Duration::from_secs(10);
 /// How long after SIGKILL a process group may take to go.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
@@ -759,7 +761,22 @@ impl Supervisor {
             tag
         };
         let extra = self.child_env(unit);
-        let mut child = match process::spawn(unit, &argv, &def.config, &tag, &extra) {
+        // Out of descriptors (EMFILE, ENFILE) is a moment's want: other runs end and give
+        // theirs back. Try again for a while before calling it a failure.
+        let mut spawned = process::spawn(unit, &argv, &def.config, &tag, &extra);
+        let until = Instant::now() + SPAWN_RETRY;
+        while let Err(e) = &spawned {
+            let out_of_fds = matches!(
+                e.raw_os_error(),
+                Some(n) if n == nix::libc::EMFILE || n == nix::libc::ENFILE
+            );
+            if !out_of_fds || Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            spawned = process::spawn(unit, &argv, &def.config, &tag, &extra);
+        }
+        let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
                 // The OS says ENOENT for a missing workdir as for a missing program.
