@@ -33,15 +33,7 @@ pub fn journal(addr: &str, cli: Cli, color: bool) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let lines = cli.lines.or(if cli.follow { Some(10) } else { None });
-    let mut printer = Printer {
-        out: io::BufWriter::new(io::stdout().lock()),
-        fmt: EntryFormatter::new(color),
-        text: String::new(),
-        json: Vec::new(),
-        output: cli.output,
-        grep,
-        since_us: cli.since,
-    };
+    let mut printer = Printer::stdout(cli.output, color, grep, cli.since);
     let ask = |after_seq: Option<u64>, lines: Option<u32>| Ask::Journal {
         units: cli.units.clone(),
         after_seq,
@@ -141,12 +133,32 @@ pub(crate) fn stdout_gone(d: Duration) -> bool {
 /// Prints entries as `-o` says, after the filters the far end could not apply.
 pub(crate) struct Printer<W: Write> {
     pub(crate) out: W,
-    pub(crate) fmt: EntryFormatter,
-    pub(crate) text: String,
-    pub(crate) json: Vec<u8>,
-    pub(crate) output: Output,
-    pub(crate) grep: Option<Regex>,
-    pub(crate) since_us: Option<i64>,
+    fmt: EntryFormatter,
+    text: String,
+    json: Vec<u8>,
+    output: Output,
+    grep: Option<Regex>,
+    since_us: Option<i64>,
+}
+
+impl Printer<io::BufWriter<io::StdoutLock<'static>>> {
+    /// A printer to stdout, applying `grep` and `since_us` itself.
+    pub(crate) fn stdout(
+        output: Output,
+        color: bool,
+        grep: Option<Regex>,
+        since_us: Option<i64>,
+    ) -> Self {
+        Printer {
+            out: io::BufWriter::new(io::stdout().lock()),
+            fmt: EntryFormatter::new(color),
+            text: String::new(),
+            json: Vec::new(),
+            output,
+            grep,
+            since_us,
+        }
+    }
 }
 
 impl<W: Write> Printer<W> {

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use asyncmd_proto::mqtt::{Broker, Fleet};
-use asyncmd_proto::text::EntryFormatter;
 use asyncmd_proto::{JournalQuery, Request, Response};
 
 use crate::agent::{stdout_gone, Printer};
@@ -41,15 +40,8 @@ pub fn journal(url: &str, cli: Cli, color: bool) -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&e),
     };
-    let mut printer = Printer {
-        out: io::BufWriter::new(io::stdout().lock()),
-        fmt: EntryFormatter::new(color),
-        text: String::new(),
-        json: Vec::new(),
-        output: cli.output,
-        grep: None,
-        since_us: None,
-    };
+    // The device applies --grep and --since itself.
+    let mut printer = Printer::stdout(cli.output, color, None, None);
     let mut query = JournalQuery {
         units: cli.units.clone(),
         lines: cli.lines.or(if cli.follow { Some(10) } else { None }),
