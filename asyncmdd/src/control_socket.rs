@@ -523,10 +523,9 @@ async fn drain(mut rx: &Stream) {
     .await;
 }
 
-/// The host's `grep`: a regular expression, with a size limit so a hostile one cannot take the
-/// daemon's memory.
-/// A query's `grep`, compiled.
-pub(crate) struct Regex(regex::bytes::Regex);
+/// A query's `grep`, compiled: a regular expression, with a size limit so a hostile one cannot
+/// take the daemon's memory.
+pub struct Regex(regex::bytes::Regex);
 
 impl Grep for Regex {
     fn is_match(&self, msg: &[u8]) -> bool {
@@ -535,7 +534,7 @@ impl Grep for Regex {
 }
 
 /// The core's journal filter, with the query's `grep` compiled here.
-pub(crate) fn journal_filter(q: &JournalQuery) -> Result<Filter<Regex>, String> {
+pub fn journal_filter(q: &JournalQuery) -> Result<Filter<Regex>, String> {
     let grep = match &q.grep {
         Some(g) => Some(Regex(
             regex::bytes::RegexBuilder::new(g)

@@ -308,7 +308,15 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
     }
     let file: File = toml::from_str(text).map_err(|e| {
         let at = e.span().map(|s| line_col(text, s.start));
-        err(at, e.message().trim().replace('\n', " "))
+        let mut message = e.message().trim().replace('\n', " ");
+        if message.is_empty() {
+            // toml says nothing of some characters (a control character in a comment).
+            let c = e.span().and_then(|s| text.get(s.start..)?.chars().next());
+            message = c.map_or("invalid TOML".into(), |c| {
+                format!("invalid character U+{:04X}", u32::from(c))
+            });
+        }
+        err(at, message)
     })?;
     let key_at = |section: &str, key: &str| key_in(text, section, key).map(|o| line_col(text, o));
     let s = file.service;
@@ -702,5 +710,12 @@ at = "07:30"
         assert!(!valid_name("a b.service"));
         let e = p("[unit]\nrequires = [\"core\"]\n[service]\nexec=[\"x\"]\n").unwrap_err();
         assert!(e.message.contains("'core' is not a unit name"), "{e}");
+    }
+
+    #[test]
+    fn a_control_character_in_a_comment_is_named() {
+        // Found by the unit_file fuzz target: toml's message for it is empty.
+        let e = parse("x.service", Path::new("x.service"), "# a comment\0\0\n").unwrap_err();
+        assert_eq!(e.to_string(), "x.service:1:12: invalid character U+0000");
     }
 }
