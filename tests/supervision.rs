@@ -1282,3 +1282,32 @@ fn a_spawn_short_of_descriptors_waits_for_them_instead_of_failing() {
     let failed = stdout(&d.journal(&["-g", "Too many open files"]));
     assert!(failed.is_empty(), "{failed}");
 }
+
+#[test]
+fn no_more_units_are_starting_at_once_than_the_spawn_limit() {
+    // 12 oneshots that each take a moment, at most 3 starting at once: each writes when it
+    // begins and ends into one file, whose lines then never show a fourth begun before one of
+    // three ended.
+    let log = tempfile::NamedTempFile::new().expect("a log file");
+    let path = log.path().display().to_string();
+    let mut s = Setup::new().arg("--spawn-limit").arg("3");
+    for i in 0..12 {
+        let script = format!("echo + >> {path}; sleep 1; echo - >> {path}");
+        s = s.sh(&format!("o{i:02}.service"), "type = \"oneshot\"", &script);
+    }
+    let d = s.boot();
+    wait_for("every oneshot to have finished", || {
+        let o = d.ctl(&["--json", "list"]);
+        let rows: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let rows = rows.as_array()?;
+        (rows.len() == 12 && rows.iter().all(|r| r["state"] == "done")).then_some(())
+    });
+    let lines = std::fs::read_to_string(log.path()).expect("the log reads");
+    let (mut now, mut most) = (0i32, 0);
+    for l in lines.lines() {
+        now += if l == "+" { 1 } else { -1 };
+        most = most.max(now);
+    }
+    assert_eq!(lines.lines().count(), 24, "{lines}");
+    assert_eq!(most, 3, "at most 3 at once, and 3 at some point:\n{lines}");
+}

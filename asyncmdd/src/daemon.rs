@@ -37,6 +37,8 @@ pub struct Options {
     pub hostname: String,
     /// Colour in the boot report.
     pub color: bool,
+    /// How many units may be starting at once.
+    pub spawn_limit: usize,
 }
 
 /// Prints the boot plan of `opts.units` (the order, then each unit that would not start and
@@ -99,6 +101,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             units: opts.units.clone(),
             config: config_path.clone(),
         },
+        opts.spawn_limit,
     );
     let report = |level: Level, line: String, plain: String| {
         let mut out = std::io::stdout().lock();

@@ -39,6 +39,8 @@ use asyncmd_core::table::Table;
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// How long a spawn that fails for want of file descriptors is tried again.
 const SPAWN_RETRY: Duration = Duration::from_secs(10);
+/// How many units may be starting at once, unless `asyncmdd --spawn-limit` says otherwise.
+pub const DEFAULT_SPAWN_LIMIT: u32 = 64;
 /// How long after SIGKILL a process group may take to go.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
@@ -91,6 +93,39 @@ impl Live {
             self.main_pid = None;
         }
         fx
+    }
+}
+
+/// Which of the tasks that handle a unit a panic happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    /// What reaps its process or awaits its builtin, and records the run's end.
+    Monitor,
+    /// What reads its output into the journal.
+    Capture,
+    /// What checks its `WATCHDOG=1` pings.
+    Watchdog,
+    /// What runs its health check.
+    Health,
+    /// What waits for `READY=1` past the start timeout.
+    Readiness,
+    /// What starts it again after a failure.
+    Restart,
+    /// What starts it by its schedule.
+    Scheduler,
+}
+
+impl Handler {
+    fn name(self) -> &'static str {
+        match self {
+            Handler::Monitor => "its monitor",
+            Handler::Capture => "its output capture",
+            Handler::Watchdog => "its watchdog",
+            Handler::Health => "its health check",
+            Handler::Readiness => "its start timeout",
+            Handler::Restart => "its restart timer",
+            Handler::Scheduler => "its scheduler",
+        }
     }
 }
 
@@ -465,21 +500,24 @@ pub struct Supervisor {
     answer: std::sync::OnceLock<crate::answer::Answer>,
     /// sd_notify datagrams ignored because their sender's run tag is no current run's.
     forged_notify: std::sync::atomic::AtomicU64,
+    /// A permit per unit being started, from its spawn until it runs.
+    starting: tokio::sync::Semaphore,
 }
 
 impl Supervisor {
-    /// An empty supervisor for the units of `paths`, logging into `journal`.
-    pub fn new(journal: Arc<Journal>, paths: Paths) -> Arc<Supervisor> {
-        Supervisor::build(journal, Some(paths))
+    /// An empty supervisor for the units of `paths`, logging into `journal`, starting at most
+    /// `spawn_limit` units at once.
+    pub fn new(journal: Arc<Journal>, paths: Paths, spawn_limit: usize) -> Arc<Supervisor> {
+        Supervisor::build(journal, Some(paths), spawn_limit)
     }
 
     /// A runtime of in-process tasks only, logging into `journal`: no units directory and no
     /// `services.config`, so what needs them (reload, load) is answered as unsupported.
     pub fn tasks_only(journal: Arc<Journal>) -> Arc<Supervisor> {
-        Supervisor::build(journal, None)
+        Supervisor::build(journal, None, DEFAULT_SPAWN_LIMIT as usize)
     }
 
-    fn build(journal: Arc<Journal>, paths: Option<Paths>) -> Arc<Supervisor> {
+    fn build(journal: Arc<Journal>, paths: Option<Paths>, spawn_limit: usize) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             journal: journal.clone(),
             units: RwLock::new(Table::new()),
@@ -492,6 +530,7 @@ impl Supervisor {
             changes: tokio::sync::Mutex::new(()),
             answer: std::sync::OnceLock::new(),
             forged_notify: std::sync::atomic::AtomicU64::new(0),
+            starting: tokio::sync::Semaphore::new(spawn_limit.max(1)),
         })
     }
 
@@ -573,7 +612,11 @@ impl Supervisor {
                 sup: self.clone(),
                 slot: slot.clone(),
             };
-            tokio::spawn(schedule::run(me, slot.subscribe()));
+            self.spawn_for(
+                &slot,
+                Handler::Scheduler,
+                schedule::run(me, slot.subscribe()),
+            );
         }
         slot
     }
@@ -687,6 +730,70 @@ impl Supervisor {
         self.debug.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Spawns `fut`, one of the tasks that handle `slot`: a panic in it is a fault of the unit
+    /// ([`Supervisor::fault`]), never a task that silently vanished and left a state no one
+    /// keeps.
+    fn spawn_for<F>(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        handler: Handler,
+        fut: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (sup, s) = (self.clone(), slot.clone());
+        let counters = Arc::new(crate::task_runtime::Counters::default());
+        tokio::spawn(async move {
+            if let Err(e) = crate::task_runtime::traced(fut, counters).await {
+                sup.fault(&s, handler, e);
+            }
+        })
+    }
+
+    /// A panic in `handler` of `slot`: the unit is marked failed with the panic and where it
+    /// happened. A run still going is killed (a run no task watches any more is not left
+    /// running); when the monitor was the one that died, its end is recorded here.
+    fn fault(&self, slot: &Arc<Slot>, handler: Handler, e: crate::task_runtime::TaskError) {
+        let why = format!("internal error: {} {}", handler.name(), e.chain.join(" "));
+        let (kill, fx) = {
+            let mut live = slot.live();
+            if live.life.running {
+                let run = live.life.starts;
+                let kill = (
+                    live.pid.filter(|_| !live.main_exited),
+                    live.invocation.clone().unwrap_or_default(),
+                    live.builtin.take(),
+                );
+                let mut fx = live.step(Event::Condemn {
+                    run,
+                    why: why.clone(),
+                });
+                if handler == Handler::Monitor {
+                    fx.extend(live.step(Event::Ended {
+                        run,
+                        end: End::Lost(why.clone()),
+                        restart: None,
+                    }));
+                }
+                (Some(kill), fx)
+            } else {
+                (None, live.step(Event::StartFailed(why.clone())))
+            }
+        };
+        slot.changed();
+        self.log(slot, Level::Error, &why);
+        self.carry_out(slot, fx);
+        if let Some((pid, tag, builtin)) = kill {
+            if !tag.is_empty() {
+                process::signal_invocation(pid, &tag, Signal::SIGKILL);
+            }
+            if let Some((_, abort)) = builtin {
+                abort.abort();
+            }
+        }
+    }
+
     fn log(&self, slot: &Slot, level: Level, msg: &str) {
         self.journal.log(slot.id, level, msg);
     }
@@ -750,6 +857,14 @@ impl Supervisor {
                 return r;
             }
         };
+        // Its turn among the units being started; held until it runs (below), so a boot of
+        // thousands of oneshots never has more than the limit in flight.
+        let Ok(_starting) = self.starting.acquire().await else {
+            return Err("asyncmdd is shutting down".into());
+        };
+        if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("asyncmdd is shutting down".into());
+        }
         let argv = process::argv(exec, &def.config);
         let tag = {
             let mut live = slot.live();
@@ -815,11 +930,12 @@ impl Supervisor {
         let mut pipes = Vec::new();
         if let Some(out) = child.stdout.take() {
             let (j, id) = (self.journal.clone(), slot.id);
-            pipes.push(tokio::spawn(capture(out, j, id, Level::Info, |_| {})));
+            let c = capture(out, j, id, Level::Info, |_| {});
+            pipes.push(self.spawn_for(slot, Handler::Capture, c));
         }
         if let Some(err) = child.stderr.take() {
             let (j, id, s) = (self.journal.clone(), slot.id, slot.clone());
-            pipes.push(tokio::spawn(capture(
+            let c = capture(
                 err,
                 j,
                 id,
@@ -839,10 +955,11 @@ impl Supervisor {
                             .push_traceback(crate::journal::text(msg).into_owned());
                     }
                 },
-            )));
+            );
+            pipes.push(self.spawn_for(slot, Handler::Capture, c));
         }
         let (sup, s) = (self.clone(), slot.clone());
-        tokio::spawn(async move {
+        self.spawn_for(slot, Handler::Monitor, async move {
             let status = child.wait().await;
             s.live().main_exited = true;
             process::unregister(pid);
@@ -861,7 +978,7 @@ impl Supervisor {
         });
         if let Some(every) = unit.watchdog {
             let (sup, s) = (self.clone(), slot.clone());
-            tokio::spawn(async move {
+            self.spawn_for(slot, Handler::Watchdog, async move {
                 if let Some(why) = health::watchdog(|| s.last_ping(run), every).await {
                     sup.kill_run(&s, run, &why, Signal::SIGABRT).await;
                 }
@@ -869,7 +986,7 @@ impl Supervisor {
         }
         if let Some(check) = &unit.health {
             let (sup, s, check) = (self.clone(), slot.clone(), check.clone());
-            tokio::spawn(async move {
+            self.spawn_for(slot, Handler::Health, async move {
                 let report = |text| s.set_health(text);
                 if let Some(why) = health::health(&check, || s.is_run(run), report).await {
                     let sig = s.stop_settings().0;
@@ -951,7 +1068,7 @@ impl Supervisor {
         slot.changed();
         self.carry_out(slot, fx);
         let (sup, s) = (self.clone(), slot.clone());
-        tokio::spawn(async move {
+        self.spawn_for(slot, Handler::Monitor, async move {
             let outcome = match inner.await {
                 Ok(Ok(r)) => r,
                 Ok(Err(panic)) => Err(std::iter::once(panic.message)
@@ -998,7 +1115,9 @@ impl Supervisor {
             let sup = self.clone();
             let (s, w) = (slot.clone(), why.clone());
             let sig = slot.stop_settings().0;
-            tokio::spawn(async move { sup.kill_run(&s, run, &w, sig).await });
+            self.spawn_for(slot, Handler::Readiness, async move {
+                sup.kill_run(&s, run, &w, sig).await
+            });
             return Err(why);
         }
         match state {
@@ -1260,7 +1379,7 @@ impl Supervisor {
         for effect in self.carry_out(slot, fx) {
             if let Effect::ArmRestart { delay, gen } = effect {
                 let (sup, s) = (self.clone(), slot.clone());
-                tokio::spawn(async move {
+                self.spawn_for(slot, Handler::Restart, async move {
                     tokio::time::sleep(delay).await;
                     if let Err(e) = sup.start_inner(&s, Some(gen)).await {
                         // Not started (its file broke, say): failed, not restarting.
@@ -1414,8 +1533,62 @@ impl Scheduled for OnSchedule {
     fn start(&self, due_us: i64) {
         self.slot.live().schedule_last_us = Some(due_us);
         let (sup, slot) = (self.sup.clone(), self.slot.clone());
-        tokio::spawn(async move {
-            let _ = sup.start(&slot).await;
-        });
+        self.sup
+            .spawn_for(&self.slot, Handler::Scheduler, async move {
+                let _ = sup.start(&slot).await;
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(text: &str) -> Def {
+        let unit = unit_file::parse("p.service", Path::new("p.service"), text);
+        Def::new(
+            "p.service".into(),
+            unit.map_err(|e| e.to_string()),
+            Ok(ServiceConfig::default_enabled()),
+        )
+    }
+
+    /// Waits (with a deadline a loaded machine never reaches) until `pid` is gone.
+    async fn gone(pid: u32) -> bool {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        for _ in 0..3000 {
+            if nix::sys::signal::kill(pid, None).is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_handler_fails_the_unit_with_where_and_kills_its_run() {
+        let sup = Supervisor::tasks_only(Arc::new(Journal::new(64 * 1024, "t")));
+        let slot = sup.add(
+            "p.service".into(),
+            def("[service]\nexec = [\"sleep\", \"60\"]\n"),
+        );
+        for handler in [Handler::Health, Handler::Monitor] {
+            sup.start(&slot).await.expect("it starts");
+            let pid = slot.live().pid.expect("a process");
+            sup.spawn_for(&slot, handler, async { panic!("boom") });
+            let failed = |s| s == UnitState::Failed;
+            assert!(slot.wait_for(Duration::from_secs(30), failed).await);
+            let error = slot.live().life.error.clone().unwrap_or_default();
+            let want = format!(
+                "internal error: {} panicked: boom at asyncmdd/src/driver.rs:",
+                handler.name()
+            );
+            assert!(error.starts_with(&want), "{error}");
+            assert!(gone(pid).await, "process {pid} of the failed run lives on");
+            // Nothing is left wedged: the unit starts again.
+        }
+        sup.start(&slot).await.expect("it starts after its faults");
+        assert_eq!(slot.state(), UnitState::Running);
+        sup.stop(&slot).await.expect("it stops");
     }
 }

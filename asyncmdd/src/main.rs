@@ -32,6 +32,12 @@ struct Cli {
     /// Never colour the boot report.
     #[arg(long)]
     no_color: bool,
+    /// How many units may be starting at once: from its spawn until it runs (is ready, for
+    /// `notify`; has exited, for `oneshot`). The rest wait their turn, so a boot of thousands
+    /// of units never holds more processes and pipes than this in flight.
+    #[arg(long, default_value_t = asyncmdd::driver::DEFAULT_SPAWN_LIMIT, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    spawn_limit: u32,
     /// Print the boot plan (order, and what would not start and why), start nothing, and exit:
     /// 0 when every enabled unit would start, 1 otherwise.
     #[arg(long)]
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
         units: cli.units,
         config: cli.config,
         journal_size: cli.journal_size,
+        spawn_limit: cli.spawn_limit as usize,
     };
     if cli.plan {
         return match daemon::print_plan(&opts) {
