@@ -1311,3 +1311,111 @@ fn no_more_units_are_starting_at_once_than_the_spawn_limit() {
     assert_eq!(lines.lines().count(), 24, "{lines}");
     assert_eq!(most, 3, "at most 3 at once, and 3 at some point:\n{lines}");
 }
+
+/// A cgroup v2 directory of its own, under a mount of the hierarchy made for the test; what is
+/// left in it is killed and it is removed, with the mount, when the test ends.
+struct TestCgroup {
+    mount: tempfile::TempDir,
+    base: PathBuf,
+}
+
+impl TestCgroup {
+    fn new() -> TestCgroup {
+        asyncmd_e2e::require_root("mounting cgroup2");
+        let mount = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "cgroup2", "none"])
+            .arg(mount.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot mount cgroup2 on {}: this test needs root and a kernel with cgroup v2",
+            mount.path().display()
+        );
+        let base = mount
+            .path()
+            .join(format!("asyncmd-test-{}", std::process::id()));
+        std::fs::create_dir(&base).unwrap();
+        TestCgroup { mount, base }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&self.base)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for d in dirs.iter().chain([&self.base]) {
+            let _ = std::fs::write(d.join("cgroup.kill"), "1");
+        }
+        for d in dirs.iter().chain([&self.base]) {
+            for _ in 0..500 {
+                if std::fs::remove_dir(d).is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        let _ = Command::new("umount").arg(self.mount.path()).status();
+    }
+}
+
+#[test]
+fn in_a_delegated_cgroup_a_process_that_escaped_its_group_and_tag_is_still_stopped() {
+    let cg = TestCgroup::new();
+    let dir = tempfile::tempdir().unwrap();
+    let escaped = dir.path().join("escaped.pid");
+    // A process that leaves the unit's process group (setsid) and its environment (env -i):
+    // neither a signal to the group nor the run tag finds it; its cgroup does.
+    let script = format!(
+        "setsid env -i sleep 1000 & echo $! > {e}.tmp && mv {e}.tmp {e}; exec sleep 1000",
+        e = escaped.display()
+    );
+    let mut d = Setup::new()
+        .arg("--cgroup")
+        .arg(&cg.base.display().to_string())
+        .sh("e.service", "", &script)
+        .boot();
+    let first = pid_in(&escaped);
+    assert!(alive(first) && !tagged(first));
+    let st = d.status("e.service");
+    let want = cg.base.join("e.service").display().to_string();
+    assert_eq!(st["cgroup"], want.as_str(), "{st}");
+    assert_eq!(st["tasks"], 2, "{st}");
+    let text = stdout(&d.ctl(&["status", "e.service"]));
+    assert!(
+        text.contains(&format!("CGroup: {want}")) && text.contains("Tasks: 2"),
+        "{text}"
+    );
+
+    d.ctl(&["stop", "e.service"]);
+    wait_for("the escaped process to be stopped with its unit", || {
+        (!alive(first)).then_some(())
+    });
+
+    // After a kill -9 of the daemon, the next one finds what was left by its cgroup.
+    std::fs::remove_file(&escaped).unwrap();
+    d.ctl(&["start", "e.service"]);
+    let second = pid_in(&escaped);
+    std::fs::remove_file(&escaped).unwrap();
+    d.crash();
+    assert!(
+        alive(second),
+        "the escaped process outlived the daemon, as such do"
+    );
+    d.restart();
+    let r = d.report();
+    assert!(
+        r.contains("[ WARNING ] Killed ")
+            && r.contains("process(es) an earlier asyncmdd left in the cgroups of: e.service"),
+        "{r}"
+    );
+    assert!(!alive(second), "the leftover is gone");
+    d.wait_state("e.service", "running");
+}

@@ -199,13 +199,25 @@ pub fn detailed(out: &mut String, u: &UnitStatus, now: i64, color: bool) {
     if let Some(pid) = u.pid {
         let _ = writeln!(out, "{pad}Main PID: {pid}");
     }
-    if let (Some(m), Some(c)) = (u.memory_bytes, u.cpu_us) {
-        let _ = writeln!(
-            out,
-            "{pad}Memory: {}   CPU: {} ms",
-            human_bytes(m),
-            c / 1000
-        );
+    if let Some(n) = u.tasks {
+        let _ = writeln!(out, "{pad}Tasks: {n}");
+    }
+    match (u.memory_bytes, u.cpu_us) {
+        (Some(m), Some(c)) => {
+            let _ = writeln!(
+                out,
+                "{pad}Memory: {}   CPU: {} ms",
+                human_bytes(m),
+                c / 1000
+            );
+        }
+        (None, Some(c)) => {
+            let _ = writeln!(out, "{pad}CPU: {} ms", c / 1000);
+        }
+        _ => {}
+    }
+    if let Some(cg) = &u.cgroup {
+        let _ = writeln!(out, "{pad}CGroup: {cg}");
     }
     if u.starts > 0 {
         let _ = writeln!(out, "{pad}Starts: {}   Restarts: {}", u.starts, u.restarts);
@@ -336,6 +348,8 @@ mod tests {
             traceback: vec![],
             memory_bytes: None,
             cpu_us: None,
+            cgroup: None,
+            tasks: None,
             starts: 1,
             restarts: 0,
             last_exit: None,

@@ -10,6 +10,7 @@ use asyncmd_proto::Level;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::boot;
+use crate::cgroup::Cgroups;
 use crate::control_socket::{self, Server};
 use crate::driver::{self, Paths, Supervisor};
 use crate::host::Daemon;
@@ -39,6 +40,8 @@ pub struct Options {
     pub color: bool,
     /// How many units may be starting at once.
     pub spawn_limit: usize,
+    /// Which cgroup units' processes go into.
+    pub cgroup: crate::cgroup::Choice,
 }
 
 /// Prints the boot plan of `opts.units` (the order, then each unit that would not start and
@@ -147,6 +150,39 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             config.path.display()
         );
         report(Level::Warning, line.clone(), line);
+    }
+    let cgroups = Cgroups::open(&opts.cgroup).map_err(anyhow::Error::msg)?;
+    if let Some(cg) = &cgroups {
+        journal.log(
+            me,
+            Level::Info,
+            &format!(
+                "Each unit's processes go into a cgroup of its own under {}",
+                cg.base().display()
+            ),
+        );
+        // What an earlier daemon left in the units' cgroups goes first: found by its cgroup,
+        // whatever it did to its process group and environment.
+        let left = cg.populated();
+        if !left.is_empty() {
+            for (unit, _) in &left {
+                cg.kill(unit);
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < deadline && !cg.populated().is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let n: usize = left.iter().map(|(_, p)| p.len()).sum();
+            let units: Vec<&str> = left.iter().map(|(u, _)| u.as_str()).collect();
+            let line = format!(
+                "[ WARNING ] Killed {n} process(es) an earlier asyncmdd left in the cgroups of: {}",
+                units.join(", ")
+            );
+            report(Level::Warning, line.clone(), line);
+        }
+    }
+    if let Some(cg) = cgroups {
+        sup.set_cgroups(cg);
     }
     for (name, def) in defs {
         sup.add(name, def);

@@ -22,6 +22,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use crate::capture::capture;
+use crate::cgroup::Cgroups;
 use crate::clock::HostClock;
 use crate::health;
 use crate::journal::{records, Journal, Line, UnitId};
@@ -255,6 +256,8 @@ pub struct Slot {
     live: Mutex<Live>,
     changed: watch::Sender<u64>,
     op: tokio::sync::Mutex<()>,
+    /// The delegated cgroup its processes go into, if the daemon has one.
+    cgroups: Option<Arc<Cgroups>>,
 }
 
 impl Slot {
@@ -265,6 +268,31 @@ impl Slot {
     /// Tells whoever watches this unit (plans, its scheduler, waiting clients) it changed.
     fn changed(&self) {
         self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// The processes of the run tagged `tag`: those that carry the tag, and every process in
+    /// its cgroup.
+    fn run_pids(&self, tag: &str) -> Vec<u32> {
+        let mut pids = process::invocation_pids(tag);
+        if let Some(cg) = &self.cgroups {
+            pids.extend(cg.pids(&self.name));
+            pids.sort_unstable();
+            pids.dedup();
+        }
+        pids
+    }
+
+    /// Sends `sig` to the run tagged `tag` (and to process group `group`): what carries the
+    /// tag, and its cgroup, which SIGKILL empties by `cgroup.kill`.
+    fn signal_run(&self, group: Option<u32>, tag: &str, sig: Signal) {
+        if !tag.is_empty() {
+            process::signal_invocation(group, tag, sig);
+        }
+        match &self.cgroups {
+            Some(cg) if sig == Signal::SIGKILL => cg.kill(&self.name),
+            Some(cg) => cg.signal(&self.name, sig),
+            None => {}
+        }
     }
 
     /// Applies `event` to its lifecycle; returns the effects, journal lines included.
@@ -409,10 +437,18 @@ impl Slot {
             _ => Vec::new(),
         };
         let alive = live.pid.filter(|_| !live.main_exited);
-        let (memory_bytes, cpu_us) = match alive.and_then(process::stats) {
+        let (mut memory_bytes, mut cpu_us) = match alive.and_then(process::stats) {
             Some((m, c)) => (Some(m), Some(c)),
             None => (None, None),
         };
+        // Where it has a cgroup, its use is all of its processes'.
+        let mut tasks = None;
+        if let Some(cg) = &self.cgroups {
+            let (m, c) = cg.stats(&self.name);
+            memory_bytes = m.or(memory_bytes);
+            cpu_us = c.or(cpu_us);
+            tasks = Some(cg.pids(&self.name).len() as u32);
+        }
         let u = def.unit.as_ref();
         let kind = u.map(|u| u.kind).unwrap_or_default();
         UnitStatus {
@@ -440,6 +476,8 @@ impl Slot {
             args: written.args.clone(),
             kwargs: crate::builtins::shown_kwargs(&written.kwargs),
             loop_info: live.counters.as_ref().map(|c| c.loop_info()),
+            cgroup: (self.cgroups.as_ref()).map(|cg| cg.dir(&self.name).display().to_string()),
+            tasks,
             ..status::of(&self.name, &def.source, kind, &live.life, host)
         }
     }
@@ -502,6 +540,8 @@ pub struct Supervisor {
     forged_notify: std::sync::atomic::AtomicU64,
     /// A permit per unit being started, from its spawn until it runs.
     starting: tokio::sync::Semaphore,
+    /// The delegated cgroup units' processes go into, if there is one.
+    cgroups: std::sync::OnceLock<Arc<Cgroups>>,
 }
 
 impl Supervisor {
@@ -531,6 +571,7 @@ impl Supervisor {
             answer: std::sync::OnceLock::new(),
             forged_notify: std::sync::atomic::AtomicU64::new(0),
             starting: tokio::sync::Semaphore::new(spawn_limit.max(1)),
+            cgroups: std::sync::OnceLock::new(),
         })
     }
 
@@ -575,6 +616,11 @@ impl Supervisor {
         *self.notify_socket.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
     }
 
+    /// Puts the processes of units added from now on in cgroups under `cgroups` (once).
+    pub fn set_cgroups(&self, cgroups: Cgroups) {
+        let _ = self.cgroups.set(Arc::new(cgroups));
+    }
+
     /// Sets the request handling builtins that carry requests are given (once).
     pub fn set_answer(&self, answer: crate::answer::Answer) {
         let _ = self.answer.set(answer);
@@ -601,6 +647,7 @@ impl Supervisor {
             live: Mutex::new(Live::default()),
             changed: watch::channel(0).0,
             op: tokio::sync::Mutex::new(()),
+            cgroups: self.cgroups.get().cloned(),
         });
         self.units
             .write()
@@ -639,6 +686,9 @@ impl Supervisor {
             if units.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
                 units.remove(&slot.name);
             }
+        }
+        if let Some(cg) = &slot.cgroups {
+            cg.remove(&slot.name);
         }
         // Wakes its scheduler, which sees the unit is gone and ends.
         slot.changed();
@@ -785,9 +835,7 @@ impl Supervisor {
         self.log(slot, Level::Error, &why);
         self.carry_out(slot, fx);
         if let Some((pid, tag, builtin)) = kill {
-            if !tag.is_empty() {
-                process::signal_invocation(pid, &tag, Signal::SIGKILL);
-            }
+            slot.signal_run(pid, &tag, Signal::SIGKILL);
             if let Some((_, abort)) = builtin {
                 abort.abort();
             }
@@ -876,9 +924,24 @@ impl Supervisor {
             tag
         };
         let extra = self.child_env(unit);
+        let cgroup = match slot.cgroups.as_ref().map(|cg| cg.prepare(&slot.name)) {
+            None => None,
+            Some(Ok(procs)) => Some(procs),
+            Some(Err(e)) => {
+                let msg = format!(
+                    "cannot make its cgroup {}: {e}",
+                    slot.cgroups
+                        .as_ref()
+                        .map_or(PathBuf::new(), |cg| cg.dir(&slot.name))
+                        .display()
+                );
+                self.fail_start(slot, &msg);
+                return Err(msg);
+            }
+        };
         // Out of descriptors (EMFILE, ENFILE) is a moment's want: other runs end and give
         // theirs back. Try again for a while before calling it a failure.
-        let mut spawned = process::spawn(unit, &argv, &def.config, &tag, &extra);
+        let mut spawned = process::spawn(unit, &argv, &def.config, &tag, &extra, cgroup.clone());
         let until = Instant::now() + SPAWN_RETRY;
         while let Err(e) = &spawned {
             let out_of_fds = matches!(
@@ -889,7 +952,7 @@ impl Supervisor {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-            spawned = process::spawn(unit, &argv, &def.config, &tag, &extra);
+            spawned = process::spawn(unit, &argv, &def.config, &tag, &extra, cgroup.clone());
         }
         let mut child = match spawned {
             Ok(c) => c,
@@ -1158,7 +1221,7 @@ impl Supervisor {
     /// Ends what a run left behind once its main process is gone: SIGTERM, then SIGKILL
     /// after the unit's stop timeout.
     async fn clean_up(&self, slot: &Slot, tag: &str) {
-        let left = process::invocation_pids(tag);
+        let left = slot.run_pids(tag);
         if left.is_empty() {
             return;
         }
@@ -1177,21 +1240,21 @@ impl Supervisor {
             ),
         );
         let (sig, timeout) = slot.stop_settings();
-        process::signal_invocation(None, tag, sig);
+        slot.signal_run(None, tag, sig);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            if process::invocation_pids(tag).is_empty() {
+            if slot.run_pids(tag).is_empty() {
                 return;
             }
         }
-        let left = process::invocation_pids(tag);
+        let left = slot.run_pids(tag);
         self.log(
             slot,
             Level::Warning,
             &format!("Leftover process(es) {left:?} outlived {timeout:?}: sending SIGKILL"),
         );
-        process::signal_invocation(None, tag, Signal::SIGKILL);
+        slot.signal_run(None, tag, Signal::SIGKILL);
     }
 
     /// Kills run `run` of `slot` because of `why` (a watchdog or health check gave up on it):
@@ -1222,7 +1285,7 @@ impl Supervisor {
                 return;
             }
         }
-        process::signal_invocation(Some(pid), &tag, Signal::SIGKILL);
+        slot.signal_run(Some(pid), &tag, Signal::SIGKILL);
     }
 
     /// Kills orphans whose run is over: left behind by a run whose main process ended, and
@@ -1437,7 +1500,7 @@ impl Supervisor {
             &format!("Did not stop within {timeout:?} of {sig}: sending SIGKILL"),
         );
         let group = leader_alive().then_some(pid);
-        process::signal_invocation(group, &tag, Signal::SIGKILL);
+        slot.signal_run(group, &tag, Signal::SIGKILL);
         if slot.wait_for(KILL_GRACE + timeout, gone).await {
             Ok(())
         } else {

@@ -9,6 +9,7 @@ pub mod boards;
 pub mod boot;
 pub mod builtins;
 pub mod capture;
+pub mod cgroup;
 pub mod clock;
 pub mod control_socket;
 pub mod daemon;

@@ -38,6 +38,11 @@ struct Cli {
     #[arg(long, default_value_t = asyncmdd::driver::DEFAULT_SPAWN_LIMIT, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     spawn_limit: u32,
+    /// The cgroup v2 directory to put each unit's processes in, a cgroup per unit: `auto` takes
+    /// the daemon's own cgroup when it is delegated to it (systemd's Delegate=yes, or PID 1 of
+    /// a container); `off` tracks processes by run tags and process groups only.
+    #[arg(long, default_value = "auto", value_name = "auto|off|DIR")]
+    cgroup: asyncmdd::cgroup::Choice,
     /// Print the boot plan (order, and what would not start and why), start nothing, and exit:
     /// 0 when every enabled unit would start, 1 otherwise.
     #[arg(long)]
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         config: cli.config,
         journal_size: cli.journal_size,
         spawn_limit: cli.spawn_limit as usize,
+        cgroup: cli.cgroup,
     };
     if cli.plan {
         return match daemon::print_plan(&opts) {

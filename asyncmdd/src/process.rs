@@ -348,6 +348,7 @@ pub fn spawn(
     config: &ServiceConfig,
     tag: &str,
     extra: &[(String, String)],
+    cgroup: Option<std::ffi::CString>,
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -370,10 +371,15 @@ pub fn spawn(
     }
     let limits = FD_LIMITS.get().copied().filter(|(s, h)| s < h);
     let daemon = nix::unistd::getpid();
-    // SAFETY: between fork and exec only system calls run (prctl, setrlimit, getppid):
-    // nothing is allocated or locked.
+    // SAFETY: between fork and exec only system calls run (open, write, prctl, setrlimit,
+    // getppid): nothing is allocated or locked.
     unsafe {
         cmd.pre_exec(move || {
+            // Into the unit's cgroup before anything runs, so every process it makes is
+            // found there.
+            if let Some(procs) = &cgroup {
+                crate::cgroup::join(procs).map_err(std::io::Error::from)?;
+            }
             // The service hears of the daemon's death (SIGTERM) rather than living on
             // unsupervised. The signal follows the forking thread: the daemon's runtime is
             // its main thread, which lives as long as it does.

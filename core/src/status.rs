@@ -34,6 +34,8 @@ pub fn of(name: &str, source: &str, kind: UnitType, life: &Life, host: &str) -> 
         traceback: life.traceback.iter().cloned().collect(),
         memory_bytes: None,
         cpu_us: None,
+        cgroup: None,
+        tasks: None,
         starts: life.starts,
         restarts: life.restarts.count,
         last_exit: life.last_exit.clone(),

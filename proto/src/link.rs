@@ -317,6 +317,8 @@ impl TaskStatus {
             traceback: self.traceback,
             memory_bytes: None,
             cpu_us: None,
+            cgroup: None,
+            tasks: None,
             starts: self.starts,
             restarts: 0,
             last_exit: self.last_exit,

@@ -202,12 +202,18 @@ pub struct UnitStatus {
     /// The last stderr lines of the last run.
     #[serde(default)]
     pub traceback: Vec<String>,
-    /// Resident memory of the main process, in bytes.
+    /// Resident memory of the main process (of its cgroup, where it has one), in bytes.
     #[serde(default)]
     pub memory_bytes: Option<u64>,
-    /// CPU time used by the main process, in µs.
+    /// CPU time used by the main process (by its cgroup, where it has one), in µs.
     #[serde(default)]
     pub cpu_us: Option<u64>,
+    /// Its cgroup's directory, where the daemon has a delegated cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Processes in its cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
     /// How many times it was started since the daemon booted.
     #[serde(default)]
     pub starts: u32,
