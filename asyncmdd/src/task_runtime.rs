@@ -739,54 +739,6 @@ mod tests {
         assert_eq!(most.load(Ordering::SeqCst), 1, "never two runs at once");
     }
 
-    #[test]
-    fn tracing_events_inside_a_task_reach_the_journal_under_its_name() {
-        use tracing_subscriber::prelude::*;
-        let journal = Arc::new(Journal::new(64 * 1024, "test"));
-        let subscriber = tracing_subscriber::registry()
-            .with(crate::tracing_journal::JournalLayer::new(journal.clone()));
-        let _guard = tracing::subscriber::set_default(subscriber);
-        // The task span's callsite is shared with tests that ran with no subscriber, whose
-        // "never interested" may be cached: ask again now that this one listens.
-        tracing::callsite::rebuild_interest_cache();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let reg = Registry::new(journal.clone());
-            reg.add(
-                "sensor",
-                |_ctx: Ctx| async move {
-                    tracing::warn!(celsius = 31, "too warm");
-                    Ok(json!(null))
-                },
-                Options {
-                    start: true,
-                    ..Default::default()
-                },
-            );
-            tracing::info!("outside any task: not in the journal");
-            settle(&reg, "sensor").await;
-        });
-        let mut copy = Vec::new();
-        journal.with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
-        let lines: Vec<(String, String)> = crate::journal::records(&copy)
-            .map(|r| {
-                let e = r.to_entry("?");
-                (
-                    format!("{:?}", e.level),
-                    String::from_utf8_lossy(r.msg).into_owned(),
-                )
-            })
-            .collect();
-        assert!(
-            lines.contains(&("Warning".into(), "too warm celsius=31".into())),
-            "{lines:?}"
-        );
-        assert!(!lines.iter().any(|(_, m)| m.contains("outside any task")));
-    }
-
     #[tokio::test]
     async fn delete_ends_a_schedule() {
         let reg = registry();
