@@ -601,3 +601,54 @@ fn readers_of_another_user_cannot_lock_root_out() {
         let _ = f.wait();
     }
 }
+
+#[test]
+fn heavy_requests_of_other_peers_cannot_hold_up_a_status() {
+    // A full 32 MiB journal: scanning all of it for a match that is not there is the heaviest
+    // read a peer can ask for, and four peers ask for it at once.
+    let d = Setup::new()
+        .arg("--journal-size")
+        .arg("32M")
+        .sh(
+            "flood.service",
+            "type = \"oneshot\"",
+            "yes 'a line to fill the journal with, of about eighty bytes, again and again' | head -n 600000",
+        )
+        .sh("a.service", "", "while :; do echo tick; sleep 1; done")
+        .boot();
+    // Its output is all in the journal once it is done: the pipes drain before it ends.
+    d.wait_state("flood.service", "done");
+    let heavy: Vec<UnixStream> = (0..4)
+        .map(|_| {
+            let mut s = connect(&d);
+            s.write_all(
+                b"{\"v\":1,\"req\":{\"op\":\"journal\",\"lines\":1,\"grep\":\"^never there$\"}}\n",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    // Asked after them, a status (without journal lines, which would be a scan of its own) is
+    // answered while they are still scanning: the scans go in slices with other peers'
+    // requests between them.
+    let o = d.ctl(&["status", "-n", "0", "a.service"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pending = heavy
+        .iter()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            matches!((&**s).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock)
+        })
+        .count();
+    assert!(
+        pending > 0,
+        "all four full scans were answered before a status asked after them"
+    );
+    // And each is answered in full in the end, with nothing found.
+    for mut s in heavy {
+        s.set_nonblocking(false).unwrap();
+        let r = reply(&mut s);
+        assert_ne!(r["kind"], "error", "{r}");
+    }
+}

@@ -33,7 +33,7 @@ impl Host for Board {
         self.0.with(|st| st.table.names())
     }
 
-    fn status(&self, _units: &[String], tasks: &[String], lines: usize) -> Vec<UnitStatus> {
+    async fn status(&self, _units: &[String], tasks: &[String], lines: usize) -> Vec<UnitStatus> {
         let agent = self.0;
         let mut out: Vec<UnitStatus> = tasks
             .iter()

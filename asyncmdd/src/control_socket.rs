@@ -5,6 +5,7 @@
 //! A malformed frame gets an error reply; an oversized one gets an error reply and the
 //! connection closed. Changes are allowed only to root and the daemon's own user (SO_PEERCRED).
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use crate::answer::Answer;
-use crate::journal::{records, Journal, Record, MAX_MESSAGE};
+use crate::journal::{records, Journal, Record, MAX_MESSAGE, SCAN_SLICE};
 use asyncmd_core::control::error;
 use asyncmd_core::journal::{Filter, Grep};
 
@@ -346,17 +347,30 @@ impl Server {
         };
         let mut cursor = match q.lines {
             Some(n) => {
-                // The newest n matches: everything from the start must be looked at.
-                let (c, _) = self.journal.with_ring(|r| {
-                    let mut c = start(r);
-                    let o = r.read(&mut c, &mut copy, usize::MAX);
-                    (c, o)
-                });
-                let matched: Vec<Record<'_>> = records(&copy)
-                    .filter(|r| filter.matches(&*self.journal, r))
-                    .collect();
-                let skip = matched.len().saturating_sub(n as usize);
-                let recs = matched[skip..].iter().copied();
+                // The newest n matches of what is held now: everything from the start is
+                // looked at, in slices with a yield between, so other peers' requests go on.
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                let (mut c, end) = self.journal.with_ring(|r| (start(r), r.newest().seq()));
+                let mut newest: VecDeque<Held> = VecDeque::new();
+                while c.seq() < end {
+                    copy.clear();
+                    let got = self
+                        .journal
+                        .with_ring(|r| r.read_until(&mut c, &mut copy, SCAN_SLICE, end));
+                    for r in records(&copy) {
+                        if n > 0 && filter.matches(&*self.journal, &r) {
+                            if newest.len() == n {
+                                newest.pop_front();
+                            }
+                            newest.push_back(Held::of(&r));
+                        }
+                    }
+                    if got.copied == 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                let recs = newest.iter().map(Held::record);
                 self.send_records(&mut filter, &mut sink, recs, 0, tx, out)
                     .await?;
                 c
@@ -410,6 +424,8 @@ impl Server {
             }
             self.send_records(filter, sink, records(copy), got.missed, tx, out)
                 .await?;
+            // A long backlog is sent in turns with other peers' requests.
+            tokio::task::yield_now().await;
         }
     }
 
@@ -497,6 +513,40 @@ async fn send(mut tx: &Stream, out: &mut Vec<u8>, resp: &Response) -> io::Result
     frame::encode(resp, out)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     tx.write_all(out).await
+}
+
+/// A journal record copied out of the ring, kept while a scan goes on.
+struct Held {
+    seq: u64,
+    wall_us: i64,
+    mono_us: u64,
+    unit: crate::journal::UnitId,
+    level: asyncmd_proto::Level,
+    msg: Vec<u8>,
+}
+
+impl Held {
+    fn of(r: &Record<'_>) -> Held {
+        Held {
+            seq: r.seq,
+            wall_us: r.wall_us,
+            mono_us: r.mono_us,
+            unit: r.unit,
+            level: r.level,
+            msg: r.msg.to_vec(),
+        }
+    }
+
+    fn record(&self) -> Record<'_> {
+        Record {
+            seq: self.seq,
+            wall_us: self.wall_us,
+            mono_us: self.mono_us,
+            unit: self.unit,
+            level: self.level,
+            msg: &self.msg,
+        }
+    }
 }
 
 /// Sends `text` as a [`Response::Text`] header and its raw payload.

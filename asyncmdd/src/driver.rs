@@ -742,8 +742,9 @@ impl Supervisor {
     }
 
     /// Fills the `journal` of each status with its newest `lines` entries, in one pass over
-    /// the ring.
-    pub fn attach_journal(&self, statuses: &mut [UnitStatus], lines: usize) {
+    /// the ring, taken in slices with a yield between them: a large journal never holds up
+    /// another peer's request for more than a slice.
+    pub async fn attach_journal(&self, statuses: &mut [UnitStatus], lines: usize) {
         if lines == 0 || statuses.is_empty() {
             return;
         }
@@ -754,16 +755,26 @@ impl Supervisor {
             .collect();
         let mut per_unit: HashMap<usize, VecDeque<Entry>> = HashMap::new();
         let mut copy = Vec::new();
-        self.journal
-            .with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
-        for rec in records(&copy) {
-            if let Some(&i) = wanted.get(&rec.unit) {
-                let q = per_unit.entry(i).or_default();
-                if q.len() == lines {
-                    q.pop_front();
+        // What was there when the request came; later entries are not waited for.
+        let (mut cursor, end) = self.journal.with_ring(|r| (r.oldest(), r.newest().seq()));
+        while cursor.seq() < end {
+            copy.clear();
+            let got = self.journal.with_ring(|r| {
+                r.read_until(&mut cursor, &mut copy, crate::journal::SCAN_SLICE, end)
+            });
+            for rec in records(&copy) {
+                if let Some(&i) = wanted.get(&rec.unit) {
+                    let q = per_unit.entry(i).or_default();
+                    if q.len() == lines {
+                        q.pop_front();
+                    }
+                    q.push_back(rec.to_entry(&statuses[i].name));
                 }
-                q.push_back(rec.to_entry(&statuses[i].name));
             }
+            if got.copied == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
         for (i, q) in per_unit {
             statuses[i].journal = Vec::from(q);

@@ -12,6 +12,10 @@ pub use asyncmd_core::journal::{
 use asyncmd_proto::Level;
 use tokio::sync::watch;
 
+/// How many bytes of the ring a scan for one request (a status's lines, a journal query) takes
+/// at a time before it lets other requests in: a fraction of a millisecond of work.
+pub const SCAN_SLICE: usize = 64 * 1024;
+
 /// Name the daemon logs its own entries under.
 pub const SELF_UNIT: &str = "asyncmdd";
 

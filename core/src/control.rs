@@ -69,8 +69,9 @@ pub trait Host {
     fn units(&self) -> Vec<String>;
     /// The tasks' names, in name order.
     fn tasks(&self) -> Vec<String>;
-    /// Status of `units`, then of `tasks`, each with its newest `lines` journal entries.
-    fn status(&self, units: &[String], tasks: &[String], lines: usize) -> Vec<UnitStatus>;
+    /// Status of `units`, then of `tasks`, each with its newest `lines` journal entries. Async
+    /// so that a host may scan a large journal in slices, letting other requests in between.
+    async fn status(&self, units: &[String], tasks: &[String], lines: usize) -> Vec<UnitStatus>;
     /// The `list` rows of `units`, then of `tasks`.
     fn list(&self, units: &[String], tasks: &[String]) -> Vec<UnitSummary>;
     /// Whether status answers should show every unit in full.
@@ -155,14 +156,60 @@ pub fn select_names(
     Ok((hits.into_iter().map(String::from).collect(), missing))
 }
 
+/// How many names are matched against a request's patterns between two yields: with the most
+/// complex patterns allowed, well under a millisecond of work.
+const SELECT_SLICE: usize = 16;
+
+/// As [`select_names`], a slice of names at a time with a yield between slices, so that a
+/// request with the most costly patterns lets the executor's other work in.
+async fn select_names_sliced(
+    names: &[String],
+    patterns: &[String],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let compiled = Patterns::new(patterns)?;
+    let mut hits = Vec::new();
+    // The patterns no slice matched so far; all of them before the first.
+    let mut missing: Option<Vec<String>> = None;
+    for (i, slice) in names.chunks(SELECT_SLICE).enumerate() {
+        if i > 0 {
+            yield_now().await;
+        }
+        let refs: Vec<&str> = slice.iter().map(String::as_str).collect();
+        let (h, m) = compiled.split(&refs);
+        hits.extend(h.into_iter().map(String::from));
+        missing = Some(match missing {
+            None => m,
+            Some(before) => before.into_iter().filter(|p| m.contains(p)).collect(),
+        });
+    }
+    let missing = missing.unwrap_or_else(|| compiled.split(&[]).1);
+    Ok((hits, missing))
+}
+
+/// Lets the executor run its other work before going on: pending once, and woken at once.
+/// The same on tokio and on a board's executor.
+async fn yield_now() {
+    let mut yielded = false;
+    core::future::poll_fn(|cx| {
+        if yielded {
+            core::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            core::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 /// The units and tasks matching `patterns` (all of both when empty). A name that is exactly a
 /// task's means the task only, not `NAME.service` too.
-pub fn select(
+pub async fn select(
     units: &[String],
     tasks: &[String],
     patterns: &[String],
 ) -> Result<Selection, String> {
-    let (tasks, missing_tasks) = select_names(tasks, patterns)?;
+    let (tasks, missing_tasks) = select_names_sliced(tasks, patterns).await?;
     let for_units: Vec<String> = patterns
         .iter()
         .filter(|p| !tasks.contains(p))
@@ -171,7 +218,7 @@ pub fn select(
     let (units, missing_units) = if for_units.is_empty() && !patterns.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        select_names(units, &for_units)?
+        select_names_sliced(units, &for_units).await?
     };
     let missing = missing_units
         .into_iter()
@@ -263,21 +310,21 @@ pub async fn answer<H: Host>(host: &H, req: Request) -> Response {
 pub async fn answer_tasks<H: Host>(host: &H, req: Request) -> Response {
     match req {
         Request::Status { patterns, lines } => {
-            match select(&host.units(), &host.tasks(), &patterns) {
+            match select(&host.units(), &host.tasks(), &patterns).await {
                 Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
                     error(ErrorCode::NoSuchUnit, no_such(&s.missing))
                 }
                 Ok(s) => {
                     let lines = lines.min(MAX_STATUS_LINES) as usize;
                     Response::Status {
-                        units: host.status(&s.units, &s.tasks, lines),
+                        units: host.status(&s.units, &s.tasks, lines).await,
                         debug: host.debug(),
                     }
                 }
                 Err(e) => error(ErrorCode::BadRequest, e),
             }
         }
-        Request::List { patterns } => match select(&host.units(), &host.tasks(), &patterns) {
+        Request::List { patterns } => match select(&host.units(), &host.tasks(), &patterns).await {
             Ok(s) => Response::List {
                 units: host.list(&s.units, &s.tasks),
             },
@@ -313,7 +360,7 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String]) -> Response {
     if patterns.is_empty() {
         return error(ErrorCode::BadRequest, "name at least one unit".into());
     }
-    let s = match select(&host.units(), &host.tasks(), patterns) {
+    let s = match select(&host.units(), &host.tasks(), patterns).await {
         Ok(s) => s,
         Err(e) => return error(ErrorCode::BadRequest, e),
     };
@@ -535,13 +582,16 @@ mod tests {
     use core::pin::pin;
     use core::task::{Context, Poll, Waker};
 
-    /// Runs a future whose every await is ready at once (the board below never waits).
+    /// Runs a future whose awaits are ready at once or yields (the board below never waits
+    /// for anything).
     fn run<F: Future>(f: F) -> F::Output {
         let mut f = pin!(f);
-        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(out) => out,
-            Poll::Pending => panic!("the test host never waits"),
+        for _ in 0..10_000 {
+            if let Poll::Ready(out) = f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                return out;
+            }
         }
+        panic!("the test host never waits, but this future did not end")
     }
 
     /// A runtime with units and tasks and nothing else: the shape of a board's agent.
@@ -577,7 +627,12 @@ mod tests {
         fn tasks(&self) -> Vec<String> {
             self.tasks.clone()
         }
-        fn status(&self, units: &[String], tasks: &[String], lines: usize) -> Vec<UnitStatus> {
+        async fn status(
+            &self,
+            units: &[String],
+            tasks: &[String],
+            lines: usize,
+        ) -> Vec<UnitStatus> {
             self.called(format!("status {units:?} {tasks:?} {lines}"));
             Vec::new()
         }
@@ -658,6 +713,18 @@ mod tests {
     }
 
     #[test]
+    fn a_selection_taken_in_slices_is_the_selection_taken_at_once() {
+        // 40 names: three slices, with a pattern that only the last one matches.
+        let units: Vec<String> = (0..40).map(|i| format!("u{i:02}.service")).collect();
+        let pats = names(&["u0*", "u39", "{x,y}*", "u1[0-2].service"]);
+        let sliced = run(select_names_sliced(&units, &pats)).unwrap();
+        assert_eq!(sliced, select_names(&units, &pats).unwrap());
+        assert_eq!(sliced.1, vec!["{x,y}*".to_string()]);
+        assert_eq!(sliced.0.len(), 10 + 1 + 3);
+        assert_eq!(run(select_names_sliced(&[], &pats)).unwrap().1.len(), 4);
+    }
+
+    #[test]
     fn a_task_name_means_the_task_only_and_globs_take_both() {
         let b = Board::new();
         let r = run(answer(
@@ -671,13 +738,13 @@ mod tests {
             vec![("blink".into(), ActionOutcome::Ok, String::new())]
         );
         assert_eq!(b.calls(), ["start tasks [\"blink\"]"]);
-        let s = select(&b.units, &b.tasks, &names(&["b*"])).unwrap();
+        let s = run(select(&b.units, &b.tasks, &names(&["b*"]))).unwrap();
         assert_eq!(
             (s.units, s.tasks),
             (names(&["blink.service"]), names(&["blink"]))
         );
         // `net` is net.service's short name; it is no task.
-        let s = select(&b.units, &b.tasks, &names(&["net"])).unwrap();
+        let s = run(select(&b.units, &b.tasks, &names(&["net"]))).unwrap();
         assert_eq!((s.units, s.tasks.len()), (names(&["net.service"]), 0));
     }
 

@@ -343,6 +343,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
     ///
     /// A cursor whose entries were overwritten resumes at the oldest held and counts the loss.
     pub fn read(&self, cursor: &mut Cursor, out: &mut Vec<u8>, max_bytes: usize) -> ReadOutcome {
+        self.read_until(cursor, out, max_bytes, u64::MAX)
+    }
+
+    /// As [`Ring::read`], but never past sequence `until` (exclusive): a scan of what was held
+    /// when it began, taken in slices while writers go on.
+    pub fn read_until(
+        &self,
+        cursor: &mut Cursor,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+        until: u64,
+    ) -> ReadOutcome {
         let mut outcome = ReadOutcome::default();
         if cursor.seq < self.first_seq {
             outcome.missed = self.first_seq - cursor.seq;
@@ -351,7 +363,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
             *cursor = self.newest();
         }
         let start = out.len();
-        while cursor.seq < self.next_seq && out.len() - start < max_bytes {
+        let end = self.next_seq.min(until);
+        while cursor.seq < end && out.len() - start < max_bytes {
             let pos = self.position(*cursor);
             let r = record_at(self.buf.as_ref(), pos).expect("a live record");
             debug_assert_eq!(r.seq, cursor.seq);
