@@ -135,7 +135,7 @@ impl Host for Board {
         }
     }
 
-    fn reset_failed(&self, _unit: &str) -> bool {
+    async fn reset_failed(&self, _unit: &str) -> bool {
         false
     }
 

@@ -23,7 +23,7 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
             // A unit running (or waiting in another plan) keeps its state.
             let busy = slot.state().is_active() || slot.is_waiting();
             if !matches!(problem, Problem::Broken(_)) && !busy {
-                sup.not_started(&slot, &msg);
+                sup.not_started(&slot, &msg).await;
             }
         }
         report(name, &Err(msg));
@@ -40,7 +40,7 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
             ready_before[i] = slot.is_ready();
             cancels_before[i] = slot.cancels();
             if boot.is_waiting(i) && !slot.state().is_active() {
-                slot.set_waiting(boot.waits_for(i));
+                sup.set_waiting(&slot, boot.waits_for(i)).await;
             }
         }
     }
@@ -57,7 +57,7 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
             };
             if let Some(why) = failed_dep {
                 if !slot.state().is_active() {
-                    sup.not_started(&slot, &why);
+                    sup.not_started(&slot, &why).await;
                 }
                 done.push((i, Err(why)));
             } else if slot.cancels() != cancels_before[i] {
@@ -65,8 +65,7 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
             } else if !ready_before[i] && slot.is_ready() {
                 done.push((i, Ok(())));
             } else {
-                let sup = sup.clone();
-                let task = running.spawn(async move { sup.start(&slot).await });
+                let task = running.spawn(sup.start(&slot));
                 tasks.insert(task.id(), i);
             }
         }
@@ -88,7 +87,7 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
             for k in boot.settle(i, outcome.as_ref().map(|_| ()).map_err(String::as_str)) {
                 if let Some(slot) = sup.get(&steps[k].name) {
                     if slot.is_waiting() {
-                        slot.set_waiting(boot.waits_for(k));
+                        sup.set_waiting(&slot, boot.waits_for(k)).await;
                     }
                 }
             }
@@ -124,11 +123,10 @@ pub async fn stop_all(sup: &Arc<Supervisor>) -> Vec<String> {
     let mut order = Vec::new();
     let launch =
         |i: usize, stopping: &mut JoinSet<_>, tasks: &mut std::collections::HashMap<_, _>| {
-            let slot = sup.get(&steps[i].name);
-            let sup = sup.clone();
+            let stop = sup.get(&steps[i].name).map(|slot| sup.stop(&slot));
             let t = stopping.spawn(async move {
-                match slot {
-                    Some(slot) => sup.stop(&slot).await,
+                match stop {
+                    Some(stop) => stop.await,
                     None => Ok(()),
                 }
             });

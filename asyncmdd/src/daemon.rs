@@ -185,7 +185,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         sup.set_cgroups(cg);
     }
     for (name, def) in defs {
-        sup.add(name, def);
+        sup.add(name, def).await;
     }
     // What an earlier daemon on these units left running (it was killed, say) goes before
     // anything starts, so no service runs twice.
@@ -251,7 +251,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let notifications = tokio::spawn(async move {
         loop {
             match notify_socket.recv().await {
-                Ok(m) => notify_sup.on_notify(&m),
+                Ok(m) => notify_sup.on_notify(m),
                 // One bad datagram must not deafen the daemon to every later one.
                 Err(e) => {
                     tracing::warn!("sd_notify socket: {e}");

@@ -1,25 +1,30 @@
-//! The driver: the host side of the core's run lifecycle. It holds the loaded units and their
-//! live state, feeds each unit's [`Life`] what happened (a spawn, an exit, a `READY=1`, a
-//! watchdog's or health check's verdict, a stop) and carries out what the step asks for
-//! (journal lines, a stop signal, a restart timer). It is where a unit's runs are spawned: its
-//! process and the monitor that reaps it, the capture of its output, its watchdog and health
-//! check, its restart timer, its scheduler, a builtin service's task. The modules below it
-//! (process, sd_notify, health, capture, schedule, unit_file, services_config, control_socket,
-//! task_runtime, builtins) do not know it: they get closures or traits.
+//! The driver: the one owner of the units' live state. Everything that happens to a unit comes
+//! to it as an [`Input`] on one channel (a request and its reply, a process's exit, an
+//! sd_notify datagram, a watchdog's or health check's verdict, a timer) and is handled there, one
+//! at a time and without waiting: it feeds the unit's [`Life`] the event, publishes the new
+//! state, and carries out the effects (journal lines, signals, spawns, replies, timers). It is
+//! the only place that spawns: a unit's process and the monitor that reaps it, the capture of
+//! its output, its watchdog and health check, its scheduler, a builtin service's task, and the
+//! timers that come back to it as inputs. Those tasks own no state: they report what they see
+//! as inputs. The modules below it (process, sd_notify, health, capture, schedule, unit_file,
+//! services_config, control_socket, task_runtime, builtins) do not know it.
 //!
-//! Each unit has a [`Slot`]: what was loaded (or why it was not), its `services.config` entry,
-//! and its live state. Starts and stops of one unit are serialised by a per-unit lock. A unit's
-//! status is the core's [`status::of`] over its lifecycle, with what only the host knows.
+//! Each unit has a [`Slot`]: its name and what the driver publishes of it (its definition and
+//! live state), which anyone may read and only the driver writes. A [`Supervisor`] is the
+//! handle the rest of the daemon holds: reads go to the published state, changes to the driver.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use asyncmd_proto::unit::UnitSummary;
 use asyncmd_proto::{Entry, ExitResult, Level, UnitState, UnitStatus, UnitType};
 use nix::sys::signal::Signal;
-use tokio::sync::watch;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::capture::capture;
 use crate::cgroup::Cgroups;
@@ -28,7 +33,9 @@ use crate::health;
 use crate::journal::{records, Journal, Line, UnitId};
 use crate::process;
 use crate::schedule::{self, Scheduled};
+use crate::sd_notify::Message;
 use crate::services_config::{ServiceConfig, ServicesConfig};
+use crate::task_runtime::TaskError;
 use crate::unit_file::{self, Run, Unit};
 use asyncmd_core::control::Unsupported;
 use asyncmd_core::lifecycle::{Effect, End, Event, Life, TRACEBACK_LINES};
@@ -38,16 +45,22 @@ use asyncmd_core::table::Table;
 
 /// How long a finished process's output may keep draining before its end is recorded.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
-/// How long a spawn that fails for want of file descriptors is tried again.
+/// How long a spawn that fails for want of file descriptors is tried again, and how often.
 const SPAWN_RETRY: Duration = Duration::from_secs(10);
+const SPAWN_RETRY_EVERY: Duration = Duration::from_millis(50);
 /// How many units may be starting at once, unless `asyncmdd --spawn-limit` says otherwise.
 pub const DEFAULT_SPAWN_LIMIT: u32 = 64;
 /// How long after SIGKILL a process group may take to go.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
-/// Live state of a unit: its lifecycle, and what of the current run only the host knows.
-#[derive(Debug, Default)]
+/// What the driver publishes of a unit: its definition and the state of its runs. Written by
+/// the driver only; anyone may read it.
+#[derive(Debug, Clone)]
 struct Live {
+    /// What the unit is now (a run keeps the one it started with, `ran_with`).
+    def: Arc<Def>,
+    /// Set once it is being unloaded: it never starts again.
+    retired: bool,
     life: Life,
     /// The process of the current run (None: a builtin service, or no run).
     pid: Option<u32>,
@@ -65,18 +78,38 @@ struct Live {
     main_exited: bool,
     /// What the last run left behind is being stopped (see `clean_up`).
     cleaning: bool,
-    /// Stats a builtin service published.
-    stats: serde_json::Map<String, serde_json::Value>,
+    /// Stats a builtin service published: written by the builtin itself, which owns them
+    /// (a fresh set for each run), so that what it reads back is what it wrote.
+    stats: Arc<Mutex<Map<String, Value>>>,
     /// When the last scheduled run was due, and the next one is.
     schedule_last_us: Option<i64>,
     schedule_next_us: Option<i64>,
-    /// Asks a running builtin service to stop; aborts it when it does not.
-    builtin: Option<(watch::Sender<bool>, tokio::task::AbortHandle)>,
     /// A builtin's polls and their time.
     counters: Option<Arc<crate::task_runtime::Counters>>,
 }
 
 impl Live {
+    fn new(def: Arc<Def>) -> Live {
+        Live {
+            def,
+            retired: false,
+            life: Life::default(),
+            pid: None,
+            ran_with: None,
+            invocation: None,
+            status_text: None,
+            health: None,
+            last_ping: None,
+            main_pid: None,
+            main_exited: false,
+            cleaning: false,
+            stats: Arc::default(),
+            schedule_last_us: None,
+            schedule_next_us: None,
+            counters: None,
+        }
+    }
+
     /// Steps the lifecycle; a run that began gets a fresh host part, one that ended loses
     /// its process.
     fn step(&mut self, event: Event) -> Vec<Effect> {
@@ -95,6 +128,16 @@ impl Live {
         }
         fx
     }
+
+    /// The live process of the current run, if it has one.
+    fn alive_pid(&self) -> Option<u32> {
+        self.pid.filter(|_| !self.main_exited)
+    }
+
+    /// The current run's tag ("" before the first).
+    fn tag(&self) -> String {
+        self.invocation.clone().unwrap_or_default()
+    }
 }
 
 /// Which of the tasks that handle a unit a panic happened in.
@@ -108,12 +151,10 @@ enum Handler {
     Watchdog,
     /// What runs its health check.
     Health,
-    /// What waits for `READY=1` past the start timeout.
-    Readiness,
-    /// What starts it again after a failure.
-    Restart,
     /// What starts it by its schedule.
     Scheduler,
+    /// The driver itself, handling an input of the unit.
+    Driver,
 }
 
 impl Handler {
@@ -123,15 +164,14 @@ impl Handler {
             Handler::Capture => "its output capture",
             Handler::Watchdog => "its watchdog",
             Handler::Health => "its health check",
-            Handler::Readiness => "its start timeout",
-            Handler::Restart => "its restart timer",
             Handler::Scheduler => "its scheduler",
+            Handler::Driver => "the driver, handling it,",
         }
     }
 }
 
 /// Who sent an sd_notify datagram.
-enum Sender {
+enum Speaker {
     /// A process of this unit's current run.
     Unit(Arc<Slot>),
     /// A process of no unit.
@@ -245,29 +285,42 @@ type RunKey<'a> = (
     Option<Duration>,
 );
 
-/// One unit known to the supervisor.
+/// One unit: its name and what the driver publishes of it.
 pub struct Slot {
     /// Unit name.
     pub name: String,
-    def: Mutex<Arc<Def>>,
-    /// Set once it is being unloaded: it never starts again.
-    retired: std::sync::atomic::AtomicBool,
     id: UnitId,
-    live: Mutex<Live>,
-    changed: watch::Sender<u64>,
-    op: tokio::sync::Mutex<()>,
+    live: watch::Sender<Live>,
     /// The delegated cgroup its processes go into, if the daemon has one.
     cgroups: Option<Arc<Cgroups>>,
 }
 
 impl Slot {
-    fn live(&self) -> MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    /// Reads its published state.
+    fn read<T>(&self, f: impl FnOnce(&Live) -> T) -> T {
+        f(&self.live.borrow())
     }
 
-    /// Tells whoever watches this unit (plans, its scheduler, waiting clients) it changed.
-    fn changed(&self) {
-        self.changed.send_modify(|g| *g += 1);
+    /// A copy of its published state.
+    fn live(&self) -> Live {
+        self.live.borrow().clone()
+    }
+
+    /// Changes its state and tells whoever watches it (plans, its scheduler, waiting
+    /// clients). The driver's only.
+    fn write<T>(&self, f: impl FnOnce(&mut Live) -> T) -> T {
+        let mut out = None;
+        self.live.send_modify(|l| out = Some(f(l)));
+        out.expect("send_modify runs its closure")
+    }
+
+    /// Changes what no watcher waits for (the time of its next scheduled run), without waking
+    /// them. The driver's only.
+    fn write_quietly(&self, f: impl FnOnce(&mut Live)) {
+        self.live.send_if_modified(|l| {
+            f(l);
+            false
+        });
     }
 
     /// The processes of the run tagged `tag`: those that carry the tag, and every process in
@@ -295,48 +348,32 @@ impl Slot {
         }
     }
 
-    /// Applies `event` to its lifecycle; returns the effects, journal lines included.
-    fn apply(&self, event: Event) -> Vec<Effect> {
-        let fx = self.live().step(event);
-        self.changed();
-        fx
-    }
-
     /// Current state.
     pub fn state(&self) -> UnitState {
-        self.live().life.state
+        self.read(|l| l.life.state)
     }
 
     /// Its current definition.
     pub fn def(&self) -> Arc<Def> {
-        self.def.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Replaces its definition; a running process keeps the one it was started with.
-    pub fn set_def(&self, def: Def) {
-        *self.def.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(def);
-        self.changed();
+        self.read(|l| l.def.clone())
     }
 
     /// The definition its current or last run was started with.
     pub fn ran_with(&self) -> Option<Arc<Def>> {
-        self.live().ran_with.clone()
+        self.read(|l| l.ran_with.clone())
     }
 
     /// Whether units that require this one may start: a oneshot once it exited 0, any other
     /// unit while its process runs.
     pub fn is_ready(&self) -> bool {
-        let oneshot = self.def().kind() == Some(UnitType::Oneshot);
-        match self.state() {
-            UnitState::Running => !oneshot,
-            UnitState::Done => oneshot,
-            _ => false,
-        }
-    }
-
-    /// Marks it as waiting for `deps` (or, with none left, no longer waiting).
-    pub fn set_waiting(&self, deps: Vec<String>) {
-        self.apply(Event::Wait(deps));
+        self.read(|l| {
+            let oneshot = l.def.kind() == Some(UnitType::Oneshot);
+            match l.life.state {
+                UnitState::Running => !oneshot,
+                UnitState::Done => oneshot,
+                _ => false,
+            }
+        })
     }
 
     /// Whether it still waits to be started by a plan.
@@ -344,37 +381,18 @@ impl Slot {
         self.state() == UnitState::Waiting
     }
 
-    /// Forgets its restart history and gives up on a pending automatic restart: a person
-    /// started it (or reset it), so the start limit counts from zero again.
-    pub fn reset_restarts(&self) {
-        self.live().step(Event::Manual);
-    }
-
-    /// `asyncmctl reset-failed`: forgets the restart history and turns `failed` into
-    /// `inactive`; returns whether it was failed.
-    pub fn reset_failed(&self) -> bool {
-        let was = self.state() == UnitState::Failed;
-        self.apply(Event::ResetFailed);
-        was
-    }
-
     /// Whether run number `run` is the current one and its process is alive.
     pub fn is_run(&self, run: u32) -> bool {
-        let live = self.live();
-        live.life.starts == run && live.pid.is_some() && !live.main_exited
+        self.read(|l| l.life.starts == run && l.alive_pid().is_some())
     }
 
     /// The last watchdog ping of run `run`, while it is the current one.
     pub fn last_ping(&self, run: u32) -> Option<Instant> {
-        let live = self.live();
-        (live.life.starts == run && live.pid.is_some())
-            .then_some(live.last_ping)
-            .flatten()
-    }
-
-    /// A receiver that sees every change of this unit (state or definition).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
+        self.read(|l| {
+            (l.life.starts == run && l.pid.is_some())
+                .then_some(l.last_ping)
+                .flatten()
+        })
     }
 
     /// The signal a stop sends first and how long it then waits before SIGKILL.
@@ -387,26 +405,14 @@ impl Slot {
             })
     }
 
-    /// Publishes a builtin service's stats.
-    pub fn set_stats(&self, stats: serde_json::Map<String, serde_json::Value>) {
-        self.live().stats = stats;
-        self.changed();
-    }
-
-    /// Records the last health check's result.
-    pub fn set_health(&self, text: String) {
-        self.live().health = Some(text);
-        self.changed();
-    }
-
     /// How many pending starts a stop has cancelled: a plan compares it before it starts.
     pub fn cancels(&self) -> u64 {
-        self.live().life.cancels
+        self.read(|l| l.life.cancels)
     }
 
     /// Waits until `done(state)` holds, or `limit` passes; returns whether it held.
-    async fn wait_for(&self, limit: Duration, done: impl Fn(UnitState) -> bool) -> bool {
-        let mut rx = self.changed.subscribe();
+    pub async fn wait_for(&self, limit: Duration, done: impl Fn(UnitState) -> bool) -> bool {
+        let mut rx = self.live.subscribe();
         let wait = async {
             loop {
                 if done(self.state()) {
@@ -423,8 +429,8 @@ impl Slot {
     /// The wire form of this unit's state (its journal lines are attached by
     /// [`Supervisor::attach_journal`]).
     pub fn status(&self, host: &str) -> UnitStatus {
-        let current = self.def();
         let live = self.live();
+        let current = live.def.clone();
         // While it runs, show what it runs with; otherwise what it would start with.
         let def = match (&live.ran_with, live.pid) {
             (Some(d), Some(_)) => d.clone(),
@@ -451,6 +457,7 @@ impl Slot {
         }
         let u = def.unit.as_ref();
         let kind = u.map(|u| u.kind).unwrap_or_default();
+        let stats = live.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         UnitStatus {
             description: u.map(|u| u.description.clone()).unwrap_or_default(),
             version: u.map(|u| u.version.clone()).unwrap_or_default(),
@@ -462,7 +469,7 @@ impl Slot {
             cpu_us,
             status_text: live.status_text.clone(),
             health: live.health.clone(),
-            stats: live.stats.clone(),
+            stats,
             schedule: current
                 .unit
                 .as_ref()
@@ -484,16 +491,16 @@ impl Slot {
 
     /// The row of this unit in `asyncmctl list`.
     pub fn summary(&self) -> UnitSummary {
-        let def = self.def();
-        let description = def.unit.as_ref().map_or("", |u| u.description.as_str());
-        let loaded = def.unit.is_some();
-        status::summary(
-            &self.name,
-            def.config.enabled,
-            loaded,
-            &self.live().life,
-            description,
-        )
+        self.read(|l| {
+            let description = l.def.unit.as_ref().map_or("", |u| u.description.as_str());
+            status::summary(
+                &self.name,
+                l.def.config.enabled,
+                l.def.unit.is_some(),
+                &l.life,
+                description,
+            )
+        })
     }
 
     /// What the planner needs to know of it.
@@ -519,29 +526,193 @@ pub struct Paths {
     pub config: PathBuf,
 }
 
-/// The units of a daemon and their processes.
+/// A reply the driver sends once it has carried a request out.
+type Reply<T = Result<(), String>> = oneshot::Sender<T>;
+
+/// What the driver is told: a request with its reply, or what happened to a unit.
+enum Input {
+    /// Add unit `name`, replacing any unit of that name.
+    Add {
+        name: String,
+        def: Def,
+        reply: Reply<Arc<Slot>>,
+    },
+    /// Replace its definition; a running process keeps the one it was started with.
+    SetDef {
+        slot: Arc<Slot>,
+        def: Def,
+        reply: Reply<()>,
+    },
+    /// Start it: by a request (with a reply), by its restart timer (with the restart
+    /// generation it is for) or by its schedule (neither).
+    Start { slot: Arc<Slot>, start: StartReq },
+    /// Stop it.
+    Stop { slot: Arc<Slot>, reply: Reply },
+    /// Stop it for good and forget it.
+    Unload { slot: Arc<Slot>, reply: Reply },
+    /// A plan holds it back until `deps` are ready (none: no longer).
+    Wait {
+        slot: Arc<Slot>,
+        deps: Vec<String>,
+        reply: Reply<()>,
+    },
+    /// It will not start: why (a dependency failed).
+    NotStarted {
+        slot: Arc<Slot>,
+        why: String,
+        reply: Reply<()>,
+    },
+    /// A person starts it: its restart history counts from zero again.
+    Manual { slot: Arc<Slot>, reply: Reply<()> },
+    /// `reset-failed`; the reply says whether it was failed.
+    ResetFailed { slot: Arc<Slot>, reply: Reply<bool> },
+    /// The main process of run `run` was reaped; `cleaning`: what it left is being stopped.
+    MainExited {
+        slot: Arc<Slot>,
+        run: u32,
+        cleaning: bool,
+    },
+    /// What run `run` left behind is gone.
+    CleanedUp { slot: Arc<Slot>, run: u32 },
+    /// The newest stderr lines of run `run`.
+    Traceback {
+        slot: Arc<Slot>,
+        run: u32,
+        lines: Vec<String>,
+    },
+    /// Run `run` is over: its processes are gone and its output drained.
+    Exited {
+        slot: Arc<Slot>,
+        run: u32,
+        status: std::io::Result<ExitResult>,
+    },
+    /// Run `run` of a builtin service returned.
+    BuiltinEnded {
+        slot: Arc<Slot>,
+        run: u32,
+        outcome: Result<(), String>,
+    },
+    /// A watchdog or health check gave up on run `run`: it is to be killed with `sig`.
+    Verdict {
+        slot: Arc<Slot>,
+        run: u32,
+        why: String,
+        sig: Signal,
+    },
+    /// The last health check of run `run`.
+    Health {
+        slot: Arc<Slot>,
+        run: u32,
+        text: String,
+    },
+    /// An sd_notify datagram.
+    Notify(Message),
+    /// A task handling the unit panicked.
+    Fault {
+        slot: Arc<Slot>,
+        handler: Handler,
+        error: TaskError,
+    },
+    /// Look for orphans of ended runs.
+    Sweep,
+    /// Its scheduler's next run is due at `next_us` (wall µs).
+    ShowNext {
+        slot: Arc<Slot>,
+        next_us: Option<i64>,
+    },
+    /// Its scheduler starts the run due at `due_us`.
+    Due { slot: Arc<Slot>, due_us: i64 },
+    /// A timer the driver set for it went off.
+    Timer { slot: Arc<Slot>, timer: Timer },
+}
+
+impl Input {
+    /// The unit it concerns, if one.
+    fn slot(&self) -> Option<&Arc<Slot>> {
+        match self {
+            Input::Add { .. } | Input::Notify(_) | Input::Sweep => None,
+            Input::SetDef { slot, .. }
+            | Input::Start { slot, .. }
+            | Input::Stop { slot, .. }
+            | Input::Unload { slot, .. }
+            | Input::Wait { slot, .. }
+            | Input::NotStarted { slot, .. }
+            | Input::Manual { slot, .. }
+            | Input::ResetFailed { slot, .. }
+            | Input::MainExited { slot, .. }
+            | Input::CleanedUp { slot, .. }
+            | Input::Traceback { slot, .. }
+            | Input::Exited { slot, .. }
+            | Input::BuiltinEnded { slot, .. }
+            | Input::Verdict { slot, .. }
+            | Input::Health { slot, .. }
+            | Input::Fault { slot, .. }
+            | Input::ShowNext { slot, .. }
+            | Input::Due { slot, .. }
+            | Input::Timer { slot, .. } => Some(slot),
+        }
+    }
+}
+
+/// The timers the driver sets; each names the run (or restart generation) it is for, so one
+/// that goes off late leaves a newer run alone.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    /// A stop's first signal had its stop timeout: SIGKILL (a builtin: abort).
+    StopTimeout { run: u32 },
+    /// Nor did SIGKILL (or the abort) end it.
+    KillTimeout { run: u32 },
+    /// A condemned run had its stop timeout: SIGKILL.
+    Condemned { run: u32 },
+    /// A `notify` unit's start timeout, `limit`, is over.
+    Ready { run: u32, limit: Duration },
+    /// An automatic restart is due.
+    Restart { gen: u64 },
+    /// Try a spawn that wanted file descriptors again.
+    SpawnRetry,
+}
+
+/// A start asked for, and whom to answer.
+struct StartReq {
+    /// The automatic restart of this generation, if it is one.
+    due: Option<u64>,
+    /// Who waits for the outcome.
+    reply: Option<Reply>,
+}
+
+impl StartReq {
+    fn asked(reply: Reply) -> StartReq {
+        StartReq {
+            due: None,
+            reply: Some(reply),
+        }
+    }
+}
+
+/// The units of a daemon and their processes: the handle on the driver that owns them.
 pub struct Supervisor {
     journal: Arc<Journal>,
+    /// The units, in name order; changed by the driver only.
     units: RwLock<Table<Arc<Slot>>>,
     /// None for a runtime of in-process tasks only.
     paths: Option<Paths>,
     notify_socket: Mutex<Option<PathBuf>>,
     /// Set once the daemon shuts down: nothing starts any more.
-    shutting_down: std::sync::atomic::AtomicBool,
+    shutting_down: AtomicBool,
     tasks: Arc<crate::task_runtime::Registry>,
     /// The boards reached through `[agent]` units.
     boards: Arc<crate::boards::Boards>,
-    debug: std::sync::atomic::AtomicBool,
+    debug: AtomicBool,
     /// Held by whatever changes the set of units or `services.config`, one at a time.
     pub changes: tokio::sync::Mutex<()>,
     /// Its request handling, which a builtin that is a transport (MQTT) is given.
-    answer: std::sync::OnceLock<crate::answer::Answer>,
-    /// sd_notify datagrams ignored because their sender's run tag is no current run's.
-    forged_notify: std::sync::atomic::AtomicU64,
-    /// A permit per unit being started, from its spawn until it runs.
-    starting: tokio::sync::Semaphore,
+    answer: OnceLock<crate::answer::Answer>,
     /// The delegated cgroup units' processes go into, if there is one.
-    cgroups: std::sync::OnceLock<Arc<Cgroups>>,
+    cgroups: OnceLock<Arc<Cgroups>>,
+    /// The driver's inbox.
+    inbox: mpsc::UnboundedSender<Input>,
+    /// The driver, until its first input gives it a runtime to run on.
+    idle: Mutex<Option<Driver>>,
 }
 
 impl Supervisor {
@@ -558,21 +729,41 @@ impl Supervisor {
     }
 
     fn build(journal: Arc<Journal>, paths: Option<Paths>, spawn_limit: usize) -> Arc<Supervisor> {
-        Arc::new(Supervisor {
+        let (inbox, rx) = mpsc::unbounded_channel();
+        Arc::new_cyclic(|me| Supervisor {
             journal: journal.clone(),
             units: RwLock::new(Table::new()),
             paths,
             notify_socket: Mutex::new(None),
-            shutting_down: std::sync::atomic::AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
             tasks: crate::task_runtime::Registry::new(journal.clone()),
             boards: Arc::default(),
-            debug: std::sync::atomic::AtomicBool::new(false),
+            debug: AtomicBool::new(false),
             changes: tokio::sync::Mutex::new(()),
-            answer: std::sync::OnceLock::new(),
-            forged_notify: std::sync::atomic::AtomicU64::new(0),
-            starting: tokio::sync::Semaphore::new(spawn_limit.max(1)),
-            cgroups: std::sync::OnceLock::new(),
+            answer: OnceLock::new(),
+            cgroups: OnceLock::new(),
+            inbox,
+            idle: Mutex::new(Some(Driver::new(me.clone(), rx, spawn_limit))),
         })
+    }
+
+    /// Hands `input` to the driver (started on the current tokio runtime by the first one).
+    fn send(&self, input: Input) {
+        if let Some(driver) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            tokio::spawn(driver.run());
+        }
+        // It only fails once the driver is gone, with the supervisor.
+        let _ = self.inbox.send(input);
+    }
+
+    /// Sends the request `make` builds and waits for its reply; None when the driver is gone.
+    fn ask<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Input,
+    ) -> impl Future<Output = Option<T>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx));
+        async move { rx.await.ok() }
     }
 
     /// Where its units and their configuration live; an error saying so for a runtime of
@@ -599,8 +790,11 @@ impl Supervisor {
 
     /// From now on nothing starts: the daemon is shutting down.
     pub fn shut_down(&self) {
-        self.shutting_down
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     /// The sd_notify socket given to services as `NOTIFY_SOCKET`, once it is bound.
@@ -633,66 +827,116 @@ impl Supervisor {
 
     /// Whether `slot` is still the loaded unit of its name (not unloaded, nor replaced).
     pub fn is_loaded(&self, slot: &Arc<Slot>) -> bool {
-        !slot.retired.load(std::sync::atomic::Ordering::SeqCst)
-            && self.get(&slot.name).is_some_and(|s| Arc::ptr_eq(&s, slot))
+        !slot.read(|l| l.retired) && self.get(&slot.name).is_some_and(|s| Arc::ptr_eq(&s, slot))
     }
 
     /// Adds the unit `name`, replacing any unit of that name.
-    pub fn add(self: &Arc<Self>, name: String, def: Def) -> Arc<Slot> {
-        let slot = Arc::new(Slot {
-            id: self.journal.unit_id(&name),
-            name: name.clone(),
-            def: Mutex::new(Arc::new(def)),
-            retired: std::sync::atomic::AtomicBool::new(false),
-            live: Mutex::new(Live::default()),
-            changed: watch::channel(0).0,
-            op: tokio::sync::Mutex::new(()),
-            cgroups: self.cgroups.get().cloned(),
-        });
-        self.units
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, slot.clone());
-        // Every unit has a scheduler; it sleeps until the unit has a [schedule].
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let me = OnSchedule {
-                sup: self.clone(),
-                slot: slot.clone(),
-            };
-            self.spawn_for(
-                &slot,
-                Handler::Scheduler,
-                schedule::run(me, slot.subscribe()),
-            );
-        }
-        slot
+    pub async fn add(&self, name: String, def: Def) -> Arc<Slot> {
+        self.ask(|reply| Input::Add { name, def, reply })
+            .await
+            .expect("the driver lives as long as its supervisor")
     }
 
-    /// Stops `slot` for good and forgets it. No start can slip in between: it is marked
-    /// retired under its operation lock before the stop.
-    pub async fn unload(&self, slot: &Arc<Slot>) -> Result<(), String> {
-        {
-            let _op = slot.op.lock().await;
-            slot.retired
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+    /// Replaces the definition of `slot`; a running process keeps the one it was started
+    /// with.
+    pub async fn set_def(&self, slot: &Arc<Slot>, def: Def) {
+        let slot = slot.clone();
+        self.ask(|reply| Input::SetDef { slot, def, reply }).await;
+    }
+
+    /// Starts `slot`. Answers once the process is spawned (a oneshot: once it ended; a
+    /// `notify` unit: once it is ready); an error says why it could not start or, for a
+    /// oneshot, how it failed. The request is sent at once, before the answer is awaited.
+    pub fn start(
+        &self,
+        slot: &Arc<Slot>,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let slot = slot.clone();
+        let r = self.ask(|reply| Input::Start {
+            slot,
+            start: StartReq::asked(reply),
+        });
+        async move {
+            r.await
+                .unwrap_or_else(|| Err("asyncmdd is shutting down".into()))
         }
-        if let Err(e) = self.stop(slot).await {
-            slot.retired
-                .store(false, std::sync::atomic::Ordering::SeqCst);
-            return Err(e);
+    }
+
+    /// Stops `slot`: its stop signal, SIGKILL after its `stop_timeout`. Answers once it is
+    /// gone. The request is sent at once, before the answer is awaited.
+    pub fn stop(
+        &self,
+        slot: &Arc<Slot>,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let slot = slot.clone();
+        let r = self.ask(|reply| Input::Stop { slot, reply });
+        async move {
+            r.await
+                .unwrap_or_else(|| Err("asyncmdd is shutting down".into()))
         }
-        {
-            let mut units = self.units.write().unwrap_or_else(|e| e.into_inner());
-            if units.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-                units.remove(&slot.name);
+    }
+
+    /// Stops `slot` for good and forgets it. No start can slip in between. The request is
+    /// sent at once, before the answer is awaited.
+    pub fn unload(
+        &self,
+        slot: &Arc<Slot>,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let slot = slot.clone();
+        let r = self.ask(|reply| Input::Unload { slot, reply });
+        async move {
+            r.await
+                .unwrap_or_else(|| Err("asyncmdd is shutting down".into()))
+        }
+    }
+
+    /// Gives unit `name` the definition `def`, adding it if there is none of that name.
+    pub async fn define(&self, name: &str, def: Def) {
+        match self.get(name) {
+            Some(slot) => self.set_def(&slot, def).await,
+            None => {
+                self.add(name.to_string(), def).await;
             }
         }
-        if let Some(cg) = &slot.cgroups {
-            cg.remove(&slot.name);
-        }
-        // Wakes its scheduler, which sees the unit is gone and ends.
-        slot.changed();
-        Ok(())
+    }
+
+    /// Marks `slot` as waiting for `deps` (or, with none left, no longer waiting).
+    pub async fn set_waiting(&self, slot: &Arc<Slot>, deps: Vec<String>) {
+        let slot = slot.clone();
+        self.ask(|reply| Input::Wait { slot, deps, reply }).await;
+    }
+
+    /// Records that `slot` will not start because of `why` (a dependency failed).
+    pub async fn not_started(&self, slot: &Arc<Slot>, why: &str) {
+        let (slot, why) = (slot.clone(), why.to_string());
+        self.ask(|reply| Input::NotStarted { slot, why, reply })
+            .await;
+    }
+
+    /// Forgets the restart history of `slot` and gives up on a pending automatic restart: a
+    /// person started it, so the start limit counts from zero again.
+    pub async fn reset_restarts(&self, slot: &Arc<Slot>) {
+        let slot = slot.clone();
+        self.ask(|reply| Input::Manual { slot, reply }).await;
+    }
+
+    /// `asyncmctl reset-failed`: forgets the restart history and turns `failed` into
+    /// `inactive`; returns whether it was failed.
+    pub async fn reset_failed(&self, slot: &Arc<Slot>) -> bool {
+        let slot = slot.clone();
+        self.ask(|reply| Input::ResetFailed { slot, reply })
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Hands an sd_notify datagram to the driver; its sender's PID says which unit it is from.
+    pub fn on_notify(&self, msg: Message) {
+        self.send(Input::Notify(msg));
+    }
+
+    /// Asks the driver to kill orphans whose run is over (see [`Driver::sweep_strays`]).
+    pub fn sweep_strays(&self) {
+        self.send(Input::Sweep);
     }
 
     /// Whether `name` starts by its schedule rather than at boot or reload.
@@ -783,643 +1027,50 @@ impl Supervisor {
 
     /// Whether status answers should show every unit in full (`asyncmctl debug on`).
     pub fn debug(&self) -> bool {
-        self.debug.load(std::sync::atomic::Ordering::SeqCst)
+        self.debug.load(Ordering::SeqCst)
     }
 
     /// Turns debug mode on or off.
     pub fn set_debug(&self, on: bool) {
-        self.debug.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.debug.store(on, Ordering::SeqCst);
     }
 
     /// Spawns `fut`, one of the tasks that handle `slot`: a panic in it is a fault of the unit
-    /// ([`Supervisor::fault`]), never a task that silently vanished and left a state no one
-    /// keeps.
+    /// (an [`Input::Fault`]), never a task that silently vanished and left a state no one
+    /// keeps. The driver's only.
     fn spawn_for<F>(
-        self: &Arc<Self>,
+        &self,
         slot: &Arc<Slot>,
         handler: Handler,
         fut: F,
     ) -> tokio::task::JoinHandle<()>
     where
-        F: std::future::Future<Output = ()> + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
     {
-        let (sup, s) = (self.clone(), slot.clone());
+        let (inbox, slot) = (self.inbox.clone(), slot.clone());
         let counters = Arc::new(crate::task_runtime::Counters::default());
         tokio::spawn(async move {
-            if let Err(e) = crate::task_runtime::traced(fut, counters).await {
-                sup.fault(&s, handler, e);
+            if let Err(error) = crate::task_runtime::traced(fut, counters).await {
+                let _ = inbox.send(Input::Fault {
+                    slot,
+                    handler,
+                    error,
+                });
             }
         })
     }
 
-    /// A panic in `handler` of `slot`: the unit is marked failed with the panic and where it
-    /// happened. A run still going is killed (a run no task watches any more is not left
-    /// running); when the monitor was the one that died, its end is recorded here.
-    fn fault(&self, slot: &Arc<Slot>, handler: Handler, e: crate::task_runtime::TaskError) {
-        let why = format!("internal error: {} {}", handler.name(), e.chain.join(" "));
-        let (kill, fx) = {
-            let mut live = slot.live();
-            if live.life.running {
-                let run = live.life.starts;
-                let kill = (
-                    live.pid.filter(|_| !live.main_exited),
-                    live.invocation.clone().unwrap_or_default(),
-                    live.builtin.take(),
-                );
-                let mut fx = live.step(Event::Condemn {
-                    run,
-                    why: why.clone(),
-                });
-                if handler == Handler::Monitor {
-                    fx.extend(live.step(Event::Ended {
-                        run,
-                        end: End::Lost(why.clone()),
-                        restart: None,
-                    }));
-                }
-                (Some(kill), fx)
-            } else {
-                (None, live.step(Event::StartFailed(why.clone())))
-            }
-        };
-        slot.changed();
-        self.log(slot, Level::Error, &why);
-        self.carry_out(slot, fx);
-        if let Some((pid, tag, builtin)) = kill {
-            slot.signal_run(pid, &tag, Signal::SIGKILL);
-            if let Some((_, abort)) = builtin {
-                abort.abort();
-            }
-        }
+    /// Hands `timer` of `slot` to the driver after `delay`. The driver's only.
+    fn after(&self, delay: Duration, slot: &Arc<Slot>, timer: Timer) {
+        let (inbox, slot) = (self.inbox.clone(), slot.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = inbox.send(Input::Timer { slot, timer });
+        });
     }
 
     fn log(&self, slot: &Slot, level: Level, msg: &str) {
         self.journal.log(slot.id, level, msg);
-    }
-
-    /// Starts `slot`. Returns once the process is spawned (for a oneshot unit: once it ended);
-    /// an error says why it could not start or, for a oneshot, how it failed.
-    pub async fn start(self: &Arc<Self>, slot: &Arc<Slot>) -> Result<(), String> {
-        self.start_inner(slot, None).await
-    }
-
-    /// Starts `slot`; with `due`, only if the automatic restart of that generation is still
-    /// pending once the unit's operation lock is held (a stop or start may have come first).
-    async fn start_inner(
-        self: &Arc<Self>,
-        slot: &Arc<Slot>,
-        due: Option<u64>,
-    ) -> Result<(), String> {
-        let op = slot.op.lock().await;
-        if let Some(gen) = due {
-            if !slot.live().life.restart_due(gen) {
-                return Ok(());
-            }
-        }
-        if slot.retired.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("unloaded".into());
-        }
-        if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("asyncmdd is shutting down".into());
-        }
-        if slot.state() == UnitState::Stopping {
-            return Err("it is still stopping; try again once it has stopped".into());
-        }
-        let def = slot.def();
-        let Some(unit) = def.unit.as_ref() else {
-            return Err(format!(
-                "not loaded: {}",
-                def.load_error.as_deref().unwrap_or("unknown error")
-            ));
-        };
-        if matches!(slot.state(), UnitState::Running | UnitState::Starting) {
-            drop(op);
-            // Whoever started it waits for the oneshot to end, or the notify unit to be
-            // ready; so does this caller.
-            if unit.kind == UnitType::Oneshot {
-                return self.oneshot_outcome(slot).await;
-            }
-            if unit.kind == UnitType::Notify {
-                let run = slot.live().life.starts;
-                return self.readiness(slot, run, unit.start_timeout).await;
-            }
-            return Ok(());
-        }
-        let exec = match &unit.run {
-            Run::Exec(exec) => exec,
-            Run::Builtin(_) | Run::Agent(_) => {
-                let r = self.start_builtin(slot, &def, &unit.run);
-                drop(op);
-                if r.is_ok() && unit.kind == UnitType::Oneshot {
-                    return self.oneshot_outcome(slot).await;
-                }
-                return r;
-            }
-        };
-        // Its turn among the units being started; held until it runs (below), so a boot of
-        // thousands of oneshots never has more than the limit in flight.
-        let Ok(_starting) = self.starting.acquire().await else {
-            return Err("asyncmdd is shutting down".into());
-        };
-        if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("asyncmdd is shutting down".into());
-        }
-        let argv = process::argv(exec, &def.config);
-        let tag = {
-            let mut live = slot.live();
-            live.step(Event::Spawning);
-            live.ran_with = Some(def.clone());
-            let run = live.life.starts + 1;
-            let tag = process::new_tag(&slot.name, run);
-            live.invocation = Some(tag.clone());
-            tag
-        };
-        let extra = self.child_env(unit);
-        let cgroup = match slot.cgroups.as_ref().map(|cg| cg.prepare(&slot.name)) {
-            None => None,
-            Some(Ok(procs)) => Some(procs),
-            Some(Err(e)) => {
-                let msg = format!(
-                    "cannot make its cgroup {}: {e}",
-                    slot.cgroups
-                        .as_ref()
-                        .map_or(PathBuf::new(), |cg| cg.dir(&slot.name))
-                        .display()
-                );
-                self.fail_start(slot, &msg);
-                return Err(msg);
-            }
-        };
-        // Out of descriptors (EMFILE, ENFILE) is a moment's want: other runs end and give
-        // theirs back. Try again for a while before calling it a failure.
-        let mut spawned = process::spawn(unit, &argv, &def.config, &tag, &extra, cgroup.clone());
-        let until = Instant::now() + SPAWN_RETRY;
-        while let Err(e) = &spawned {
-            let out_of_fds = matches!(
-                e.raw_os_error(),
-                Some(n) if n == nix::libc::EMFILE || n == nix::libc::ENFILE
-            );
-            if !out_of_fds || Instant::now() >= until {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            spawned = process::spawn(unit, &argv, &def.config, &tag, &extra, cgroup.clone());
-        }
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                // The OS says ENOENT for a missing workdir as for a missing program.
-                let msg = match unit.workdir.as_ref().map(|w| (w, std::fs::metadata(w))) {
-                    Some((w, Err(we))) => {
-                        format!("cannot run {}: workdir {}: {we}", argv[0], w.display())
-                    }
-                    Some((w, Ok(m))) if !m.is_dir() => {
-                        format!(
-                            "cannot run {}: workdir {} is not a directory",
-                            argv[0],
-                            w.display()
-                        )
-                    }
-                    _ => format!("cannot run {}: {e}", argv[0]),
-                };
-                self.fail_start(slot, &msg);
-                return Err(msg);
-            }
-        };
-        let pid = child.id().unwrap_or(0);
-        let notify = unit.kind == UnitType::Notify;
-        let (run, fx) = {
-            let mut live = slot.live();
-            let fx = live.step(Event::Started {
-                ready: !notify,
-                what: Some(format!("pid {pid}")),
-            });
-            live.pid = Some(pid);
-            live.counters = None;
-            (live.life.starts, fx)
-        };
-        slot.changed();
-        self.carry_out(slot, fx);
-
-        let mut pipes = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            let (j, id) = (self.journal.clone(), slot.id);
-            let c = capture(out, j, id, Level::Info, |_| {});
-            pipes.push(self.spawn_for(slot, Handler::Capture, c));
-        }
-        if let Some(err) = child.stderr.take() {
-            let (j, id, s) = (self.journal.clone(), slot.id, slot.clone());
-            let c = capture(
-                err,
-                j,
-                id,
-                Level::Error,
-                move |lines: &mut dyn Iterator<Item = Line<'_>>| {
-                    // Only the last lines of a batch matter: keep slices until it ends.
-                    let mut last: VecDeque<&[u8]> = VecDeque::with_capacity(TRACEBACK_LINES);
-                    for l in lines {
-                        if last.len() == TRACEBACK_LINES {
-                            last.pop_front();
-                        }
-                        last.push_back(l.msg);
-                    }
-                    let mut live = s.live();
-                    for msg in last {
-                        live.life
-                            .push_traceback(crate::journal::text(msg).into_owned());
-                    }
-                },
-            );
-            pipes.push(self.spawn_for(slot, Handler::Capture, c));
-        }
-        let (sup, s) = (self.clone(), slot.clone());
-        self.spawn_for(slot, Handler::Monitor, async move {
-            let status = child.wait().await;
-            s.live().main_exited = true;
-            process::unregister(pid);
-            // Whatever the run left behind (a double-forked daemon, a background job) goes
-            // with it: no process of a unit outlives its main process.
-            sup.clean_up(&s, &tag).await;
-            // Let the pipes drain so the traceback is complete; a leftover grandchild holding
-            // them open must not keep the unit "running".
-            let _ = tokio::time::timeout(DRAIN_GRACE, async {
-                for p in pipes {
-                    let _ = p.await;
-                }
-            })
-            .await;
-            sup.finished(&s, run, status.map(process::exit_result));
-        });
-        if let Some(every) = unit.watchdog {
-            let (sup, s) = (self.clone(), slot.clone());
-            self.spawn_for(slot, Handler::Watchdog, async move {
-                if let Some(why) = health::watchdog(|| s.last_ping(run), every).await {
-                    sup.kill_run(&s, run, &why, Signal::SIGABRT).await;
-                }
-            });
-        }
-        if let Some(check) = &unit.health {
-            let (sup, s, check) = (self.clone(), slot.clone(), check.clone());
-            self.spawn_for(slot, Handler::Health, async move {
-                let report = |text| s.set_health(text);
-                if let Some(why) = health::health(&check, || s.is_run(run), report).await {
-                    let sig = s.stop_settings().0;
-                    sup.kill_run(&s, run, &why, sig).await;
-                }
-            });
-        }
-        drop(op);
-
-        if unit.kind == UnitType::Oneshot {
-            return self.oneshot_outcome(slot).await;
-        }
-        if notify {
-            return self.readiness(slot, run, unit.start_timeout).await;
-        }
-        Ok(())
-    }
-
-    /// Starts builtin service `name` of `slot` as a task of the daemon.
-    fn start_builtin(
-        self: &Arc<Self>,
-        slot: &Arc<Slot>,
-        def: &Arc<Def>,
-        run: &Run,
-    ) -> Result<(), String> {
-        // The bridge of an [agent] unit is a builtin of the daemon's own, named by no file.
-        let (name, agent) = match run {
-            Run::Agent(link) => ("agent", Some(link.clone())),
-            Run::Builtin(b) => (b.as_str(), None),
-            Run::Exec(_) => unreachable!("a process is not started as a builtin"),
-        };
-        if agent.is_none() && !crate::builtins::NAMES.contains(&name) {
-            let msg = format!(
-                "builtin service '{name}' does not exist in this version of asyncmdd (there is: {})",
-                crate::builtins::NAMES.join(", ")
-            );
-            self.fail_start(slot, &msg);
-            return Err(msg);
-        }
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (me, sup) = (slot.clone(), Arc::downgrade(self));
-        let ctx = crate::builtins::Context {
-            name: slot.name.clone(),
-            args: def.config.args.clone(),
-            kwargs: def.config.kwargs.clone(),
-            stop: stop_rx,
-            journal: self.journal.clone(),
-            id: slot.id,
-            agent,
-            boards: self.boards.clone(),
-            answer: self.answer.get().cloned(),
-            config: self.paths.as_ref().map(|p| p.config.clone()),
-            stats: Arc::new(move |stats| me.set_stats(stats)),
-            units: Box::new(move || {
-                sup.upgrade()
-                    .map(|s| s.all().iter().map(|u| u.status("")).collect())
-                    .unwrap_or_default()
-            }),
-        };
-        let owned = name.to_string();
-        // Made traceable as tasks are: loop info, and a panic becomes an error with its place.
-        let counters = Arc::new(crate::task_runtime::Counters::default());
-        let inner = tokio::spawn(crate::task_runtime::traced(
-            async move { crate::builtins::run(&owned, ctx).await },
-            counters.clone(),
-        ));
-        let (run, fx) = {
-            let mut live = slot.live();
-            let fx = live.step(Event::Started {
-                ready: true,
-                what: Some(format!("builtin {name}")),
-            });
-            live.ran_with = Some(def.clone());
-            live.stats.clear();
-            live.counters = Some(counters);
-            live.builtin = Some((stop_tx, inner.abort_handle()));
-            (live.life.starts, fx)
-        };
-        slot.changed();
-        self.carry_out(slot, fx);
-        let (sup, s) = (self.clone(), slot.clone());
-        self.spawn_for(slot, Handler::Monitor, async move {
-            let outcome = match inner.await {
-                Ok(Ok(r)) => r,
-                Ok(Err(panic)) => Err(std::iter::once(panic.message)
-                    .chain(panic.chain.into_iter().skip(1))
-                    .collect::<Vec<_>>()
-                    .join(" ")),
-                Err(e) if e.is_cancelled() => {
-                    Err("aborted: it did not stop within its stop timeout".into())
-                }
-                Err(e) => Err(format!("panicked: {e}")),
-            };
-            let code = i32::from(outcome.is_err());
-            {
-                let mut live = s.live();
-                if live.life.starts == run {
-                    if let Err(why) = outcome {
-                        // Its error is the reason it failed; the Kill asked for is moot. A
-                        // stopped run keeps the error too (an abort after its stop timeout).
-                        if live.life.stop_requested() {
-                            live.life.error = Some(why);
-                        } else {
-                            live.step(Event::Condemn { run, why });
-                        }
-                    }
-                    live.builtin = None;
-                }
-            }
-            sup.finished(&s, run, Ok(ExitResult::Exited { code }));
-        });
-        Ok(())
-    }
-
-    /// Waits for a `notify` unit's `READY=1`; kills it if none comes within `limit`.
-    async fn readiness(
-        self: &Arc<Self>,
-        slot: &Arc<Slot>,
-        run: u32,
-        limit: Duration,
-    ) -> Result<(), String> {
-        slot.wait_for(limit, |st| st != UnitState::Starting).await;
-        let state = slot.state();
-        if state == UnitState::Starting && slot.is_run(run) {
-            let why = format!("no READY=1 within {}", humantime::format_duration(limit));
-            let sup = self.clone();
-            let (s, w) = (slot.clone(), why.clone());
-            let sig = slot.stop_settings().0;
-            self.spawn_for(slot, Handler::Readiness, async move {
-                sup.kill_run(&s, run, &w, sig).await
-            });
-            return Err(why);
-        }
-        match state {
-            UnitState::Running => Ok(()),
-            _ => Err(slot.live().life.failure_reason()),
-        }
-    }
-
-    /// Waits for a started oneshot to end; an error says how it failed.
-    async fn oneshot_outcome(&self, slot: &Slot) -> Result<(), String> {
-        slot.wait_for(Duration::MAX, |st| {
-            !matches!(st, UnitState::Running | UnitState::Starting)
-        })
-        .await;
-        let life = &slot.live().life;
-        match life.state {
-            UnitState::Done => Ok(()),
-            UnitState::Stopped => Err(format!(
-                "stopped before it finished ({})",
-                life.result_text()
-            )),
-            _ => Err(life.failure_reason()),
-        }
-    }
-
-    /// Extra environment for a unit's process: the notify socket, and the watchdog interval.
-    fn child_env(&self, unit: &Unit) -> Vec<(String, String)> {
-        let mut env = Vec::new();
-        if let Some(path) = self.notify_socket() {
-            env.push(("NOTIFY_SOCKET".into(), path.display().to_string()));
-        }
-        if let Some(w) = unit.watchdog {
-            env.push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
-        }
-        env
-    }
-
-    /// Ends what a run left behind once its main process is gone: SIGTERM, then SIGKILL
-    /// after the unit's stop timeout.
-    async fn clean_up(&self, slot: &Slot, tag: &str) {
-        let left = slot.run_pids(tag);
-        if left.is_empty() {
-            return;
-        }
-        slot.live().cleaning = true;
-        self.clean_up_left(slot, tag, left).await;
-        slot.live().cleaning = false;
-    }
-
-    async fn clean_up_left(&self, slot: &Slot, tag: &str, left: Vec<u32>) {
-        self.log(
-            slot,
-            Level::Info,
-            &format!(
-                "Stopping {} leftover process(es) of this run: {left:?}",
-                left.len()
-            ),
-        );
-        let (sig, timeout) = slot.stop_settings();
-        slot.signal_run(None, tag, sig);
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if slot.run_pids(tag).is_empty() {
-                return;
-            }
-        }
-        let left = slot.run_pids(tag);
-        self.log(
-            slot,
-            Level::Warning,
-            &format!("Leftover process(es) {left:?} outlived {timeout:?}: sending SIGKILL"),
-        );
-        slot.signal_run(None, tag, Signal::SIGKILL);
-    }
-
-    /// Kills run `run` of `slot` because of `why` (a watchdog or health check gave up on it):
-    /// `sig` to its processes, SIGKILL after its stop timeout. The run then ends as failed
-    /// with `why` as its reason, and the restart policy applies.
-    pub async fn kill_run(&self, slot: &Arc<Slot>, run: u32, why: &str, sig: Signal) {
-        let (pid, tag) = {
-            let mut live = slot.live();
-            let Some(pid) = live.pid.filter(|_| !live.main_exited) else {
-                return;
-            };
-            let why = why.to_string();
-            if !live
-                .step(Event::Condemn { run, why })
-                .contains(&Effect::Kill)
-            {
-                return;
-            }
-            (pid, live.invocation.clone().unwrap_or_default())
-        };
-        self.log(slot, Level::Error, &format!("{why}: sending {sig}"));
-        process::signal_invocation(Some(pid), &tag, sig);
-        let timeout = slot.stop_settings().1;
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if !slot.is_run(run) {
-                return;
-            }
-        }
-        slot.signal_run(Some(pid), &tag, Signal::SIGKILL);
-    }
-
-    /// Kills orphans whose run is over: left behind by a run whose main process ended, and
-    /// missed by its clean-up (one that was mid-exec, say). Orphans of a run still going, or
-    /// being cleaned up, are left alone; so are processes with no run tag.
-    pub fn sweep_strays(&self) {
-        let strays: Vec<(u32, String)> = process::orphans()
-            .into_iter()
-            .filter_map(|(pid, tag)| Some((pid, tag?)))
-            .collect();
-        if strays.is_empty() {
-            return;
-        }
-        let all = self.all();
-        for (pid, tag) in strays {
-            let owner = all
-                .iter()
-                .find(|s| s.live().invocation.as_deref() == Some(&tag));
-            let over = owner.is_none_or(|s| {
-                let live = s.live();
-                !live.cleaning && (live.main_exited || live.pid.is_none())
-            });
-            if over && tag.starts_with(&format!("{}:", std::process::id())) {
-                if let Some(s) = owner {
-                    self.log(
-                        s,
-                        Level::Warning,
-                        &format!("Killing stray process {pid} of an ended run"),
-                    );
-                }
-                let _ =
-                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
-        }
-    }
-
-    /// Applies an sd_notify datagram; its sender's PID says which unit it is from.
-    pub fn on_notify(&self, msg: &crate::sd_notify::Message) {
-        let Some(pid) = msg.pid else { return };
-        let slot = match self.sender(pid) {
-            Sender::Unit(s) => s,
-            Sender::Nobody => {
-                tracing::debug!("sd_notify from pid {pid}, which belongs to no unit: ignored");
-                return;
-            }
-            Sender::WrongTag => {
-                let n = self
-                    .forged_notify
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                    + 1;
-                // The first, then every hundredth: a forger cannot flood the journal.
-                if n == 1 || n.is_multiple_of(100) {
-                    let me = self.journal.unit_id(crate::journal::SELF_UNIT);
-                    self.journal.log(
-                        me,
-                        Level::Warning,
-                        &format!(
-                            "sd_notify from pid {pid}, whose run tag is no current run's: \
-                             ignored ({n} so far)"
-                        ),
-                    );
-                }
-                return;
-            }
-        };
-        let mut fx = Vec::new();
-        {
-            let mut live = slot.live();
-            for (k, v) in &msg.fields {
-                match (k.as_str(), v.as_str()) {
-                    ("READY", "1") => fx.extend(live.step(Event::Ready)),
-                    ("STATUS", text) => live.status_text = Some(text.to_string()),
-                    ("WATCHDOG", "1") => live.last_ping = Some(Instant::now()),
-                    ("MAINPID", p) => {
-                        // Only a process of this very run may be named its main process.
-                        let claimed = p.parse().ok().filter(|&p| of_run(p, &live));
-                        if claimed.is_some() {
-                            live.main_pid = claimed;
-                        }
-                    }
-                    ("STOPPING", "1") => {
-                        fx.push(Effect::Log(Level::Info, "Stopping (STOPPING=1)".into()));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        slot.changed();
-        self.carry_out(&slot, fx);
-    }
-
-    /// The unit whose process `pid` is: its main process, its `MAINPID=`, or any process
-    /// carrying its current run's `ASYNCMD_INVOCATION`.
-    fn sender(&self, pid: u32) -> Sender {
-        let all = self.all();
-        // The run tag in its environment is the surest sign; PIDs come second. A process
-        // with a tag that is no current run's (guessed, or left from an earlier run) is not
-        // heard, whatever its PID.
-        if let Some(tag) = process::invocation_of(pid) {
-            return match all
-                .iter()
-                .find(|s| s.live().invocation.as_deref() == Some(&tag))
-            {
-                Some(s) => Sender::Unit(s.clone()),
-                None => Sender::WrongTag,
-            };
-        }
-        all.into_iter()
-            .find(|s| {
-                let live = s.live();
-                !live.main_exited && (live.pid == Some(pid) || live.main_pid == Some(pid))
-            })
-            .map_or(Sender::Nobody, Sender::Unit)
-    }
-
-    /// Records that `slot` will not start because of `msg` (a dependency failed).
-    pub fn not_started(&self, slot: &Slot, msg: &str) {
-        self.fail_start(slot, msg);
-    }
-
-    fn fail_start(&self, slot: &Slot, msg: &str) {
-        let fx = slot.apply(Event::StartFailed(msg.to_string()));
-        self.carry_out(slot, fx);
     }
 
     /// Writes the journal lines of `fx` under `slot`'s name; returns the other effects.
@@ -1435,115 +1086,1142 @@ impl Supervisor {
             .collect()
     }
 
-    fn finished(self: &Arc<Self>, slot: &Arc<Slot>, run: u32, status: std::io::Result<ExitResult>) {
+    /// Extra environment for a unit's process: the notify socket, and the watchdog interval.
+    fn child_env(&self, unit: &Unit) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(path) = self.notify_socket() {
+            env.push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+        }
+        if let Some(w) = unit.watchdog {
+            env.push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
+        }
+        env
+    }
+}
+
+/// What a start waits for, once its unit's run has begun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A `notify` unit's `READY=1`.
+    Ready,
+    /// A oneshot's end.
+    End,
+}
+
+impl Want {
+    /// Whether a unit in `state` answers it.
+    fn met(self, state: UnitState) -> bool {
+        match self {
+            Want::Ready => state != UnitState::Starting,
+            Want::End => !matches!(state, UnitState::Running | UnitState::Starting),
+        }
+    }
+
+    /// The answer, once met.
+    fn outcome(self, life: &Life) -> Result<(), String> {
+        match (self, life.state) {
+            (Want::Ready, UnitState::Running) | (Want::End, UnitState::Done) => Ok(()),
+            (Want::End, UnitState::Stopped) => Err(format!(
+                "stopped before it finished ({})",
+                life.result_text()
+            )),
+            _ => Err(life.failure_reason()),
+        }
+    }
+}
+
+/// A stop waiting for its unit's run to be over.
+enum StopReq {
+    /// `stop`: answer how it went.
+    Stop(Reply),
+    /// `unload`: forget the unit once it is stopped, then answer.
+    Unload(Reply),
+}
+
+/// A spawn that waits for file descriptors to be free.
+struct Spawn {
+    start: StartReq,
+    def: Arc<Def>,
+    argv: Vec<String>,
+    tag: String,
+    extra: Vec<(String, String)>,
+    cgroup: Option<std::ffi::CString>,
+    /// When to give up.
+    until: Instant,
+}
+
+/// What only the driver keeps of a unit: who waits for what, and its run's handles.
+#[derive(Default)]
+struct Private {
+    /// Starts waiting for the run to be ready or to end.
+    waiters: Vec<(Want, StartReq)>,
+    /// Stops waiting for the run to be over.
+    stops: Vec<StopReq>,
+    /// Starts asked for while it was being stopped or started: taken once that is over.
+    deferred: Vec<StartReq>,
+    /// Asks a running builtin service to stop; aborts it when it does not.
+    builtin: Option<(watch::Sender<bool>, tokio::task::AbortHandle)>,
+    /// It holds one of the places of `--spawn-limit` until this is met.
+    permit: Option<Want>,
+    /// A start waiting for a place.
+    queued: Option<StartReq>,
+    /// A spawn waiting for file descriptors.
+    spawn: Option<Spawn>,
+}
+
+/// The owner of the units' live state: handles the [`Input`]s of its supervisor one at a
+/// time, never waiting inside one.
+struct Driver {
+    sup: Weak<Supervisor>,
+    inbox: mpsc::UnboundedReceiver<Input>,
+    /// By the address of the unit's slot.
+    units: HashMap<usize, Private>,
+    /// How many units may be starting at once, and how many are.
+    limit: usize,
+    starting: usize,
+    /// Units waiting for a place to start, in the order they asked.
+    queue: VecDeque<Arc<Slot>>,
+    /// sd_notify datagrams ignored because their sender's run tag is no current run's.
+    forged_notify: u64,
+}
+
+fn key(slot: &Arc<Slot>) -> usize {
+    Arc::as_ptr(slot) as usize
+}
+
+impl Driver {
+    fn new(sup: Weak<Supervisor>, inbox: mpsc::UnboundedReceiver<Input>, limit: usize) -> Driver {
+        Driver {
+            sup,
+            inbox,
+            units: HashMap::new(),
+            limit: limit.max(1),
+            starting: 0,
+            queue: VecDeque::new(),
+            forged_notify: 0,
+        }
+    }
+
+    /// Handles inputs until its supervisor is gone. A panic while handling one is a fault of
+    /// the unit it concerns; the driver goes on with the next.
+    async fn run(mut self) {
+        while let Some(input) = self.inbox.recv().await {
+            let Some(sup) = self.sup.upgrade() else {
+                return;
+            };
+            let slot = input.slot().cloned();
+            let handled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.on(&sup, input)));
+            if let Err(panic) = handled {
+                let error = crate::task_runtime::panic_error(panic);
+                match slot {
+                    Some(s) => self.fault(&sup, &s, Handler::Driver, error),
+                    None => tracing::error!("the driver panicked: {}", error.chain.join(" ")),
+                }
+            }
+        }
+    }
+
+    fn private(&mut self, slot: &Arc<Slot>) -> &mut Private {
+        self.units.entry(key(slot)).or_default()
+    }
+
+    fn on(&mut self, sup: &Arc<Supervisor>, input: Input) {
+        match input {
+            Input::Add { name, def, reply } => {
+                let _ = reply.send(self.add(sup, name, def));
+            }
+            Input::SetDef { slot, def, reply } => {
+                slot.write(|l| l.def = Arc::new(def));
+                let _ = reply.send(());
+            }
+            Input::Start { slot, start } => self.start(sup, &slot, start),
+            Input::Stop { slot, reply } => self.stop(sup, &slot, StopReq::Stop(reply)),
+            Input::Unload { slot, reply } => {
+                slot.write(|l| l.retired = true);
+                self.stop(sup, &slot, StopReq::Unload(reply));
+            }
+            Input::Wait { slot, deps, reply } => {
+                let fx = slot.write(|l| l.step(Event::Wait(deps)));
+                sup.carry_out(&slot, fx);
+                let _ = reply.send(());
+            }
+            Input::NotStarted { slot, why, reply } => {
+                self.fail_start(sup, &slot, &why);
+                let _ = reply.send(());
+            }
+            Input::Manual { slot, reply } => {
+                slot.write_quietly(|l| {
+                    l.step(Event::Manual);
+                });
+                let _ = reply.send(());
+            }
+            Input::ResetFailed { slot, reply } => {
+                let (was, fx) = slot.write(|l| {
+                    let was = l.life.state == UnitState::Failed;
+                    (was, l.step(Event::ResetFailed))
+                });
+                sup.carry_out(&slot, fx);
+                let _ = reply.send(was);
+            }
+            Input::MainExited {
+                slot,
+                run,
+                cleaning,
+            } => slot.write_quietly(|l| {
+                if l.life.starts == run {
+                    l.main_exited = true;
+                    l.cleaning = cleaning;
+                }
+            }),
+            Input::CleanedUp { slot, run } => slot.write_quietly(|l| {
+                if l.life.starts == run {
+                    l.cleaning = false;
+                }
+            }),
+            Input::Traceback { slot, run, lines } => slot.write_quietly(|l| {
+                if l.life.starts == run {
+                    for line in lines {
+                        l.life.push_traceback(line);
+                    }
+                }
+            }),
+            Input::Exited { slot, run, status } => self.finished(sup, &slot, run, status),
+            Input::BuiltinEnded { slot, run, outcome } => {
+                self.builtin_ended(sup, &slot, run, outcome)
+            }
+            Input::Verdict {
+                slot,
+                run,
+                why,
+                sig,
+            } => self.kill_run(sup, &slot, run, &why, sig),
+            Input::Health { slot, run, text } => slot.write(|l| {
+                if l.life.starts == run {
+                    l.health = Some(text);
+                }
+            }),
+            Input::Notify(msg) => self.on_notify(sup, &msg),
+            Input::Fault {
+                slot,
+                handler,
+                error,
+            } => self.fault(sup, &slot, handler, error),
+            Input::Sweep => self.sweep_strays(sup),
+            Input::ShowNext { slot, next_us } => {
+                slot.write_quietly(|l| l.schedule_next_us = next_us)
+            }
+            Input::Due { slot, due_us } => {
+                slot.write_quietly(|l| l.schedule_last_us = Some(due_us));
+                let start = StartReq {
+                    due: None,
+                    reply: None,
+                };
+                self.start(sup, &slot, start);
+            }
+            Input::Timer { slot, timer } => self.timer(sup, &slot, timer),
+        }
+    }
+
+    /// Adds unit `name` (replacing any of that name) and its scheduler, which sleeps until
+    /// the unit has a `[schedule]`.
+    fn add(&mut self, sup: &Arc<Supervisor>, name: String, def: Def) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            id: sup.journal.unit_id(&name),
+            name: name.clone(),
+            live: watch::channel(Live::new(Arc::new(def))).0,
+            cgroups: sup.cgroups.get().cloned(),
+        });
+        sup.units
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, slot.clone());
+        let me = OnSchedule {
+            sup: self.sup.clone(),
+            slot: slot.clone(),
+        };
+        sup.spawn_for(
+            &slot,
+            Handler::Scheduler,
+            schedule::run(me, slot.live.subscribe()),
+        );
+        slot
+    }
+
+    /// Answers `start` with `r`. An automatic restart that could not start (its file broke,
+    /// say) leaves the unit failed, not restarting.
+    fn answer(
+        &mut self,
+        sup: &Arc<Supervisor>,
+        slot: &Arc<Slot>,
+        start: StartReq,
+        r: Result<(), String>,
+    ) {
+        if let (Some(_), Err(e)) = (start.due, &r) {
+            if slot.state() == UnitState::Restarting && !sup.is_shutting_down() {
+                self.fail_start(sup, slot, &format!("restart failed: {e}"));
+            }
+        }
+        if let Some(reply) = start.reply {
+            let _ = reply.send(r);
+        }
+    }
+
+    fn fail_start(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, msg: &str) {
+        let fx = slot.write(|l| l.step(Event::StartFailed(msg.to_string())));
+        sup.carry_out(slot, fx);
+        self.settle(sup, slot);
+    }
+
+    /// Starts `slot`, or joins the start under way; answers `start` once the run has begun
+    /// (a oneshot: ended; a `notify` unit: is ready).
+    fn start(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, start: StartReq) {
+        if let Some(gen) = start.due {
+            if !slot.read(|l| l.life.restart_due(gen)) {
+                return self.answer(sup, slot, start, Ok(()));
+            }
+        }
+        if slot.read(|l| l.retired) {
+            return self.answer(sup, slot, start, Err("unloaded".into()));
+        }
+        if sup.is_shutting_down() {
+            return self.answer(sup, slot, start, Err("asyncmdd is shutting down".into()));
+        }
+        let state = slot.state();
+        let p = self.private(slot);
+        // Being started, or stopped, already: this start comes once that is over.
+        if p.queued.is_some() || p.spawn.is_some() || !p.stops.is_empty() {
+            p.deferred.push(start);
+            return;
+        }
+        if state == UnitState::Stopping {
+            let why = "it is still stopping; try again once it has stopped";
+            return self.answer(sup, slot, start, Err(why.into()));
+        }
+        let def = slot.def();
+        let Some(unit) = def.unit.as_ref() else {
+            let why = def.load_error.as_deref().unwrap_or("unknown error");
+            return self.answer(sup, slot, start, Err(format!("not loaded: {why}")));
+        };
+        if matches!(state, UnitState::Running | UnitState::Starting) {
+            // Whoever started it waits for the oneshot to end, or the notify unit to be
+            // ready; so does this caller.
+            return match unit.kind {
+                UnitType::Oneshot => self.wait(sup, slot, Want::End, start),
+                UnitType::Notify => self.wait(sup, slot, Want::Ready, start),
+                _ => self.answer(sup, slot, start, Ok(())),
+            };
+        }
+        match &unit.run {
+            Run::Exec(_) => {
+                // Its turn among the units being started, held until it runs: a boot of
+                // thousands of oneshots never has more than the limit in flight.
+                if self.starting >= self.limit {
+                    self.private(slot).queued = Some(start);
+                    self.queue.push_back(slot.clone());
+                    return;
+                }
+                self.starting += 1;
+                self.spawn_process(sup, slot, def.clone(), start);
+            }
+            Run::Builtin(_) | Run::Agent(_) => {
+                let r = self.start_builtin(sup, slot, &def, &unit.run);
+                if r.is_ok() && unit.kind == UnitType::Oneshot {
+                    self.wait(sup, slot, Want::End, start);
+                } else {
+                    self.answer(sup, slot, start, r);
+                }
+            }
+        }
+    }
+
+    /// Answers `start` once the unit is ready or has ended, as `want` says.
+    fn wait(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, want: Want, start: StartReq) {
+        self.private(slot).waiters.push((want, start));
+        self.settle(sup, slot);
+    }
+
+    /// Gives up a place among the units being started; the next in line takes it.
+    fn release(&mut self, sup: &Arc<Supervisor>) {
+        self.starting = self.starting.saturating_sub(1);
+        while self.starting < self.limit {
+            let Some(next) = self.queue.pop_front() else {
+                break;
+            };
+            if let Some(start) = self.private(&next).queued.take() {
+                self.start(sup, &next, start);
+            }
+        }
+    }
+
+    /// Answers whatever the state of `slot` now settles: starts waiting for it to be ready
+    /// or to end, its place among the units being started, stops waiting for it to be over,
+    /// and starts deferred until then.
+    fn settle(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>) {
+        let state = slot.state();
+        let p = self.private(slot);
+        let (met, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut p.waiters)
+            .into_iter()
+            .partition(|(want, _)| want.met(state));
+        p.waiters = waiting;
+        let permit = p.permit.is_some_and(|want| want.met(state));
+        if permit {
+            p.permit = None;
+        }
+        let over = !matches!(
+            state,
+            UnitState::Running | UnitState::Stopping | UnitState::Starting
+        );
+        let stops = if over {
+            std::mem::take(&mut p.stops)
+        } else {
+            Vec::new()
+        };
+        let free = state != UnitState::Stopping && p.queued.is_none() && p.spawn.is_none();
+        let deferred = if free && p.stops.is_empty() {
+            std::mem::take(&mut p.deferred)
+        } else {
+            Vec::new()
+        };
+        if permit {
+            self.release(sup);
+        }
+        for (want, start) in met {
+            let r = slot.read(|l| want.outcome(&l.life));
+            self.answer(sup, slot, start, r);
+        }
+        for stop in stops {
+            self.stopped(sup, slot, stop, Ok(()));
+        }
+        for start in deferred {
+            self.start(sup, slot, start);
+        }
+    }
+
+    /// Spawns the process of `slot` (whose place among the units starting it holds).
+    fn spawn_process(
+        &mut self,
+        sup: &Arc<Supervisor>,
+        slot: &Arc<Slot>,
+        def: Arc<Def>,
+        start: StartReq,
+    ) {
+        let unit = def.unit.as_ref().expect("a loaded unit is started");
+        let Run::Exec(exec) = &unit.run else {
+            unreachable!("a builtin is not spawned")
+        };
+        let argv = process::argv(exec, &def.config);
+        let tag = slot.write(|l| {
+            l.step(Event::Spawning);
+            l.ran_with = Some(def.clone());
+            let tag = process::new_tag(&slot.name, l.life.starts + 1);
+            l.invocation = Some(tag.clone());
+            tag
+        });
+        let extra = sup.child_env(unit);
+        let cgroup = match slot.cgroups.as_ref().map(|cg| (cg, cg.prepare(&slot.name))) {
+            None => None,
+            Some((_, Ok(procs))) => Some(procs),
+            Some((cg, Err(e))) => {
+                let msg = format!(
+                    "cannot make its cgroup {}: {e}",
+                    cg.dir(&slot.name).display()
+                );
+                self.release(sup);
+                self.fail_start(sup, slot, &msg);
+                return self.answer(sup, slot, start, Err(msg));
+            }
+        };
+        let spawn = Spawn {
+            start,
+            def: def.clone(),
+            argv,
+            tag,
+            extra,
+            cgroup,
+            until: Instant::now() + SPAWN_RETRY,
+        };
+        self.try_spawn(sup, slot, spawn);
+    }
+
+    fn try_spawn(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, spawn: Spawn) {
+        let unit = spawn.def.unit.as_ref().expect("a loaded unit is started");
+        let s = &spawn;
+        match process::spawn(
+            unit,
+            &s.argv,
+            &s.def.config,
+            &s.tag,
+            &s.extra,
+            s.cgroup.clone(),
+        ) {
+            Ok(child) => self.started_process(sup, slot, spawn, child),
+            Err(e) => {
+                // Out of descriptors (EMFILE, ENFILE) is a moment's want: other runs end and
+                // give theirs back. Try again for a while before calling it a failure.
+                let out_of_fds = matches!(
+                    e.raw_os_error(),
+                    Some(n) if n == nix::libc::EMFILE || n == nix::libc::ENFILE
+                );
+                if out_of_fds && Instant::now() < spawn.until {
+                    self.private(slot).spawn = Some(spawn);
+                    sup.after(SPAWN_RETRY_EVERY, slot, Timer::SpawnRetry);
+                    return;
+                }
+                let program = &spawn.argv[0];
+                // The OS says ENOENT for a missing workdir as for a missing program.
+                let msg = match unit.workdir.as_ref().map(|w| (w, std::fs::metadata(w))) {
+                    Some((w, Err(we))) => {
+                        format!("cannot run {program}: workdir {}: {we}", w.display())
+                    }
+                    Some((w, Ok(m))) if !m.is_dir() => format!(
+                        "cannot run {program}: workdir {} is not a directory",
+                        w.display()
+                    ),
+                    _ => format!("cannot run {program}: {e}"),
+                };
+                self.release(sup);
+                self.fail_start(sup, slot, &msg);
+                self.answer(sup, slot, spawn.start, Err(msg));
+            }
+        }
+    }
+
+    /// The process of a run is spawned: its output capture, its monitor, its watchdog and
+    /// health check go with it.
+    fn started_process(
+        &mut self,
+        sup: &Arc<Supervisor>,
+        slot: &Arc<Slot>,
+        spawn: Spawn,
+        mut child: tokio::process::Child,
+    ) {
+        let Spawn {
+            start, def, tag, ..
+        } = spawn;
+        let unit = def.unit.as_ref().expect("a loaded unit is started");
+        let pid = child.id().unwrap_or(0);
+        let notify = unit.kind == UnitType::Notify;
+        let (run, fx) = slot.write(|l| {
+            let fx = l.step(Event::Started {
+                ready: !notify,
+                what: Some(format!("pid {pid}")),
+            });
+            l.pid = Some(pid);
+            l.counters = None;
+            (l.life.starts, fx)
+        });
+        sup.carry_out(slot, fx);
+
+        let mut pipes = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            let c = capture(out, sup.journal.clone(), slot.id, Level::Info, |_| {});
+            pipes.push(sup.spawn_for(slot, Handler::Capture, c));
+        }
+        if let Some(err) = child.stderr.take() {
+            let (inbox, s) = (sup.inbox.clone(), slot.clone());
+            let tap = move |lines: &mut dyn Iterator<Item = Line<'_>>| {
+                // Only the last lines of a batch matter: keep slices until it ends.
+                let mut last: VecDeque<&[u8]> = VecDeque::with_capacity(TRACEBACK_LINES);
+                for l in lines {
+                    if last.len() == TRACEBACK_LINES {
+                        last.pop_front();
+                    }
+                    last.push_back(l.msg);
+                }
+                if !last.is_empty() {
+                    let lines = last
+                        .into_iter()
+                        .map(|m| crate::journal::text(m).into_owned())
+                        .collect();
+                    let slot = s.clone();
+                    let _ = inbox.send(Input::Traceback { slot, run, lines });
+                }
+            };
+            let c = capture(err, sup.journal.clone(), slot.id, Level::Error, tap);
+            pipes.push(sup.spawn_for(slot, Handler::Capture, c));
+        }
+        let (inbox, s, journal) = (sup.inbox.clone(), slot.clone(), sup.journal.clone());
+        sup.spawn_for(slot, Handler::Monitor, async move {
+            let status = child.wait().await;
+            process::unregister(pid);
+            // Whatever the run left behind (a double-forked daemon, a background job) goes
+            // with it: no process of a unit outlives its main process.
+            let left = s.run_pids(&tag);
+            let cleaning = !left.is_empty();
+            let _ = inbox.send(Input::MainExited {
+                slot: s.clone(),
+                run,
+                cleaning,
+            });
+            if cleaning {
+                clean_up(&journal, &s, &tag, left).await;
+                let _ = inbox.send(Input::CleanedUp {
+                    slot: s.clone(),
+                    run,
+                });
+            }
+            // Let the pipes drain so the traceback is complete; a leftover grandchild holding
+            // them open must not keep the unit "running".
+            let _ = tokio::time::timeout(DRAIN_GRACE, async {
+                for p in pipes {
+                    let _ = p.await;
+                }
+            })
+            .await;
+            let status = status.map(process::exit_result);
+            let _ = inbox.send(Input::Exited {
+                slot: s,
+                run,
+                status,
+            });
+        });
+        if let Some(every) = unit.watchdog {
+            let (inbox, s) = (sup.inbox.clone(), slot.clone());
+            sup.spawn_for(slot, Handler::Watchdog, async move {
+                if let Some(why) = health::watchdog(|| s.last_ping(run), every).await {
+                    let (slot, sig) = (s.clone(), Signal::SIGABRT);
+                    let _ = inbox.send(Input::Verdict {
+                        slot,
+                        run,
+                        why,
+                        sig,
+                    });
+                }
+            });
+        }
+        if let Some(check) = &unit.health {
+            let (inbox, s, check) = (sup.inbox.clone(), slot.clone(), check.clone());
+            sup.spawn_for(slot, Handler::Health, async move {
+                let report = |text| {
+                    let slot = s.clone();
+                    let _ = inbox.send(Input::Health { slot, run, text });
+                };
+                if let Some(why) = health::health(&check, || s.is_run(run), report).await {
+                    let (slot, sig) = (s.clone(), s.stop_settings().0);
+                    let _ = inbox.send(Input::Verdict {
+                        slot,
+                        run,
+                        why,
+                        sig,
+                    });
+                }
+            });
+        }
+        match unit.kind {
+            UnitType::Oneshot => {
+                self.private(slot).permit = Some(Want::End);
+                self.wait(sup, slot, Want::End, start);
+            }
+            UnitType::Notify => {
+                self.private(slot).permit = Some(Want::Ready);
+                let limit = unit.start_timeout;
+                sup.after(limit, slot, Timer::Ready { run, limit });
+                self.wait(sup, slot, Want::Ready, start);
+            }
+            _ => {
+                self.release(sup);
+                self.answer(sup, slot, start, Ok(()));
+            }
+        }
+    }
+
+    /// Starts builtin service `run` of `slot` as a task of the daemon.
+    fn start_builtin(
+        &mut self,
+        sup: &Arc<Supervisor>,
+        slot: &Arc<Slot>,
+        def: &Arc<Def>,
+        run: &Run,
+    ) -> Result<(), String> {
+        // The bridge of an [agent] unit is a builtin of the daemon's own, named by no file.
+        let (name, agent) = match run {
+            Run::Agent(link) => ("agent", Some(link.clone())),
+            Run::Builtin(b) => (b.as_str(), None),
+            Run::Exec(_) => unreachable!("a process is not started as a builtin"),
+        };
+        if agent.is_none() && !crate::builtins::NAMES.contains(&name) {
+            let msg = format!(
+                "builtin service '{name}' does not exist in this version of asyncmdd (there is: {})",
+                crate::builtins::NAMES.join(", ")
+            );
+            self.fail_start(sup, slot, &msg);
+            return Err(msg);
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stats, weak) = (Arc::new(Mutex::new(Map::new())), self.sup.clone());
+        let sink = stats.clone();
+        let ctx = crate::builtins::Context {
+            name: slot.name.clone(),
+            args: def.config.args.clone(),
+            kwargs: def.config.kwargs.clone(),
+            stop: stop_rx,
+            journal: sup.journal.clone(),
+            id: slot.id,
+            agent,
+            boards: sup.boards.clone(),
+            answer: sup.answer.get().cloned(),
+            config: sup.paths.as_ref().map(|p| p.config.clone()),
+            stats: Arc::new(move |now| *sink.lock().unwrap_or_else(|e| e.into_inner()) = now),
+            units: Box::new(move || {
+                weak.upgrade()
+                    .map(|s| s.all().iter().map(|u| u.status("")).collect())
+                    .unwrap_or_default()
+            }),
+        };
+        let owned = name.to_string();
+        // Made traceable as tasks are: loop info, and a panic becomes an error with its place.
+        let counters = Arc::new(crate::task_runtime::Counters::default());
+        let inner = tokio::spawn(crate::task_runtime::traced(
+            async move { crate::builtins::run(&owned, ctx).await },
+            counters.clone(),
+        ));
+        let (run, fx) = slot.write(|l| {
+            let fx = l.step(Event::Started {
+                ready: true,
+                what: Some(format!("builtin {name}")),
+            });
+            l.ran_with = Some(def.clone());
+            l.stats = stats;
+            l.counters = Some(counters);
+            (l.life.starts, fx)
+        });
+        self.private(slot).builtin = Some((stop_tx, inner.abort_handle()));
+        sup.carry_out(slot, fx);
+        let (inbox, s) = (sup.inbox.clone(), slot.clone());
+        sup.spawn_for(slot, Handler::Monitor, async move {
+            let outcome = match inner.await {
+                Ok(Ok(r)) => r,
+                Ok(Err(panic)) => Err(std::iter::once(panic.message)
+                    .chain(panic.chain.into_iter().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" ")),
+                Err(e) if e.is_cancelled() => {
+                    Err("aborted: it did not stop within its stop timeout".into())
+                }
+                Err(e) => Err(format!("panicked: {e}")),
+            };
+            let _ = inbox.send(Input::BuiltinEnded {
+                slot: s,
+                run,
+                outcome,
+            });
+        });
+        Ok(())
+    }
+
+    fn builtin_ended(
+        &mut self,
+        sup: &Arc<Supervisor>,
+        slot: &Arc<Slot>,
+        run: u32,
+        outcome: Result<(), String>,
+    ) {
+        let code = i32::from(outcome.is_err());
+        let current = slot.write(|l| {
+            if l.life.starts != run {
+                return false;
+            }
+            if let Err(why) = outcome {
+                // Its error is the reason it failed; the Kill asked for is moot. A stopped
+                // run keeps the error too (an abort after its stop timeout).
+                if l.life.stop_requested() {
+                    l.life.error = Some(why);
+                } else {
+                    l.step(Event::Condemn { run, why });
+                }
+            }
+            true
+        });
+        if current {
+            self.private(slot).builtin = None;
+        }
+        self.finished(sup, slot, run, Ok(ExitResult::Exited { code }));
+    }
+
+    /// Run `run` of `slot` is over: its lifecycle decides what comes next (a restart, say).
+    fn finished(
+        &mut self,
+        sup: &Arc<Supervisor>,
+        slot: &Arc<Slot>,
+        run: u32,
+        status: std::io::Result<ExitResult>,
+    ) {
         let end = match status {
             Ok(r) => End::Exit(r),
             Err(e) => End::Lost(e.to_string()),
         };
-        let fx = {
-            let mut live = slot.live();
-            let restart = live
+        let fx = slot.write(|l| {
+            let restart = l
                 .ran_with
                 .as_ref()
                 .and_then(|d| d.unit.as_ref())
                 .map(|u| (u.restart, u.backoff));
-            live.step(Event::Ended { run, end, restart })
-        };
-        slot.changed();
-        for effect in self.carry_out(slot, fx) {
+            l.step(Event::Ended { run, end, restart })
+        });
+        for effect in sup.carry_out(slot, fx) {
             if let Effect::ArmRestart { delay, gen } = effect {
-                let (sup, s) = (self.clone(), slot.clone());
-                self.spawn_for(slot, Handler::Restart, async move {
-                    tokio::time::sleep(delay).await;
-                    if let Err(e) = sup.start_inner(&s, Some(gen)).await {
-                        // Not started (its file broke, say): failed, not restarting.
-                        let down = sup.shutting_down.load(std::sync::atomic::Ordering::SeqCst);
-                        if s.state() == UnitState::Restarting && !down {
-                            sup.fail_start(&s, &format!("restart failed: {e}"));
+                sup.after(delay, slot, Timer::Restart { gen });
+            }
+        }
+        self.settle(sup, slot);
+    }
+
+    /// Stops `slot`: its stop signal to its process group (a builtin: its stop request), then
+    /// SIGKILL after its stop timeout (a builtin: an abort); `stop` is answered once it is
+    /// over. A stop under way is joined.
+    fn stop(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, stop: StopReq) {
+        let p = self.private(slot);
+        let (queued, spawn) = (p.queued.take(), p.spawn.take());
+        if queued.is_some() || spawn.is_some() {
+            let why = "stopped before it could start";
+            let deferred = std::mem::take(&mut p.deferred);
+            if let Some(start) = queued {
+                self.queue.retain(|s| !Arc::ptr_eq(s, slot));
+                self.answer(sup, slot, start, Err(why.into()));
+            }
+            if let Some(spawn) = spawn {
+                self.release(sup);
+                self.fail_start(sup, slot, why);
+                self.answer(sup, slot, spawn.start, Err(why.into()));
+            }
+            for start in deferred {
+                self.answer(sup, slot, start, Err(why.into()));
+            }
+        }
+        if !self.private(slot).stops.is_empty() {
+            self.private(slot).stops.push(stop);
+            return;
+        }
+        let (fx, pid, alive, run) = slot.write(|l| {
+            let fx = l.step(Event::Stop);
+            (fx, l.pid, l.alive_pid(), l.life.starts)
+        });
+        if sup.carry_out(slot, fx).is_empty() {
+            return self.stopped(sup, slot, stop, Ok(()));
+        }
+        let (sig, timeout) = slot.stop_settings();
+        if let Some((tx, _)) = &self.private(slot).builtin {
+            let _ = tx.send(true);
+        } else if pid.is_none() {
+            return self.stopped(sup, slot, stop, Ok(()));
+        } else if let Some(pid) = alive {
+            // The group now; whatever escaped it is an orphan once the main process is gone,
+            // and the monitor's clean-up stops it.
+            if let Err(e) = process::signal_group(pid, sig) {
+                slot.write(|l| l.step(Event::StopFailed));
+                let why = format!("cannot signal process group {pid}: {e}");
+                return self.stopped(sup, slot, stop, Err(why));
+            }
+        }
+        self.private(slot).stops.push(stop);
+        sup.after(timeout, slot, Timer::StopTimeout { run });
+        self.settle(sup, slot);
+    }
+
+    /// A stop of `slot` is over, as `r` says.
+    fn stopped(
+        &mut self,
+        sup: &Arc<Supervisor>,
+        slot: &Arc<Slot>,
+        stop: StopReq,
+        r: Result<(), String>,
+    ) {
+        match stop {
+            StopReq::Stop(reply) => {
+                let _ = reply.send(r);
+            }
+            StopReq::Unload(reply) => {
+                if r.is_ok() {
+                    {
+                        let mut units = sup.units.write().unwrap_or_else(|e| e.into_inner());
+                        if units.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+                            units.remove(&slot.name);
                         }
                     }
-                });
+                    if let Some(cg) = &slot.cgroups {
+                        cg.remove(&slot.name);
+                    }
+                    self.units.remove(&key(slot));
+                    // Wakes its scheduler, which sees the unit is gone and ends.
+                    slot.write(|_| {});
+                } else {
+                    slot.write(|l| l.retired = false);
+                }
+                let _ = reply.send(r);
             }
         }
     }
 
-    /// Stops `slot`: SIGTERM to its process group, SIGKILL after its `stop_timeout`.
-    pub async fn stop(&self, slot: &Arc<Slot>) -> Result<(), String> {
-        let _op = slot.op.lock().await;
-        let (fx, builtin, pid, tag) = {
-            let mut live = slot.live();
-            let fx = live.step(Event::Stop);
-            let tag = live.invocation.clone().unwrap_or_default();
-            (fx, live.builtin.clone(), live.pid, tag)
-        };
-        slot.changed();
-        if self.carry_out(slot, fx).is_empty() {
-            return Ok(());
-        }
-        if let Some((tx, abort)) = builtin {
-            return self.stop_builtin(slot, tx, abort).await;
-        }
-        let Some(pid) = pid else {
-            return Ok(());
-        };
-        let (sig, timeout) = slot.stop_settings();
-        let gone = |st: UnitState| {
-            !matches!(
-                st,
-                UnitState::Running | UnitState::Stopping | UnitState::Starting
-            )
-        };
-        // The group now; whatever escaped it is an orphan once the main process is gone, and
-        // the monitor's clean-up stops it.
-        let leader_alive = || !slot.live().main_exited;
-        if leader_alive() {
-            if let Err(e) = process::signal_group(pid, sig) {
-                slot.apply(Event::StopFailed);
-                return Err(format!("cannot signal process group {pid}: {e}"));
+    fn timer(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, timer: Timer) {
+        let current = |run: u32| slot.read(|l| l.life.starts == run && l.life.running);
+        match timer {
+            Timer::StopTimeout { run } => {
+                if !current(run) || self.private(slot).stops.is_empty() {
+                    return;
+                }
+                let (sig, timeout) = slot.stop_settings();
+                if let Some((_, abort)) = &self.private(slot).builtin {
+                    let msg = format!("Did not stop within {timeout:?}: aborting it");
+                    sup.log(slot, Level::Warning, &msg);
+                    abort.abort();
+                    sup.after(KILL_GRACE, slot, Timer::KillTimeout { run });
+                } else {
+                    let msg = format!("Did not stop within {timeout:?} of {sig}: sending SIGKILL");
+                    sup.log(slot, Level::Warning, &msg);
+                    let (group, tag) = slot.read(|l| (l.alive_pid(), l.tag()));
+                    slot.signal_run(group, &tag, Signal::SIGKILL);
+                    sup.after(KILL_GRACE + timeout, slot, Timer::KillTimeout { run });
+                }
             }
-        }
-        if slot.wait_for(timeout, gone).await {
-            return Ok(());
-        }
-        self.log(
-            slot,
-            Level::Warning,
-            &format!("Did not stop within {timeout:?} of {sig}: sending SIGKILL"),
-        );
-        let group = leader_alive().then_some(pid);
-        slot.signal_run(group, &tag, Signal::SIGKILL);
-        if slot.wait_for(KILL_GRACE + timeout, gone).await {
-            Ok(())
-        } else {
-            Err(format!("process {pid} survived SIGKILL for {KILL_GRACE:?}"))
+            Timer::KillTimeout { run } => {
+                if !current(run) {
+                    return;
+                }
+                let why = if self.private(slot).builtin.is_some() {
+                    "the builtin service did not end after it was aborted".to_string()
+                } else {
+                    let pid = slot.read(|l| l.pid).unwrap_or_default();
+                    format!("process {pid} survived SIGKILL for {KILL_GRACE:?}")
+                };
+                for stop in std::mem::take(&mut self.private(slot).stops) {
+                    self.stopped(sup, slot, stop, Err(why.clone()));
+                }
+            }
+            Timer::Condemned { run } => {
+                if slot.is_run(run) {
+                    let (pid, tag) = slot.read(|l| (l.alive_pid(), l.tag()));
+                    slot.signal_run(pid, &tag, Signal::SIGKILL);
+                }
+            }
+            Timer::Ready { run, limit } => {
+                if slot.state() != UnitState::Starting || !slot.is_run(run) {
+                    return;
+                }
+                let why = format!("no READY=1 within {}", humantime::format_duration(limit));
+                let p = self.private(slot);
+                let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut p.waiters)
+                    .into_iter()
+                    .partition(|(want, _)| *want == Want::Ready);
+                p.waiters = rest;
+                if p.permit == Some(Want::Ready) {
+                    p.permit = None;
+                    self.release(sup);
+                }
+                for (_, start) in ready {
+                    self.answer(sup, slot, start, Err(why.clone()));
+                }
+                let sig = slot.stop_settings().0;
+                self.kill_run(sup, slot, run, &why, sig);
+            }
+            Timer::Restart { gen } => {
+                let start = StartReq {
+                    due: Some(gen),
+                    reply: None,
+                };
+                self.start(sup, slot, start);
+            }
+            Timer::SpawnRetry => {
+                if let Some(spawn) = self.private(slot).spawn.take() {
+                    self.try_spawn(sup, slot, spawn);
+                }
+            }
         }
     }
 
-    /// Asks a builtin to stop; aborts it after the unit's stop timeout.
-    async fn stop_builtin(
-        &self,
+    /// Kills run `run` of `slot` because of `why` (a watchdog, a health check or its start
+    /// timeout gave up on it): `sig` to its processes, SIGKILL after its stop timeout. The
+    /// run then ends as failed with `why` as its reason, and the restart policy applies.
+    fn kill_run(
+        &mut self,
+        sup: &Arc<Supervisor>,
         slot: &Arc<Slot>,
-        tx: watch::Sender<bool>,
-        abort: tokio::task::AbortHandle,
-    ) -> Result<(), String> {
-        let timeout = slot.stop_settings().1;
-        let _ = tx.send(true);
-        let gone = |st: UnitState| !matches!(st, UnitState::Running | UnitState::Stopping);
-        if slot.wait_for(timeout, gone).await {
-            return Ok(());
+        run: u32,
+        why: &str,
+        sig: Signal,
+    ) {
+        let target = slot.write(|l| {
+            let pid = l.alive_pid()?;
+            let condemn = Event::Condemn {
+                run,
+                why: why.to_string(),
+            };
+            l.step(condemn)
+                .contains(&Effect::Kill)
+                .then(|| (pid, l.tag()))
+        });
+        let Some((pid, tag)) = target else {
+            return;
+        };
+        sup.log(slot, Level::Error, &format!("{why}: sending {sig}"));
+        process::signal_invocation(Some(pid), &tag, sig);
+        sup.after(slot.stop_settings().1, slot, Timer::Condemned { run });
+    }
+
+    /// A panic in `handler` of `slot`: the unit is marked failed with the panic and where it
+    /// happened. A run still going is killed (a run no task watches any more is not left
+    /// running); when the monitor was the one that died, its end is recorded here.
+    fn fault(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, handler: Handler, e: TaskError) {
+        let why = format!("internal error: {} {}", handler.name(), e.chain.join(" "));
+        let (kill, fx) = slot.write(|l| {
+            if l.life.running {
+                let run = l.life.starts;
+                let kill = (l.alive_pid(), l.tag());
+                let mut fx = l.step(Event::Condemn {
+                    run,
+                    why: why.clone(),
+                });
+                if handler == Handler::Monitor {
+                    fx.extend(l.step(Event::Ended {
+                        run,
+                        end: End::Lost(why.clone()),
+                        restart: None,
+                    }));
+                }
+                (Some(kill), fx)
+            } else {
+                (None, l.step(Event::StartFailed(why.clone())))
+            }
+        });
+        sup.log(slot, Level::Error, &why);
+        sup.carry_out(slot, fx);
+        if let Some((pid, tag)) = kill {
+            slot.signal_run(pid, &tag, Signal::SIGKILL);
+            if let Some((_, abort)) = self.private(slot).builtin.take() {
+                abort.abort();
+            }
         }
-        self.log(
-            slot,
-            Level::Warning,
-            &format!("Did not stop within {timeout:?}: aborting it"),
-        );
-        abort.abort();
-        if slot.wait_for(KILL_GRACE, gone).await {
-            Ok(())
-        } else {
-            Err("the builtin service did not end after it was aborted".into())
+        self.settle(sup, slot);
+    }
+
+    /// Applies an sd_notify datagram; its sender's PID says which unit it is from.
+    fn on_notify(&mut self, sup: &Arc<Supervisor>, msg: &Message) {
+        let Some(pid) = msg.pid else { return };
+        let slot = match self.speaker(sup, pid) {
+            Speaker::Unit(s) => s,
+            Speaker::Nobody => {
+                tracing::debug!("sd_notify from pid {pid}, which belongs to no unit: ignored");
+                return;
+            }
+            Speaker::WrongTag => {
+                self.forged_notify += 1;
+                let n = self.forged_notify;
+                // The first, then every hundredth: a forger cannot flood the journal.
+                if n == 1 || n.is_multiple_of(100) {
+                    let me = sup.journal.unit_id(crate::journal::SELF_UNIT);
+                    sup.journal.log(
+                        me,
+                        Level::Warning,
+                        &format!(
+                            "sd_notify from pid {pid}, whose run tag is no current run's: \
+                             ignored ({n} so far)"
+                        ),
+                    );
+                }
+                return;
+            }
+        };
+        let fx = slot.write(|l| {
+            let mut fx = Vec::new();
+            for (k, v) in &msg.fields {
+                match (k.as_str(), v.as_str()) {
+                    ("READY", "1") => fx.extend(l.step(Event::Ready)),
+                    ("STATUS", text) => l.status_text = Some(text.to_string()),
+                    ("WATCHDOG", "1") => l.last_ping = Some(Instant::now()),
+                    ("MAINPID", p) => {
+                        // Only a process of this very run may be named its main process.
+                        let claimed = p.parse().ok().filter(|&p| of_run(p, l));
+                        if claimed.is_some() {
+                            l.main_pid = claimed;
+                        }
+                    }
+                    ("STOPPING", "1") => {
+                        fx.push(Effect::Log(Level::Info, "Stopping (STOPPING=1)".into()));
+                    }
+                    _ => {}
+                }
+            }
+            fx
+        });
+        sup.carry_out(&slot, fx);
+        self.settle(sup, &slot);
+    }
+
+    /// The unit whose process `pid` is: its main process, its `MAINPID=`, or any process
+    /// carrying its current run's `ASYNCMD_INVOCATION`.
+    fn speaker(&self, sup: &Supervisor, pid: u32) -> Speaker {
+        let all = sup.all();
+        // The run tag in its environment is the surest sign; PIDs come second. A process
+        // with a tag that is no current run's (guessed, or left from an earlier run) is not
+        // heard, whatever its PID.
+        if let Some(tag) = process::invocation_of(pid) {
+            return match all
+                .iter()
+                .find(|s| s.read(|l| l.invocation.as_deref() == Some(&tag)))
+            {
+                Some(s) => Speaker::Unit(s.clone()),
+                None => Speaker::WrongTag,
+            };
+        }
+        all.into_iter()
+            .find(|s| s.read(|l| !l.main_exited && (l.pid == Some(pid) || l.main_pid == Some(pid))))
+            .map_or(Speaker::Nobody, Speaker::Unit)
+    }
+
+    /// Kills orphans whose run is over: left behind by a run whose main process ended, and
+    /// missed by its clean-up (one that was mid-exec, say). Orphans of a run still going, or
+    /// being cleaned up, are left alone; so are processes with no run tag, or the tag of no
+    /// unit of this daemon.
+    fn sweep_strays(&mut self, sup: &Arc<Supervisor>) {
+        let strays: Vec<(u32, String)> = process::orphans()
+            .into_iter()
+            .filter_map(|(pid, tag)| Some((pid, tag?)))
+            .collect();
+        if strays.is_empty() {
+            return;
+        }
+        let all = sup.all();
+        for (pid, tag) in strays {
+            let ours = all.iter().any(|s| {
+                tag.strip_prefix(s.name.as_str())
+                    .is_some_and(|t| t.starts_with(':'))
+            });
+            let owner = all
+                .iter()
+                .find(|s| s.read(|l| l.invocation.as_deref() == Some(&tag)));
+            let over =
+                owner.is_none_or(|s| s.read(|l| !l.cleaning && (l.main_exited || l.pid.is_none())));
+            if ours && over {
+                if let Some(s) = owner {
+                    let msg = format!("Killing stray process {pid} of an ended run");
+                    sup.log(s, Level::Warning, &msg);
+                }
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
         }
     }
+}
+
+/// Ends what a run left behind once its main process is gone: the unit's stop signal, then
+/// SIGKILL after its stop timeout.
+async fn clean_up(journal: &Journal, slot: &Slot, tag: &str, left: Vec<u32>) {
+    let n = left.len();
+    let msg = format!("Stopping {n} leftover process(es) of this run: {left:?}");
+    journal.log(slot.id, Level::Info, &msg);
+    let (sig, timeout) = slot.stop_settings();
+    slot.signal_run(None, tag, sig);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if slot.run_pids(tag).is_empty() {
+            return;
+        }
+    }
+    let left = slot.run_pids(tag);
+    let msg = format!("Leftover process(es) {left:?} outlived {timeout:?}: sending SIGKILL");
+    journal.log(slot.id, Level::Warning, &msg);
+    slot.signal_run(None, tag, Signal::SIGKILL);
 }
 
 /// Whether process `pid` belongs to the current run of `live`: it carries the run's tag, or it
@@ -1575,13 +2253,14 @@ fn of_run(pid: u32, live: &Live) -> bool {
 
 /// A unit as its scheduler sees it.
 struct OnSchedule {
-    sup: Arc<Supervisor>,
+    sup: Weak<Supervisor>,
     slot: Arc<Slot>,
 }
 
 impl Scheduled for OnSchedule {
     fn schedule(&self) -> Option<Option<(asyncmd_core::schedule::Spec, bool)>> {
-        if !self.sup.is_loaded(&self.slot) {
+        let sup = self.sup.upgrade()?;
+        if !sup.is_loaded(&self.slot) {
             return None;
         }
         let def = self.slot.def();
@@ -1597,20 +2276,23 @@ impl Scheduled for OnSchedule {
     }
 
     fn show_next(&self, next_us: Option<i64>) {
-        self.slot.live().schedule_next_us = next_us;
+        if let Some(sup) = self.sup.upgrade() {
+            let slot = self.slot.clone();
+            sup.send(Input::ShowNext { slot, next_us });
+        }
     }
 
     fn log(&self, level: Level, line: &str) {
-        self.sup.log(&self.slot, level, line);
+        if let Some(sup) = self.sup.upgrade() {
+            sup.log(&self.slot, level, line);
+        }
     }
 
     fn start(&self, due_us: i64) {
-        self.slot.live().schedule_last_us = Some(due_us);
-        let (sup, slot) = (self.sup.clone(), self.slot.clone());
-        self.sup
-            .spawn_for(&self.slot, Handler::Scheduler, async move {
-                let _ = sup.start(&slot).await;
-            });
+        if let Some(sup) = self.sup.upgrade() {
+            let slot = self.slot.clone();
+            sup.send(Input::Due { slot, due_us });
+        }
     }
 }
 
@@ -1642,17 +2324,19 @@ mod tests {
     #[tokio::test]
     async fn a_panic_in_a_handler_fails_the_unit_with_where_and_kills_its_run() {
         let sup = Supervisor::tasks_only(Arc::new(Journal::new(64 * 1024, "t")));
-        let slot = sup.add(
-            "p.service".into(),
-            def("[service]\nexec = [\"sleep\", \"60\"]\n"),
-        );
+        let slot = sup
+            .add(
+                "p.service".into(),
+                def("[service]\nexec = [\"sleep\", \"60\"]\n"),
+            )
+            .await;
         for handler in [Handler::Health, Handler::Monitor] {
             sup.start(&slot).await.expect("it starts");
-            let pid = slot.live().pid.expect("a process");
+            let pid = slot.read(|l| l.pid).expect("a process");
             sup.spawn_for(&slot, handler, async { panic!("boom") });
             let failed = |s| s == UnitState::Failed;
             assert!(slot.wait_for(Duration::from_secs(30), failed).await);
-            let error = slot.live().life.error.clone().unwrap_or_default();
+            let error = slot.read(|l| l.life.error.clone()).unwrap_or_default();
             let want = format!(
                 "internal error: {} panicked: boom at asyncmdd/src/driver.rs:",
                 handler.name()
@@ -1664,5 +2348,39 @@ mod tests {
         sup.start(&slot).await.expect("it starts after its faults");
         assert_eq!(slot.state(), UnitState::Running);
         sup.stop(&slot).await.expect("it stops");
+    }
+
+    #[tokio::test]
+    async fn starts_and_stops_asked_at_once_are_each_answered_once_it_is_settled() {
+        let sup = Supervisor::tasks_only(Arc::new(Journal::new(64 * 1024, "t")));
+        let slot = sup
+            .add(
+                "p.service".into(),
+                def("[unit]\ntype = \"oneshot\"\n[service]\nexec = [\"sleep\", \"0.2\"]\n"),
+            )
+            .await;
+        // Three starts of one oneshot: one run, and each answered once it has ended.
+        let starts: Vec<_> = (0..3).map(|_| sup.start(&slot)).collect();
+        for s in starts {
+            s.await.expect("the oneshot finished well");
+        }
+        assert_eq!(slot.read(|l| l.life.starts), 1);
+        assert_eq!(slot.state(), UnitState::Done);
+        // A stop and a start asked together: the start waits for the stop to be over.
+        let long = sup
+            .add(
+                "q.service".into(),
+                def("[service]\nexec = [\"sleep\", \"60\"]\n"),
+            )
+            .await;
+        sup.start(&long).await.expect("it starts");
+        let first = long.read(|l| l.pid).expect("a process");
+        let (stop, start) = (sup.stop(&long), sup.start(&long));
+        stop.await.expect("it stops");
+        start.await.expect("it starts again after the stop");
+        assert!(gone(first).await);
+        assert_eq!(long.state(), UnitState::Running);
+        assert_eq!(long.read(|l| l.life.starts), 2);
+        sup.stop(&long).await.expect("it stops");
     }
 }

@@ -109,7 +109,9 @@ impl Daemon {
         .map_err(|e| format!("editing services.config failed: {e}"))?
         .map_err(|e| e.to_string())?;
         if let Some(slot) = self.0.get(name) {
-            slot.set_def(slot.def().with_config(written.get(name)));
+            self.0
+                .set_def(&slot, slot.def().with_config(written.get(name)))
+                .await;
         }
         Ok(())
     }
@@ -173,25 +175,21 @@ impl Host for Daemon {
 
     async fn start(&self, units: &[String]) -> Outcomes {
         for s in units.iter().filter_map(|n| self.0.get(n)) {
-            s.reset_restarts();
+            self.0.reset_restarts(&s).await;
         }
         self.start_plan(units).await.into_iter().collect()
     }
 
     async fn stop(&self, units: &[String]) -> Outcomes {
-        let mut set = tokio::task::JoinSet::new();
-        for slot in units.iter().filter_map(|n| self.0.get(n)) {
-            let sup = self.0.clone();
-            set.spawn(async move { (slot.name.clone(), sup.stop(&slot).await) });
-        }
+        // Every stop is asked for before any answer is awaited: they go on together.
+        let stops: Vec<_> = units
+            .iter()
+            .filter_map(|n| self.0.get(n))
+            .map(|slot| (slot.name.clone(), self.0.stop(&slot)))
+            .collect();
         let mut out = Outcomes::new();
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok((name, r)) => {
-                    out.insert(name, r);
-                }
-                Err(e) => tracing::error!("unit action panicked: {e}"),
-            }
+        for (name, stop) in stops {
+            out.insert(name, stop.await);
         }
         out
     }
@@ -221,8 +219,11 @@ impl Host for Daemon {
         }
     }
 
-    fn reset_failed(&self, unit: &str) -> bool {
-        self.0.get(unit).is_some_and(|s| s.reset_failed())
+    async fn reset_failed(&self, unit: &str) -> bool {
+        match self.0.get(unit) {
+            Some(slot) => self.0.reset_failed(&slot).await,
+            None => false,
+        }
     }
 
     fn set_task_kwargs(&self, task: &str, kwargs: Map<String, Value>) -> bool {

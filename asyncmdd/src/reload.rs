@@ -7,6 +7,8 @@
 //! untouched, with the same PID.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use asyncmd_proto::{ActionOutcome, ActionResult, Change, ChangeAction};
@@ -224,28 +226,25 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
     }
 
     let mut failures: HashMap<String, String> = HashMap::new();
-    let mut stops = tokio::task::JoinSet::new();
+    // Every stop is asked for before any answer is awaited: they go on together.
+    let mut stops = Vec::new();
     for (name, p) in &plan {
         let stop = matches!(
             p.action,
             ChangeAction::Stop | ChangeAction::Remove | ChangeAction::Restart
         );
         if let (true, Some(slot)) = (stop, sup.get(name)) {
-            let sup = sup.clone();
-            let name = name.clone();
-            let remove = p.action == ChangeAction::Remove;
-            stops.spawn(async move {
-                let r = if remove {
-                    sup.unload(&slot).await
+            let r: Pin<Box<dyn Future<Output = Result<(), String>> + Send>> =
+                if p.action == ChangeAction::Remove {
+                    Box::pin(sup.unload(&slot))
                 } else {
-                    sup.stop(&slot).await
+                    Box::pin(sup.stop(&slot))
                 };
-                (name, r)
-            });
+            stops.push((name.clone(), r));
         }
     }
-    while let Some(r) = stops.join_next().await {
-        if let Ok((name, Err(e))) = r {
+    for (name, r) in stops {
+        if let Err(e) = r.await {
             failures.insert(name, e);
         }
     }
@@ -258,12 +257,7 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
             continue;
         }
         if let Some(def) = &p.def {
-            match sup.get(name) {
-                Some(slot) => slot.set_def(def.clone()),
-                None => {
-                    sup.add(name.clone(), def.clone());
-                }
-            }
+            sup.define(name, def.clone()).await;
         }
         // A scheduled unit starts when its schedule says, not now.
         if matches!(p.action, ChangeAction::Start | ChangeAction::Restart) && !sup.scheduled(name) {
@@ -378,21 +372,11 @@ pub async fn load(sup: &Arc<Supervisor>, names: &[String]) -> Vec<ActionResult> 
         let (_, def) = Def::read(&path, &config);
         if let Some(e) = &def.load_error {
             let msg = e.clone();
-            match sup.get(&name) {
-                Some(slot) => slot.set_def(def),
-                None => {
-                    sup.add(name.clone(), def);
-                }
-            }
+            sup.define(&name, def).await;
             results.push(fail(name, ActionOutcome::Failed, msg));
             continue;
         }
-        match sup.get(&name) {
-            Some(slot) => slot.set_def(def),
-            None => {
-                sup.add(name.clone(), def);
-            }
-        }
+        sup.define(&name, def).await;
         if sup.scheduled(&name) {
             results.push(fail(
                 name,

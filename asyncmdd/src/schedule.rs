@@ -26,7 +26,7 @@ pub trait Scheduled {
 /// Runs the schedule of `unit` for as long as it is loaded: starts it when a run is due,
 /// unless the previous run still goes (then the journal says it skipped one). Follows changes
 /// of its definition (reload, enable, disable), which `changes` announces.
-pub async fn run(unit: impl Scheduled, mut changes: watch::Receiver<u64>) {
+pub async fn run<T>(unit: impl Scheduled, mut changes: watch::Receiver<T>) {
     let mut current: Option<(Spec, bool)> = None;
     let mut deadline: Option<Deadline<Local>> = None;
     loop {

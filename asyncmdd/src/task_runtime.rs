@@ -523,7 +523,7 @@ impl<F: Future> Future for Traced<F> {
 
 /// A panic's payload as a task error, with where it happened when the hook saw it on this
 /// thread.
-fn panic_error(payload: Box<dyn std::any::Any + Send>) -> TaskError {
+pub(crate) fn panic_error(payload: Box<dyn std::any::Any + Send>) -> TaskError {
     let msg = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -93,7 +93,7 @@ pub trait Host {
     async fn restart_tasks(&self, tasks: &[String]);
     /// Turns unit `unit` from failed to inactive and forgets its restart history; whether it
     /// was failed.
-    fn reset_failed(&self, unit: &str) -> bool;
+    async fn reset_failed(&self, unit: &str) -> bool;
     /// Replaces task `task`'s kwargs for its next start; false when there is no such task.
     fn set_task_kwargs(&self, task: &str, kwargs: Map<String, Value>) -> bool;
     /// Whether `kwargs` can be a unit's kwargs here (the host passes them as environment
@@ -281,7 +281,7 @@ pub async fn answer<H: Host>(host: &H, req: Request) -> Response {
             Ok((names, missing)) => {
                 let mut results = not_found(missing);
                 for name in names {
-                    if host.reset_failed(&name) {
+                    if host.reset_failed(&name).await {
                         results.push(ok(&name, "reset"));
                     } else if !units.is_empty() {
                         results.push(ok(&name, ""));
@@ -683,7 +683,7 @@ mod tests {
         async fn restart_tasks(&self, tasks: &[String]) {
             self.called(format!("restart tasks {tasks:?}"));
         }
-        fn reset_failed(&self, unit: &str) -> bool {
+        async fn reset_failed(&self, unit: &str) -> bool {
             unit == "net.service"
         }
         fn set_task_kwargs(&self, task: &str, _: Map<String, Value>) -> bool {
