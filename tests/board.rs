@@ -130,8 +130,8 @@ fn status_stop_start_and_the_journal_of_the_board_through_the_real_clients() {
     let b = Board::boot();
     let o = b.ctl(&["status"]);
     let s = stdout(&o);
-    // `report` waits for its schedule, inactive: not every task runs, so exit code 3.
-    assert_eq!(o.status.code(), Some(3), "{s}");
+    // `report` waits for its schedule, inactive: that is as it is meant to be.
+    assert_eq!(o.status.code(), Some(0), "{s}");
     for task in ["blink", "sensor", "report"] {
         assert!(
             s.contains(&format!("● {task}: status:")),

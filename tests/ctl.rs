@@ -59,7 +59,7 @@ fn compact_status_lines_and_exit_codes() {
     assert_eq!(d.ctl(&["status", "world.service"]).status.code(), Some(3));
     let o = d.ctl(&["status", "nope.service"]);
     assert_eq!(o.status.code(), Some(4));
-    assert!(stderr(&o).contains("Unit nope.service could not be found."));
+    assert!(stderr(&o).contains("Unit nope.service not found."));
     // Globs, and bare names without the suffix.
     let o = d.ctl(&["status", "*.service"]);
     assert_eq!(stdout(&o).lines().count(), 3);
@@ -469,4 +469,88 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let o = piped("asyncmjournal", &journal_args);
     assert!(stdout(&o).contains("[ERROR] [crash.service] Fatal: no sensor"));
     assert!(!stdout(&o).contains('\x1b'), "{}", stdout(&o));
+}
+
+#[test]
+fn a_name_that_matches_nothing_is_said_with_what_was_meant_and_exit_4() {
+    let d = Setup::new()
+        .sh("hello.service", "", LOOP)
+        .sh("world.service", "type = \"oneshot\"", "echo world done")
+        .sh(
+            "tick.service",
+            "[schedule]\nstart_in = \"1h\"\nevery = \"1h\"",
+            "echo tick",
+        )
+        .sh("off.service", "", LOOP)
+        .config(r#"{"off": {"enabled": false}}"#)
+        .boot();
+    d.wait_state("world.service", "done");
+    // A bare status of a healthy system: the finished oneshot, the scheduled unit between its
+    // runs and the disabled unit are all as they are meant to be.
+    let o = d.ctl(&["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // Named, a unit that does not run is still "not running", as systemctl says.
+    assert_eq!(d.ctl(&["status", "world"]).status.code(), Some(3));
+
+    // A typo gets the likely name, whether alone or beside names that matched.
+    let o = d.ctl(&["status", "helo"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(
+        stderr(&o).trim(),
+        "Unit helo not found. Did you mean hello.service?"
+    );
+    let o = d.ctl(&["status", "hello", "helo", "-n", "0"]);
+    assert_eq!(o.status.code(), Some(4), "one name matched nothing");
+    assert!(stdout(&o).contains("hello.service"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("Unit helo not found. Did you mean hello.service?"));
+    let o = d.ctl(&["list", "hello", "wrld"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stdout(&o).contains("hello.service"));
+    assert!(stderr(&o).contains("Unit wrld not found. Did you mean world.service?"));
+    // Actions say it the same way, and act on the rest.
+    let o = d.ctl(&["restart", "hello", "wrld"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("Unit wrld not found. Did you mean world.service?"));
+    let o = d.ctl(&["status", "x*"]);
+    assert_eq!(
+        (o.status.code(), stderr(&o).trim()),
+        (Some(4), "No unit matches x*.")
+    );
+
+    // A file on disk that was never loaded: the hint is to load it.
+    std::fs::write(
+        d.units().join("later.service"),
+        "[service]\nexec = [\"sleep\", \"60\"]\n",
+    )
+    .unwrap();
+    let o = d.ctl(&["start", "later"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        stderr(&o).contains(
+            "Unit later not found. Its unit file is there but not loaded: asyncmctl load later"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    // With --json the error is JSON on stdout too.
+    let o = d.ctl(&["--json", "status", "nope"]);
+    assert_eq!(o.status.code(), Some(4));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON on stdout");
+    assert_eq!(v["error"]["code"], "no-such-unit", "{v}");
+    assert_eq!(v["error"]["message"], "Unit nope not found.");
+
+    // The journal client says it the same way: alone an error, beside others a warning.
+    let o = d.journal(&["-u", "helo"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(
+        stderr(&o).trim(),
+        "Unit helo not found. Did you mean hello.service?"
+    );
+    let o = d.journal(&["-u", "hello", "-u", "helo", "-n", "1"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stdout(&o).contains("[hello.service]"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("Unit helo not found."));
+    // A unit that is loaded but never logged is no miss: it just has no entries.
+    assert_eq!(d.journal(&["-u", "off"]).status.code(), Some(0));
 }

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 /// Inspect and control the units of a running asyncmdd.
 #[derive(Parser)]
-#[command(name = "asyncmctl", version)]
+#[command(name = "asyncmctl", version, after_help = EXIT_STATUS)]
 struct Cli {
     /// Control socket [default: $ASYNCMD_SOCKET, else the daemon's default path].
     #[arg(long, global = true, value_name = "PATH")]
@@ -185,6 +185,15 @@ fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
 }
 
+/// The exit codes, as `--help` tells them.
+const EXIT_STATUS: &str = "Exit status (as systemctl's):
+  0  done; every unit shown is running (a bare `status`: every unit is as it is meant to be)
+  1  the action failed, or asyncmdd could not be reached
+  2  the command line is wrong
+  3  a unit shown is not running (a bare `status`: a unit failed, or an enabled unit that is
+     no finished oneshot and has no schedule is not running)
+  4  a name or pattern matched no unit (the others are still shown or acted on)";
+
 const EXIT_FAILED: u8 = 1;
 const EXIT_NOT_RUNNING: u8 = 3;
 const EXIT_NO_UNIT: u8 = 4;
@@ -192,7 +201,7 @@ const EXIT_NO_UNIT: u8 = 4;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = asyncmd_proto::text::color_enabled(cli.no_color);
-    let (req, detailed) = request(cli.command);
+    let (req, shape) = request(cli.command);
     // Each answer, with the device it came from when it came over MQTT.
     let answers: Result<Vec<(Option<String>, Response)>, String> = match (&cli.agent, &cli.mqtt) {
         (Some(addr), _) => AgentClient::connect(addr)
@@ -229,7 +238,15 @@ fn main() -> ExitCode {
     };
     let answers = match answers {
         Ok(a) => a,
-        Err(e) => return fail(EXIT_FAILED, &e),
+        Err(e) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"code": "unreachable", "message": e}})
+                );
+            }
+            return fail(EXIT_FAILED, &e);
+        }
     };
     let many = cli.fleet.device.as_deref() == Some("all");
     let mut code = 0;
@@ -241,11 +258,13 @@ fn main() -> ExitCode {
             let _ = writeln!(out, "{}", view::device_header(name, color));
         }
         let mut one = String::new();
-        let c = match show(resp, cli.json, detailed, color, &mut one) {
+        let c = match show(resp, cli.json, shape, color, &mut one) {
             Ok(c) => c,
             Err((c, msg)) => {
                 match &device {
                     Some(d) if many => eprintln!("asyncmctl: {d}: {msg}"),
+                    // Said the same whether one name or all of them matched nothing.
+                    _ if c == EXIT_NO_UNIT => eprintln!("{msg}"),
                     _ => eprintln!("asyncmctl: {msg}"),
                 }
                 c
@@ -274,13 +293,17 @@ fn main() -> ExitCode {
 fn show(
     resp: Response,
     as_json: bool,
-    detailed: bool,
+    shape: Shape,
     color: bool,
     out: &mut String,
 ) -> Result<u8, (u8, String)> {
     let code = match resp {
-        Response::Status { units, debug } => {
-            let detailed = detailed || debug;
+        Response::Status {
+            units,
+            debug,
+            missing,
+        } => {
+            let detailed = shape.detailed || debug;
             if as_json {
                 *out = json(&units);
             } else {
@@ -293,19 +316,21 @@ fn show(
                     }
                 }
             }
-            if units.iter().all(|u| u.state.is_active()) {
-                0
+            let not_running = if shape.bare {
+                units.iter().any(view::unwell)
             } else {
-                EXIT_NOT_RUNNING
-            }
+                !units.iter().all(|u| u.state.is_active())
+            };
+            let code = if not_running { EXIT_NOT_RUNNING } else { 0 };
+            code.max(report_missing(&missing))
         }
-        Response::List { units } => {
+        Response::List { units, missing } => {
             if as_json {
                 *out = json(&units);
             } else {
                 view::list(out, &units, color);
             }
-            0
+            report_missing(&missing)
         }
         Response::Actions { results } => {
             let mut code = 0;
@@ -358,6 +383,9 @@ fn show(
                 ErrorCode::NoSuchUnit => EXIT_NO_UNIT,
                 _ => EXIT_FAILED,
             };
+            if as_json {
+                *out = json(&serde_json::json!({"error": {"code": code, "message": message}}));
+            }
             return Err((exit, message));
         }
         other => {
@@ -370,8 +398,30 @@ fn show(
     Ok(code)
 }
 
-/// The request a command line makes, and whether its answer is shown in the detailed view.
-fn request(command: Command) -> (Request, bool) {
+/// How an answer is shown.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shape {
+    /// In the detailed view.
+    detailed: bool,
+    /// A status of every unit (no names given): a unit that is not meant to run now does not
+    /// make the exit code 3.
+    bare: bool,
+}
+
+/// Tells on stderr of each name that matched nothing; the exit code that makes.
+fn report_missing(missing: &[asyncmd_proto::ActionResult]) -> u8 {
+    for m in missing {
+        eprintln!("{}", m.message);
+    }
+    if missing.is_empty() {
+        0
+    } else {
+        EXIT_NO_UNIT
+    }
+}
+
+/// The request a command line makes, and how its answer is shown.
+fn request(command: Command) -> (Request, Shape) {
     let req = match command {
         Command::Status {
             patterns,
@@ -381,7 +431,11 @@ fn request(command: Command) -> (Request, bool) {
             let one_name = patterns.len() == 1 && !asyncmd_proto::unit::is_glob(&patterns[0]);
             let detailed = verbose || one_name;
             let lines = if detailed { lines } else { 0 };
-            return (Request::Status { patterns, lines }, detailed);
+            let bare = patterns.is_empty();
+            return (
+                Request::Status { patterns, lines },
+                Shape { detailed, bare },
+            );
         }
         Command::List { patterns } => Request::List { patterns },
         Command::Start { units } => Request::Start { units },
@@ -398,7 +452,7 @@ fn request(command: Command) -> (Request, bool) {
         },
         Command::ResetFailed { units } => Request::ResetFailed { units },
     };
-    (req, false)
+    (req, Shape::default())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {

@@ -101,6 +101,17 @@ fn in_secs(now: i64, t: i64) -> String {
     }
 }
 
+/// Whether `u` is not as it is meant to be, for a status of every unit: failed, or enabled and
+/// not running when it is no oneshot that finished and no scheduled unit between its runs.
+pub fn unwell(u: &UnitStatus) -> bool {
+    match u.state {
+        UnitState::Failed => true,
+        UnitState::Running | UnitState::Stopping | UnitState::Done => false,
+        _ if u.schedule.is_some() => false,
+        _ => u.enabled,
+    }
+}
+
 /// `● hello.service: status: running since 2026-11-25 10:00:19; 4 s ago`, and the schedule
 /// line under a scheduled unit.
 pub fn compact(out: &mut String, u: &UnitStatus, now: i64, color: bool) {

@@ -14,7 +14,8 @@ use std::time::Duration;
 use asyncmd_proto::frame::{self, FrameBuffer, FrameError};
 use asyncmd_proto::text::EntryFormatter;
 use asyncmd_proto::{
-    Envelope, ErrorCode, JournalQuery, Request, Response, TextStyle, MAX_REQUEST_BYTES, VERSION,
+    ActionOutcome, ActionResult, Envelope, ErrorCode, JournalQuery, Request, Response, TextStyle,
+    MAX_REQUEST_BYTES, VERSION,
 };
 use interprocess::local_socket::tokio::{prelude::*, Stream};
 use interprocess::local_socket::traits::Stream as SyncStream;
@@ -330,6 +331,17 @@ impl Server {
             Ok(f) => f,
             Err(e) => return send(tx, out, &error(ErrorCode::BadRequest, e)).await,
         };
+        // Names no entry could be under are said first: as an error when every one of them
+        // is such, or else in a frame of their own before the entries.
+        let missing = self.unknown_units(&q.units).await;
+        if !missing.is_empty() {
+            if missing.len() == q.units.len() {
+                let msg: Vec<String> = missing.into_iter().map(|m| m.message).collect();
+                return send(tx, out, &error(ErrorCode::NoSuchUnit, msg.join("\n"))).await;
+            }
+            let results = Response::Actions { results: missing };
+            send(tx, out, &results).await?;
+        }
         let mut sink = match q.text {
             Some(t) => Sink::Text {
                 style: t.style,
@@ -513,6 +525,43 @@ async fn send(mut tx: &Stream, out: &mut Vec<u8>, resp: &Response) -> io::Result
     frame::encode(resp, out)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     tx.write_all(out).await
+}
+
+impl Server {
+    /// Those of `patterns` that match no name entries were ever logged under (no unit or
+    /// task loaded since boot), each with what the runtime says of it (a did-you-mean).
+    async fn unknown_units(&self, patterns: &[String]) -> Vec<ActionResult> {
+        if patterns.is_empty() {
+            return Vec::new();
+        }
+        let known = self.journal.names_known();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let mut missing = Vec::new();
+        for p in patterns {
+            let Ok(compiled) = asyncmd_core::pattern::Patterns::new(std::slice::from_ref(p)) else {
+                continue;
+            };
+            if !compiled.split(&known).0.is_empty() {
+                continue;
+            }
+            let resp = (self.answer)(Request::List {
+                patterns: vec![p.clone()],
+            })
+            .await;
+            if let Response::Error {
+                code: ErrorCode::NoSuchUnit,
+                message,
+            } = resp
+            {
+                missing.push(ActionResult {
+                    unit: p.clone(),
+                    outcome: ActionOutcome::NoSuchUnit,
+                    message,
+                });
+            }
+        }
+        missing
+    }
 }
 
 /// A journal record copied out of the ring, kept while a scan goes on.

@@ -270,8 +270,26 @@ impl Host for Daemon {
     }
 
     async fn unload(&self, patterns: &[String]) -> Result<Vec<ActionResult>, Refusal> {
-        reload::unload(&self.0, patterns)
+        let mut results = reload::unload(&self.0, patterns)
             .await
-            .map_err(Refusal::Failed)
+            .map_err(Refusal::Failed)?;
+        for r in &mut results {
+            if r.outcome == asyncmd_proto::ActionOutcome::NoSuchUnit {
+                r.message = control::missing_message(self, &r.unit);
+            }
+        }
+        Ok(results)
+    }
+
+    fn unloaded(&self) -> Vec<String> {
+        let Ok(paths) = self.0.paths() else {
+            return Vec::new();
+        };
+        let files = crate::unit_file::files_in(&paths.units).unwrap_or_default();
+        files
+            .iter()
+            .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .filter(|n| self.0.get(n).is_none())
+            .collect()
     }
 }

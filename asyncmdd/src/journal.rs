@@ -69,6 +69,11 @@ impl Journal {
         self.names.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every name entries were or may be logged under: each unit and task loaded since boot.
+    pub fn names_known(&self) -> Vec<String> {
+        self.names().iter().map(String::from).collect()
+    }
+
     /// The id of a unit name, registering it on first use.
     pub fn unit_id(&self, name: &str) -> UnitId {
         if let Some(id) = self.names().get(name) {

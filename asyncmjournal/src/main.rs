@@ -15,14 +15,22 @@ use std::process::ExitCode;
 use asyncmd_proto::client::{Client, ClientError};
 use asyncmd_proto::text::local_time;
 use asyncmd_proto::{
-    endpoint, Entry, JournalQuery, Level, Request, Response, TextFormat, TextStyle,
+    endpoint, Entry, ErrorCode, JournalQuery, Level, Request, Response, TextFormat, TextStyle,
 };
 use clap::{Parser, ValueEnum};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// Read the journal of a running asyncmdd.
 #[derive(Parser)]
-#[command(name = "asyncmjournal", version)]
+#[command(
+    name = "asyncmjournal",
+    version,
+    after_help = "Exit status:
+  0  the entries were shown (or the reader of the output went away)
+  1  asyncmdd could not be reached, or the query was refused
+  2  the command line is wrong
+  4  a unit named matched no unit (entries of the others are still shown)"
+)]
 struct Cli {
     /// Follow: print new entries as they are logged (-F works too, as with tail).
     #[arg(short = 'f', long, short_alias = 'F')]
@@ -169,11 +177,13 @@ fn main() -> ExitCode {
     let mut json = Vec::with_capacity(64 * 1024);
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    // Names that matched nothing (when others did) make the exit code 4 once all is read.
+    let mut done = ExitCode::SUCCESS;
     loop {
         let resp = match next(&mut client, cli.follow) {
             Ok(Some(r)) => r,
             // Our reader went away: nothing more to do.
-            Ok(None) => return ExitCode::SUCCESS,
+            Ok(None) => return done,
             Err(e) => return fail(&e.to_string()),
         };
         let (missed, lines) = match resp {
@@ -186,7 +196,21 @@ fn main() -> ExitCode {
                 (missed, Ok(&json[..]))
             }
             Response::Text { bytes, missed } => (missed, client.payload(bytes as usize)),
-            Response::End { .. } => return ExitCode::SUCCESS,
+            Response::End { .. } => return done,
+            Response::Actions { results } => {
+                for r in results {
+                    eprintln!("{}", r.message);
+                }
+                done = ExitCode::from(EXIT_NO_UNIT);
+                continue;
+            }
+            Response::Error {
+                code: ErrorCode::NoSuchUnit,
+                message,
+            } => {
+                eprintln!("{message}");
+                return ExitCode::from(EXIT_NO_UNIT);
+            }
             Response::Error { message, .. } => return fail(&message),
             other => return fail(&format!("unexpected answer from asyncmdd: {other:?}")),
         };
@@ -201,7 +225,7 @@ fn main() -> ExitCode {
         match written {
             Ok(()) => {}
             // Our reader went away (`| head`): that is how a pipeline ends, not an error.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return done,
             Err(e) => return fail(&format!("cannot write output: {e}")),
         }
     }
@@ -236,6 +260,9 @@ fn next(client: &mut Client, follow: bool) -> Result<Option<Response>, ClientErr
         client.fill()?;
     }
 }
+
+/// The exit code when a unit named matched nothing.
+const EXIT_NO_UNIT: u8 = 4;
 
 fn fail(msg: &str) -> ExitCode {
     eprintln!("asyncmjournal: {msg}");

@@ -14,7 +14,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use asyncmd_proto::request::{ActionOutcome, ActionResult, Change, ErrorCode, Request, Response};
-use asyncmd_proto::unit::{UnitStatus, UnitSummary, SUFFIX};
+use asyncmd_proto::unit::{is_glob, UnitStatus, UnitSummary, SUFFIX};
 use serde_json::{Map, Value};
 
 use crate::pattern::Patterns;
@@ -131,6 +131,11 @@ pub trait Host {
     async fn unload(&self, patterns: &[String]) -> Result<Vec<ActionResult>, Refusal> {
         let _ = patterns;
         Err(Unsupported("unsupported: this runtime cannot unload units".into()).into())
+    }
+    /// The units whose files it could load but has not (added since boot): what a name that
+    /// matched nothing may have meant.
+    fn unloaded(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -279,7 +284,7 @@ pub async fn answer<H: Host>(host: &H, req: Request) -> Response {
         }
         Request::ResetFailed { units } => match select_names(&host.units(), &units) {
             Ok((names, missing)) => {
-                let mut results = not_found(missing);
+                let mut results = not_found(host, missing);
                 for name in names {
                     if host.reset_failed(&name).await {
                         results.push(ok(&name, "reset"));
@@ -312,21 +317,26 @@ pub async fn answer_tasks<H: Host>(host: &H, req: Request) -> Response {
         Request::Status { patterns, lines } => {
             match select(&host.units(), &host.tasks(), &patterns).await {
                 Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
-                    error(ErrorCode::NoSuchUnit, no_such(&s.missing))
+                    error(ErrorCode::NoSuchUnit, no_such(host, &s.missing))
                 }
                 Ok(s) => {
                     let lines = lines.min(MAX_STATUS_LINES) as usize;
                     Response::Status {
                         units: host.status(&s.units, &s.tasks, lines).await,
                         debug: host.debug(),
+                        missing: not_found(host, s.missing),
                     }
                 }
                 Err(e) => error(ErrorCode::BadRequest, e),
             }
         }
         Request::List { patterns } => match select(&host.units(), &host.tasks(), &patterns).await {
+            Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
+                error(ErrorCode::NoSuchUnit, no_such(host, &s.missing))
+            }
             Ok(s) => Response::List {
                 units: host.list(&s.units, &s.tasks),
+                missing: not_found(host, s.missing),
             },
             Err(e) => error(ErrorCode::BadRequest, e),
         },
@@ -386,7 +396,7 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String]) -> Response {
             stopped
         }
     };
-    let mut results = not_found(s.missing);
+    let mut results = not_found(host, s.missing);
     for name in &s.units {
         results.push(match outcomes.get(name) {
             Some(Err(e)) => failed(name, e.clone()),
@@ -406,7 +416,7 @@ async fn enable<H: Host>(host: &H, patterns: &[String], enabled: bool, now: bool
         Ok(x) => x,
         Err(e) => return error(ErrorCode::BadRequest, e),
     };
-    let mut results = not_found(missing);
+    let mut results = not_found(host, missing);
     let mut done = Vec::new();
     for (name, r) in host.set_enabled(&names, enabled).await {
         match r {
@@ -462,7 +472,7 @@ async fn config<H: Host>(
     let name = unit_name(unit);
     if !host.units().contains(&name) {
         // A task: its kwargs change for its next start (tasks have no configuration file).
-        let not_found = || error(ErrorCode::NoSuchUnit, format!("Unit {unit} not found."));
+        let not_found = || error(ErrorCode::NoSuchUnit, missing_message(host, unit));
         return match edit.as_slice() {
             [("kwargs", Value::Object(kw))] => {
                 if host.set_task_kwargs(unit, kw.clone()) {
@@ -536,16 +546,36 @@ pub fn failed(unit: &str, message: String) -> ActionResult {
     }
 }
 
-/// One result per pattern that named nothing.
-pub fn not_found(missing: Vec<String>) -> Vec<ActionResult> {
+/// One result per pattern that named nothing, each saying so as [`missing_message`] does.
+pub fn not_found<H: Host>(host: &H, missing: Vec<String>) -> Vec<ActionResult> {
     missing
         .into_iter()
         .map(|m| ActionResult {
-            message: format!("Unit {m} not found."),
+            message: missing_message(host, &m),
             unit: m,
             outcome: ActionOutcome::NoSuchUnit,
         })
         .collect()
+}
+
+/// What a name or pattern that matched nothing is told, the same by every request: `Unit helo
+/// not found. Did you mean hello.service?`, or that its unit file is there but not loaded.
+pub fn missing_message<H: Host>(host: &H, pattern: &str) -> String {
+    if is_glob(pattern) {
+        return format!("No unit matches {pattern}.");
+    }
+    let unloaded = host.unloaded();
+    if unloaded.contains(&unit_name(pattern)) {
+        return format!(
+            "Unit {pattern} not found. Its unit file is there but not loaded: asyncmctl load {pattern}"
+        );
+    }
+    let (units, tasks) = (host.units(), host.tasks());
+    let known = units.iter().chain(&tasks).chain(&unloaded);
+    match crate::suggest::nearest(pattern, known.map(String::as_str)) {
+        Some(n) => format!("Unit {pattern} not found. Did you mean {n}?"),
+        None => format!("Unit {pattern} not found."),
+    }
 }
 
 /// Puts `results` in unit name order, keeping the order of a unit's own. An insertion sort:
@@ -565,12 +595,9 @@ pub fn error(code: ErrorCode, message: String) -> Response {
     Response::Error { code, message }
 }
 
-fn no_such(missing: &[String]) -> String {
-    let names: Vec<String> = missing
-        .iter()
-        .map(|m| format!("Unit {m} could not be found."))
-        .collect();
-    names.join(" ")
+fn no_such<H: Host>(host: &H, missing: &[String]) -> String {
+    let names: Vec<String> = missing.iter().map(|m| missing_message(host, m)).collect();
+    names.join("\n")
 }
 
 #[cfg(test)]
@@ -777,10 +804,18 @@ mod tests {
         ));
         assert_eq!(
             error_of(r),
-            (
-                ErrorCode::NoSuchUnit,
-                "Unit nope could not be found.".into()
-            )
+            (ErrorCode::NoSuchUnit, "Unit nope not found.".into())
+        );
+        // A typo of a name it has gets the name it likely meant.
+        let r = run(answer(
+            &b,
+            Request::Stop {
+                units: names(&["blnk"]),
+            },
+        ));
+        assert_eq!(
+            results(r)[0].2,
+            "Unit blnk not found. Did you mean blink?".to_string()
         );
     }
 

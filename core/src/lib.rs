@@ -20,4 +20,5 @@ pub mod plan;
 pub mod restart;
 pub mod schedule;
 pub mod status;
+pub mod suggest;
 pub mod table;

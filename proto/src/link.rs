@@ -500,7 +500,7 @@ impl Reply {
             Response::Status { units, .. } => {
                 Reply::Status(units.iter().map(TaskStatus::from).collect())
             }
-            Response::List { units } => Reply::List(units.clone()),
+            Response::List { units, .. } => Reply::List(units.clone()),
             Response::Actions { results } => Reply::Actions(results.clone()),
             Response::Error { code, message } => Reply::Error {
                 code: *code,
@@ -519,8 +519,12 @@ impl Reply {
             Reply::Status(units) => Response::Status {
                 units: units.into_iter().map(|u| u.into_status(board)).collect(),
                 debug: false,
+                missing: Vec::new(),
             },
-            Reply::List(units) => Response::List { units },
+            Reply::List(units) => Response::List {
+                units,
+                missing: Vec::new(),
+            },
             Reply::Actions(results) => Response::Actions { results },
             Reply::Error { code, message } => Response::Error { code, message },
             Reply::Hello { .. } | Reply::Entries { .. } => return None,

@@ -136,11 +136,18 @@ pub enum Response {
         /// Debug mode is on: show every unit in full.
         #[serde(default)]
         debug: bool,
+        /// The names and patterns that matched nothing (when others did), each with its
+        /// message: a `no-such-unit` result per name.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        missing: Vec<ActionResult>,
     },
     /// Answer to [`Request::List`].
     List {
         /// The matching units, in name order.
         units: Vec<UnitSummary>,
+        /// The names and patterns that matched nothing (when others did).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        missing: Vec<ActionResult>,
     },
     /// Answer to start/stop/restart: one result per matched unit.
     Actions {

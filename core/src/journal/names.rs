@@ -36,6 +36,11 @@ impl Names {
         self.list.get(id.index()).map(String::as_str)
     }
 
+    /// Every name registered, in the order they were.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(String::as_str)
+    }
+
     /// How many names are registered.
     pub fn len(&self) -> usize {
         self.list.len()
