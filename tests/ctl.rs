@@ -554,3 +554,156 @@ fn a_name_that_matches_nothing_is_said_with_what_was_meant_and_exit_4() {
     // A unit that is loaded but never logged is no miss: it just has no entries.
     assert_eq!(d.journal(&["-u", "off"]).status.code(), Some(0));
 }
+
+#[test]
+fn scripting_verbs_as_systemctl_users_know_them() {
+    let d = Setup::new()
+        .sh(
+            "base.service",
+            "",
+            "trap 'echo got USR1' USR1; trap 'echo reloaded' HUP; \
+             while :; do sleep 0.1; done",
+        )
+        .sh(
+            "mid.service",
+            "requires = [\"base.service\"]",
+            "trap 'echo got USR2' USR2; while :; do sleep 0.1; done",
+        )
+        .sh(
+            "top.service",
+            "requires = [\"mid.service\"]\nafter = [\"base.service\"]",
+            "while :; do sleep 0.1; done",
+        )
+        .sh("once.service", "type = \"oneshot\"", "exit 1")
+        .sh("off.service", "", "sleep 60")
+        .config("{\"off\": {\"enabled\": false, \"note\": \"mine\"}}")
+        .boot();
+    d.wait_state("once.service", "failed");
+    let code = |args: &[&str]| d.ctl(args).status.code();
+
+    // is-active, is-failed, is-enabled: one word per unit; -q says it by the exit code only.
+    let o = d.ctl(&["is-active", "base", "once", "off"]);
+    assert_eq!(stdout(&o), "active\nfailed\ninactive\n");
+    assert_eq!(o.status.code(), Some(0), "one of them is active");
+    assert_eq!(code(&["is-active", "off"]), Some(3));
+    let o = d.ctl(&["is-active", "-q", "off"]);
+    assert_eq!((o.status.code(), stdout(&o)), (Some(3), String::new()));
+    assert_eq!(code(&["is-active", "-q", "nope"]), Some(4));
+    assert_eq!(code(&["is-failed", "-q", "once"]), Some(0));
+    assert_eq!(code(&["is-failed", "-q", "base"]), Some(1));
+    let o = d.ctl(&["is-enabled", "base", "off"]);
+    assert_eq!(stdout(&o), "enabled\ndisabled\n");
+    assert_eq!(code(&["is-enabled", "-q", "off"]), Some(1));
+
+    // show: systemd's property names, one line each, filtered by -p, bare with --value.
+    let o = d.ctl(&[
+        "show",
+        "mid",
+        "-p",
+        "ActiveState,SubState,Requires",
+        "-p",
+        "Id",
+    ]);
+    assert_eq!(
+        stdout(&o),
+        "Id=mid.service\nActiveState=active\nSubState=running\nRequires=base.service\n"
+    );
+    let o = d.ctl(&["show", "base", "-p", "MainPID", "--value"]);
+    let pid: u32 = stdout(&o).trim().parse().expect("a pid");
+    assert_eq!(d.status("base.service")["pid"], pid);
+    let all = stdout(&d.ctl(&["show", "base"]));
+    for key in [
+        "Description=base.service test unit",
+        "UnitFileState=enabled",
+        "Result=success",
+    ] {
+        assert!(all.lines().any(|l| l == key), "{key} in:\n{all}");
+    }
+    let exec = all.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert!(
+        exec.starts_with("ExecStart=sh -c \"trap"),
+        "one line: {exec}"
+    );
+    let o = d.ctl(&["show", "base", "-p", "Bogus"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no property Bogus"), "{}", stderr(&o));
+
+    // cat: the file as it is on disk, and its services.config entry as written.
+    let o = d.ctl(&["cat", "off"]);
+    let t = stdout(&o);
+    assert!(t.starts_with("# units/off.service\n[unit]\n"), "{t}");
+    assert!(
+        t.contains("# services.config: \"off\"\n{\n  \"enabled\": false,"),
+        "{t}"
+    );
+    assert!(t.contains("\"note\": \"mine\""), "{t}");
+
+    // list-dependencies: requires as a tree, --reverse, and --after.
+    let o = d.ctl(&["list-dependencies", "top"]);
+    assert_eq!(
+        stdout(&o),
+        "top.service\n● └─mid.service\n●   └─base.service\n"
+    );
+    let o = d.ctl(&["list-dependencies", "base", "--reverse"]);
+    assert_eq!(
+        stdout(&o),
+        "base.service\n● └─mid.service\n●   └─top.service\n"
+    );
+    let o = d.ctl(&["list-dependencies", "top", "--after"]);
+    assert_eq!(stdout(&o), "top.service\n● └─base.service\n");
+
+    // kill: a signal to the main process, or to every process of the run.
+    assert_eq!(
+        code(&["kill", "base", "-s", "USR1", "--kill-whom", "main"]),
+        Some(0)
+    );
+    wait_for("base's trap to see USR1", || {
+        let e = d.entries(&["-u", "base"]);
+        e.iter().any(|e| e["msg"] == "got USR1").then_some(())
+    });
+    assert_eq!(code(&["kill", "mid", "-s", "SIGUSR2"]), Some(0));
+    wait_for("mid's trap to see USR2", || {
+        let e = d.entries(&["-u", "mid"]);
+        e.iter().any(|e| e["msg"] == "got USR2").then_some(())
+    });
+    let o = d.ctl(&["kill", "off", "-s", "TERM"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("it is not running"), "{}", stderr(&o));
+    let o = d.ctl(&["kill", "base", "-s", "SIGNOPE"]);
+    assert!(
+        stderr(&o).contains("'SIGNOPE' is not a signal"),
+        "{}",
+        stderr(&o)
+    );
+
+    // reload UNIT: its reload_signal (SIGHUP) to the main process; with no unit, a
+    // daemon-reload, as before.
+    assert_eq!(code(&["reload", "base"]), Some(0));
+    wait_for("base's trap to see HUP", || {
+        let e = d.entries(&["-u", "base"]);
+        e.iter().any(|e| e["msg"] == "reloaded").then_some(())
+    });
+    assert!(stdout(&d.ctl(&["reload"])).contains("Reload: 0 changed"));
+    assert!(stdout(&d.ctl(&["daemon-reload", "--dry-run"])).contains("Reload (dry run)"));
+    assert_eq!(d.state("base.service"), "running", "a reload is no restart");
+
+    // mask: nothing starts it until it is unmasked; the entry reads as before afterwards.
+    let config = d.units().join("services.config");
+    let before = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(code(&["mask", "off"]), Some(0));
+    assert_eq!(stdout(&d.ctl(&["is-enabled", "off"])), "masked\n");
+    let o = d.ctl(&["start", "off"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("it is masked: asyncmctl unmask off first"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.ctl(&["enable", "off", "--now"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(d.state("off.service"), "inactive");
+    assert_eq!(code(&["unmask", "off"]), Some(0));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
+    assert_eq!(code(&["start", "off"]), Some(0));
+    assert_eq!(d.state("off.service"), "running");
+}

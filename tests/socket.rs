@@ -425,6 +425,18 @@ fn changes_need_a_privileged_peer() {
     refused(&["config", "a", "--kwargs", "{\"sleep\": 3}"]);
     refused(&["restart", "a"]);
     refused(&["debug", "on"]);
+    refused(&["kill", "a"]);
+    refused(&["mask", "a"]);
+    refused(&["reload", "a"]);
+    // Unit files may hold what their directory keeps from other users.
+    refused(&["cat", "a"]);
+    assert_eq!(run(&["is-active", "a"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["show", "a", "-p", "SubState", "--value"])
+            .status
+            .code(),
+        Some(0)
+    );
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
         "{\"a\": {\"kwargs\": {\"sleep\": 2}}}\n",

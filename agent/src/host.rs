@@ -82,8 +82,9 @@ impl Host for Board {
             .filter_map(|n| self.index(n))
             .map(|i| {
                 let name = self.0.defs[i].name;
-                self.0
-                    .with(|st| status::summary(name, true, true, &st.slots[i].life, "task"))
+                self.0.with(|st| {
+                    status::summary(name, UnitType::Task, true, true, &st.slots[i].life, "task")
+                })
             })
             .collect()
     }

@@ -3,6 +3,8 @@
 //! Exit codes follow systemctl: 0 all shown units are running (or the action worked), 1 the
 //! action failed or the daemon could not be reached, 3 a unit is not running, 4 no such unit.
 
+mod properties;
+mod tree;
 mod view;
 
 use std::io::Write;
@@ -42,6 +44,9 @@ struct Cli {
     /// Never colour the output (colour is only used on a terminal, and never with NO_COLOR).
     #[arg(long, global = true)]
     no_color: bool,
+    /// Print nothing on stdout; the exit code tells (is-active, is-enabled, is-failed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -111,12 +116,6 @@ enum Command {
         #[arg(long, value_name = "JSON", value_parser = parse_json)]
         kwargs: Option<serde_json::Value>,
     },
-    /// Re-read unit files and services.config; apply only what changed.
-    Reload {
-        /// Print what would change, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
     /// Load unit files added to the units directory since boot, and start them.
     Load {
         /// Unit names.
@@ -140,6 +139,126 @@ enum Command {
         /// Unit names or globs; every failed unit when none.
         units: Vec<String>,
     },
+    /// Whether units run: active, activating, deactivating, failed or inactive, one per line.
+    #[command(after_help = "Exit status: 0 at least one unit is active; 3 none is; \
+                            4 a name matched no unit.")]
+    IsActive {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Whether units start at boot: enabled, disabled, masked, or static (a task), one per line.
+    #[command(
+        after_help = "Exit status: 0 at least one unit is enabled (or static); 1 none \
+                            is; 4 a name matched no unit."
+    )]
+    IsEnabled {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Whether units failed: their active state, one per line.
+    #[command(
+        after_help = "Exit status: 0 at least one unit failed; 1 none did; 4 a name \
+                            matched no unit."
+    )]
+    IsFailed {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// A unit's properties as KEY=VALUE lines (systemd's names where they mean the same).
+    #[command(
+        after_help = "Exit status: 0 shown; 1 a property asked for does not exist; \
+                            4 a name matched no unit."
+    )]
+    Show {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// Only these properties (repeat, or separate with commas): -p ActiveState,MainPID.
+        #[arg(
+            short = 'p',
+            long = "property",
+            value_name = "KEY",
+            value_delimiter = ','
+        )]
+        properties: Vec<String>,
+        /// Print only the values.
+        #[arg(long)]
+        value: bool,
+    },
+    /// A unit's file and its services.config entry, as they are on disk now.
+    #[command(
+        after_help = "Exit status: 0 shown; 1 refused (only root and the daemon's user \
+                            may read unit files); 4 a name matched no unit."
+    )]
+    Cat {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// The units a unit requires, and theirs, as a tree (every unit nothing requires, when no
+    /// unit is named).
+    ListDependencies {
+        /// The unit at the root.
+        unit: Option<String>,
+        /// The units that require it instead.
+        #[arg(long)]
+        reverse: bool,
+        /// Follow `after` (ordering) instead of `requires`.
+        #[arg(long)]
+        after: bool,
+    },
+    /// Send a signal to units' processes.
+    Kill {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+        /// The signal: a name (SIGHUP, HUP) or a number.
+        #[arg(short, long, default_value = "SIGTERM")]
+        signal: String,
+        /// The main process only, or every process of the unit's run.
+        #[arg(long, value_enum, default_value = "all")]
+        kill_whom: Whom,
+    },
+    /// Mask units in services.config: nothing starts them (boot, start, enable, a schedule, a
+    /// restart) until they are unmasked. A running unit goes on running.
+    Mask {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Unmask units.
+    Unmask {
+        /// Unit names or globs.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// With units: ask them to reload their configuration (their reload_signal, SIGHUP, to the
+    /// main process). Without: what daemon-reload does.
+    Reload {
+        /// Unit names or globs.
+        units: Vec<String>,
+        /// With no units: print what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-read unit files and services.config; apply only what changed.
+    DaemonReload {
+        /// Print what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Whom `kill` signals.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Whom {
+    /// The unit's main process.
+    Main,
+    /// Every process of its run.
+    All,
 }
 
 /// How to reach devices through a broker.
@@ -201,7 +320,8 @@ const EXIT_NO_UNIT: u8 = 4;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = asyncmd_proto::text::color_enabled(cli.no_color);
-    let (req, shape) = request(cli.command);
+    let (req, mut shape) = request(cli.command);
+    shape.quiet = cli.quiet;
     // Each answer, with the device it came from when it came over MQTT.
     let answers: Result<Vec<(Option<String>, Response)>, String> = match (&cli.agent, &cli.mqtt) {
         (Some(addr), _) => AgentClient::connect(addr)
@@ -258,7 +378,7 @@ fn main() -> ExitCode {
             let _ = writeln!(out, "{}", view::device_header(name, color));
         }
         let mut one = String::new();
-        let c = match show(resp, cli.json, shape, color, &mut one) {
+        let c = match show(resp, cli.json, &shape, color, &mut one) {
             Ok(c) => c,
             Err((c, msg)) => {
                 match &device {
@@ -293,11 +413,75 @@ fn main() -> ExitCode {
 fn show(
     resp: Response,
     as_json: bool,
-    shape: Shape,
+    shape: &Shape,
     color: bool,
     out: &mut String,
 ) -> Result<u8, (u8, String)> {
     let code = match resp {
+        Response::Status { units, missing, .. } if !matches!(shape.mode, Mode::Plain) => {
+            let code = scripted(&units, as_json, shape, out)?;
+            code.max(report_missing(&missing))
+        }
+        Response::List { units, missing } if !matches!(shape.mode, Mode::Plain) => {
+            let code = match &shape.mode {
+                Mode::IsEnabled => {
+                    let rows = as_asked(&units, |u| &u.name, &shape.asked);
+                    let words: Vec<&str> = rows.into_iter().map(enabled_word).collect();
+                    if as_json {
+                        *out = json(&words);
+                    } else if !shape.quiet {
+                        for w in &words {
+                            let _ = writeln!(out, "{w}");
+                        }
+                    }
+                    if words.iter().any(|w| matches!(*w, "enabled" | "static")) {
+                        0
+                    } else {
+                        EXIT_FAILED
+                    }
+                }
+                Mode::Tree { root, edges } => {
+                    if let Some(r) = root.as_deref() {
+                        if !units.iter().any(|u| u.name == r) {
+                            return Err((EXIT_NO_UNIT, format!("Unit {r} not found.")));
+                        }
+                    }
+                    tree::render(out, &units, root.as_deref(), *edges, color);
+                    0
+                }
+                _ => 0,
+            };
+            code.max(report_missing(&missing))
+        }
+        Response::Files { files, missing } => {
+            if as_json {
+                *out = json(&files);
+            } else {
+                for (i, f) in files.iter().enumerate() {
+                    if i > 0 {
+                        out.push('\n');
+                    }
+                    let _ = writeln!(out, "# {}", f.path);
+                    match &f.error {
+                        Some(e) => eprintln!("asyncmctl: {e}"),
+                        None => out.push_str(&f.text),
+                    }
+                    if !f.text.is_empty() && !f.text.ends_with('\n') {
+                        out.push('\n');
+                    }
+                    if let Some(entry) = &f.config {
+                        let stem = f.unit.strip_suffix(asyncmd_proto::unit::SUFFIX);
+                        let stem = stem.unwrap_or(&f.unit);
+                        let _ = writeln!(out, "\n# services.config: \"{stem}\"");
+                        let entry = serde_json::to_string_pretty(entry).unwrap_or_default();
+                        let _ = writeln!(out, "{entry}");
+                    }
+                }
+            }
+            let unreadable = files.iter().any(|f| f.error.is_some());
+            let code = if unreadable { EXIT_FAILED } else { 0 };
+            code.max(report_missing(&missing))
+        }
         Response::Status {
             units,
             debug,
@@ -399,13 +583,136 @@ fn show(
 }
 
 /// How an answer is shown.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Shape {
     /// In the detailed view.
     detailed: bool,
     /// A status of every unit (no names given): a unit that is not meant to run now does not
     /// make the exit code 3.
     bare: bool,
+    /// Which command's view.
+    mode: Mode,
+    /// Nothing on stdout (`-q`).
+    quiet: bool,
+    /// The names as given, whose order the answer is shown in (is-active, show...).
+    asked: Vec<String>,
+}
+
+/// The commands that show an answer their own way.
+#[derive(Debug, Clone, Default)]
+enum Mode {
+    /// status, list, and the actions.
+    #[default]
+    Plain,
+    IsActive,
+    IsEnabled,
+    IsFailed,
+    Show {
+        properties: Vec<String>,
+        value: bool,
+    },
+    Tree {
+        root: Option<String>,
+        edges: tree::Edges,
+    },
+}
+
+/// `units` in the order their names were given (names given whole first, in that order; what
+/// only a glob matched after them, in name order), as systemctl prints them.
+fn as_asked<'a, T>(units: &'a [T], name: impl Fn(&T) -> &str, asked: &[String]) -> Vec<&'a T> {
+    let rank = |n: &str| {
+        asked
+            .iter()
+            .position(|a| n == a || n.strip_suffix(asyncmd_proto::unit::SUFFIX) == Some(a))
+            .unwrap_or(asked.len())
+    };
+    let mut sorted: Vec<&T> = units.iter().collect();
+    sorted.sort_by_key(|u| rank(name(u)));
+    sorted
+}
+
+/// How is-active, is-failed and show render a status answer; their exit code.
+fn scripted(
+    units: &[asyncmd_proto::UnitStatus],
+    as_json: bool,
+    shape: &Shape,
+    out: &mut String,
+) -> Result<u8, (u8, String)> {
+    let units = as_asked(units, |u| &u.name, &shape.asked);
+    let words = || -> Vec<&str> { units.iter().map(|u| u.state.active_word()).collect() };
+    let mut print = |words: Vec<&str>| {
+        if as_json {
+            *out = json(&words);
+        } else if !shape.quiet {
+            for w in words {
+                let _ = writeln!(out, "{w}");
+            }
+        }
+    };
+    let any = |state| units.iter().any(|u| u.state == state);
+    Ok(match &shape.mode {
+        Mode::IsActive => {
+            print(words());
+            if any(asyncmd_proto::UnitState::Running) {
+                0
+            } else {
+                EXIT_NOT_RUNNING
+            }
+        }
+        Mode::IsFailed => {
+            print(words());
+            if any(asyncmd_proto::UnitState::Failed) {
+                0
+            } else {
+                EXIT_FAILED
+            }
+        }
+        Mode::Show { properties, value } => {
+            if let Some(first) = units.first() {
+                let unknown = properties::unknown(properties, first);
+                if !unknown.is_empty() {
+                    let msg = format!(
+                        "no property {} (asyncmctl show UNIT lists them all)",
+                        unknown.join(", ")
+                    );
+                    return Err((EXIT_FAILED, msg));
+                }
+            }
+            let wanted = |k: &str| properties.is_empty() || properties.iter().any(|p| p == k);
+            if as_json {
+                let all: Vec<serde_json::Map<String, serde_json::Value>> = units
+                    .iter()
+                    .map(|u| {
+                        properties::of(u)
+                            .into_iter()
+                            .filter(|(k, _)| wanted(k))
+                            .map(|(k, v)| (k.to_string(), v.into()))
+                            .collect()
+                    })
+                    .collect();
+                *out = json(&all);
+            } else {
+                for (i, u) in units.iter().enumerate() {
+                    if i > 0 {
+                        out.push('\n');
+                    }
+                    properties::render(out, u, properties, *value);
+                }
+            }
+            0
+        }
+        Mode::Plain | Mode::IsEnabled | Mode::Tree { .. } => 0,
+    })
+}
+
+/// `enabled`, `disabled`, `masked`, or `static` for a task (it has no entry to enable).
+fn enabled_word(u: &asyncmd_proto::unit::UnitSummary) -> &'static str {
+    match (u.kind, u.masked, u.enabled) {
+        (asyncmd_proto::UnitType::Task, _, _) => "static",
+        (_, true, _) => "masked",
+        (_, false, true) => "enabled",
+        (_, false, false) => "disabled",
+    }
 }
 
 /// Tells on stderr of each name that matched nothing; the exit code that makes.
@@ -432,10 +739,12 @@ fn request(command: Command) -> (Request, Shape) {
             let detailed = verbose || one_name;
             let lines = if detailed { lines } else { 0 };
             let bare = patterns.is_empty();
-            return (
-                Request::Status { patterns, lines },
-                Shape { detailed, bare },
-            );
+            let shape = Shape {
+                detailed,
+                bare,
+                ..Shape::default()
+            };
+            return (Request::Status { patterns, lines }, shape);
         }
         Command::List { patterns } => Request::List { patterns },
         Command::Start { units } => Request::Start { units },
@@ -444,15 +753,78 @@ fn request(command: Command) -> (Request, Shape) {
         Command::Enable { units, now } => Request::Enable { units, now },
         Command::Disable { units, now } => Request::Disable { units, now },
         Command::Config { unit, args, kwargs } => Request::Config { unit, args, kwargs },
-        Command::Reload { dry_run } => Request::Reload { dry_run },
         Command::Load { units } => Request::Load { units },
         Command::Unload { units } => Request::Unload { units },
         Command::Debug { mode } => Request::Debug {
             on: mode.as_deref().map(|m| m == "on"),
         },
         Command::ResetFailed { units } => Request::ResetFailed { units },
+        Command::IsActive { units } => return status_as(units, Mode::IsActive),
+        Command::IsFailed { units } => return status_as(units, Mode::IsFailed),
+        Command::Show {
+            units,
+            properties,
+            value,
+        } => return status_as(units, Mode::Show { properties, value }),
+        Command::IsEnabled { units } => {
+            let shape = Shape {
+                mode: Mode::IsEnabled,
+                asked: units.clone(),
+                ..Shape::default()
+            };
+            return (Request::List { patterns: units }, shape);
+        }
+        Command::ListDependencies {
+            unit,
+            reverse,
+            after,
+        } => {
+            let root = unit.map(|u| {
+                if u.ends_with(asyncmd_proto::unit::SUFFIX) {
+                    u
+                } else {
+                    format!("{u}{}", asyncmd_proto::unit::SUFFIX)
+                }
+            });
+            let shape = Shape {
+                mode: Mode::Tree {
+                    root,
+                    edges: tree::Edges { after, reverse },
+                },
+                ..Shape::default()
+            };
+            return (Request::List { patterns: vec![] }, shape);
+        }
+        Command::Cat { units } => Request::Cat { units },
+        Command::Kill {
+            units,
+            signal,
+            kill_whom,
+        } => Request::Kill {
+            units,
+            signal,
+            whom: match kill_whom {
+                Whom::Main => asyncmd_proto::KillWhom::Main,
+                Whom::All => asyncmd_proto::KillWhom::All,
+            },
+        },
+        Command::Mask { units } => Request::Mask { units },
+        Command::Unmask { units } => Request::Unmask { units },
+        Command::Reload { units, dry_run } if units.is_empty() => Request::Reload { dry_run },
+        Command::Reload { units, .. } => Request::ReloadUnits { units },
+        Command::DaemonReload { dry_run } => Request::Reload { dry_run },
     };
     (req, Shape::default())
+}
+
+/// A status request without journal lines, shown as `mode` says.
+fn status_as(patterns: Vec<String>, mode: Mode) -> (Request, Shape) {
+    let shape = Shape {
+        mode,
+        asked: patterns.clone(),
+        ..Shape::default()
+    };
+    (Request::Status { patterns, lines: 0 }, shape)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {

@@ -347,6 +347,9 @@ mod tests {
             docs: String::new(),
             kind: UnitType::Runtime,
             enabled: true,
+            masked: false,
+            requires: Vec::new(),
+            after: Vec::new(),
             load_error: None,
             state,
             waiting_for: vec![],
@@ -502,6 +505,10 @@ mod tests {
             loaded: true,
             state: UnitState::Running,
             description: "Hello".into(),
+            masked: false,
+            kind: UnitType::Runtime,
+            requires: Vec::new(),
+            after: Vec::new(),
         }];
         let mut out = String::new();
         list(&mut out, &rows, false);

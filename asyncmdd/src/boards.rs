@@ -100,6 +100,10 @@ impl Boards {
                 loaded: true,
                 state: t.state,
                 description: String::from("task"),
+                masked: false,
+                kind: asyncmd_proto::UnitType::Task,
+                requires: Vec::new(),
+                after: Vec::new(),
             })
             .collect()
     }

@@ -298,10 +298,15 @@ impl Server {
                     );
                     send(tx, &mut out, &error(ErrorCode::Version, msg)).await
                 }
-                Ok(env) if env.req.mutates() && !privileged => {
-                    let msg =
-                        "permission denied: only root and the daemon's own user may change units"
-                            .into();
+                Ok(env) if env.req.privileged() && !privileged => {
+                    let what = if env.req.mutates() {
+                        "change units"
+                    } else {
+                        "read unit files"
+                    };
+                    let msg = format!(
+                        "permission denied: only root and the daemon's own user may {what}"
+                    );
                     send(tx, &mut out, &error(ErrorCode::PermissionDenied, msg)).await
                 }
                 Ok(Envelope {

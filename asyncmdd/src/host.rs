@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use asyncmd_core::control::{self, Host, Outcomes, Refusal, Reloaded, Unsupported};
 use asyncmd_core::plan;
-use asyncmd_proto::unit::UnitSummary;
-use asyncmd_proto::{ActionResult, UnitStatus};
+use asyncmd_proto::unit::{UnitFile, UnitSummary};
+use asyncmd_proto::{ActionResult, KillWhom, UnitStatus};
 use serde_json::{Map, Value};
 
 use crate::answer::Answer;
@@ -238,10 +238,86 @@ impl Host for Daemon {
         let _one_at_a_time = self.0.changes.lock().await;
         let mut out = Outcomes::new();
         for name in units {
-            let edit = vec![("enabled", Value::Bool(enabled))];
-            out.insert(name.clone(), self.edit_config(name, edit).await);
+            let masked = self.0.get(name).is_some_and(|s| s.def().config.masked);
+            let r = if masked && enabled {
+                let stem = name.strip_suffix(".service").unwrap_or(name);
+                Err(format!("it is masked: asyncmctl unmask {stem} first"))
+            } else {
+                let edit = vec![("enabled", Value::Bool(enabled))];
+                self.edit_config(name, edit).await
+            };
+            out.insert(name.clone(), r);
         }
         out
+    }
+
+    async fn set_masked(&self, units: &[String], masked: bool) -> Outcomes {
+        let _one_at_a_time = self.0.changes.lock().await;
+        let mut out = Outcomes::new();
+        for name in units {
+            // Unmasked, the key goes: the entry reads as it did before.
+            let value = if masked {
+                Value::Bool(true)
+            } else {
+                Value::Null
+            };
+            out.insert(
+                name.clone(),
+                self.edit_config(name, vec![("masked", value)]).await,
+            );
+        }
+        out
+    }
+
+    async fn kill(&self, units: &[String], signal: &str, whom: KillWhom) -> Outcomes {
+        let Some(sig) = crate::unit_file::parse_signal(signal) else {
+            let why = format!("'{signal}' is not a signal (write e.g. SIGTERM, TERM or 15)");
+            return units
+                .iter()
+                .map(|u| (u.clone(), Err(why.clone())))
+                .collect();
+        };
+        let mut out = Outcomes::new();
+        for slot in units.iter().filter_map(|n| self.0.get(n)) {
+            let r = self.0.kill(&slot, sig, whom == KillWhom::All).await;
+            out.insert(slot.name.clone(), r);
+        }
+        out
+    }
+
+    async fn reload_units(&self, units: &[String]) -> Outcomes {
+        let mut out = Outcomes::new();
+        for slot in units.iter().filter_map(|n| self.0.get(n)) {
+            out.insert(slot.name.clone(), self.0.reload_unit(&slot).await);
+        }
+        out
+    }
+
+    async fn cat(&self, units: &[String]) -> Result<Vec<UnitFile>, Unsupported> {
+        let paths = self.0.paths()?;
+        let written = services_config::written(&paths.config);
+        Ok(units
+            .iter()
+            .filter_map(|n| self.0.get(n))
+            .map(|slot| {
+                let path = slot.def().source.clone();
+                let (text, error) = match std::fs::read_to_string(&path) {
+                    Ok(t) => (t, None),
+                    Err(e) => (String::new(), Some(format!("cannot read {path}: {e}"))),
+                };
+                let config = match &written {
+                    Ok(all) => services_config::entry_of(all, &slot.name).cloned(),
+                    Err(_) => None,
+                };
+                UnitFile {
+                    unit: slot.name.clone(),
+                    path,
+                    text,
+                    error,
+                    config,
+                }
+            })
+            .collect())
     }
 
     async fn configure(&self, unit: &str, edit: Vec<(&'static str, Value)>) -> Result<(), String> {

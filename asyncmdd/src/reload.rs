@@ -72,7 +72,13 @@ pub fn diff(
             (Some(c), Some(d)) => compare(c, d),
             (None, None) => None,
         };
-        if let Some(p) = planned {
+        if let Some(mut p) = planned {
+            // A masked unit is never started, by a reload either; one that runs goes on.
+            let masked = p.def.as_ref().is_some_and(|d| d.config.masked);
+            if masked && p.action == ChangeAction::Start {
+                p.action = ChangeAction::Update;
+                p.reason = format!("{}; masked, so not started", p.reason);
+            }
             out.insert(name.clone(), p);
         }
     }

@@ -24,6 +24,8 @@ pub type Written = (Vec<Value>, Map<String, Value>);
 pub struct ServiceConfig {
     /// Whether the unit is started at boot.
     pub enabled: bool,
+    /// Whether nothing may start it (`asyncmctl mask`).
+    pub masked: bool,
     /// Appended to the argv.
     pub args: Vec<Value>,
     /// Passed as environment variables.
@@ -39,6 +41,7 @@ impl ServiceConfig {
         match &self.written {
             Some(w) => ServiceConfig {
                 enabled: self.enabled,
+                masked: self.masked,
                 args: w.0.clone(),
                 kwargs: w.1.clone(),
                 written: None,
@@ -259,6 +262,27 @@ impl ServicesConfig {
     }
 }
 
+/// The entries of the `services.config` at `path` as the file writes them (no `${VAR}`
+/// substituted), or why it cannot be read; none when there is no file.
+pub fn written(path: &Path) -> Result<Map<String, Value>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(format!("{}: not a JSON object", path.display())),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The entry of `unit` (`hello.service`) among `entries`, under its short name or its full one.
+pub fn entry_of<'a>(entries: &'a Map<String, Value>, unit: &str) -> Option<&'a Value> {
+    let stem = unit.strip_suffix(SUFFIX).unwrap_or(unit);
+    entries.get(stem).or_else(|| entries.get(unit))
+}
+
 /// Where the last good copy of `config` is kept: `.NAME.last-good` beside it.
 pub fn last_good_path(config: &Path) -> PathBuf {
     let name = config
@@ -366,8 +390,9 @@ fn expand(s: &str, vars: &Vars) -> Result<String, String> {
 }
 
 /// Sets the keys `changes` in the entry of `unit` (`hello.service` or `hello`) of the
-/// `services.config` at `path`, creating the entry (or the file) if needed. Everything else in
-/// the file keeps its bytes; the new file replaces the old one atomically.
+/// `services.config` at `path`, creating the entry (or the file) if needed; a key set to `null`
+/// is taken out. Everything else in the file keeps its bytes; the new file replaces the old one
+/// atomically.
 pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), ConfigError> {
     use jsonc_parser::cst::CstRootNode;
     let fail = |message: String| ConfigError {
@@ -406,21 +431,61 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
                     "the entry \"{stem}\" is not an object; fix it by hand first"
                 )));
             };
-            for (key, value) in changes {
-                match entry.get(key) {
-                    Some(prop) => prop.set_value(mark(values.len())),
-                    None => {
-                        entry.append(key, mark(values.len()));
+            // Keys added or taken out of a one-line entry: it stays on one line, its keys in
+            // their order, written anew from its own pieces (the CST would spread it over
+            // lines). A value replaced keeps every other byte as it is.
+            let reshaped = changes
+                .iter()
+                .any(|(k, v)| v.is_null() == entry.get(k).is_some());
+            let one_line = reshaped && !entry.to_string().contains('\n');
+            if one_line {
+                let key = |k: &str| serde_json::to_string(k).unwrap_or_default();
+                let mut parts = Vec::new();
+                let mut seen = Vec::new();
+                for p in entry.properties() {
+                    let Some(k) = p.decoded_name() else { continue };
+                    match changes.iter().find(|(c, _)| *c == k) {
+                        Some((_, Value::Null)) => {}
+                        Some((_, v)) => parts.push(format!("{}: {}", key(&k), inline_json(v))),
+                        None => {
+                            let v = p.value().map(|v| v.to_string()).unwrap_or_default();
+                            parts.push(format!("{}: {v}", key(&k)));
+                        }
+                    }
+                    seen.push(k);
+                }
+                for (k, v) in changes {
+                    if !v.is_null() && !seen.iter().any(|s| s == k) {
+                        parts.push(format!("{}: {}", key(k), inline_json(v)));
                     }
                 }
-                values.push(inline_json(value));
+                prop.set_value(mark(values.len()));
+                values.push(format!("{{{}}}", parts.join(", ")));
+            }
+            for (key, value) in changes.iter().filter(|_| !one_line) {
+                match (entry.get(key), value) {
+                    (Some(prop), Value::Null) => prop.remove(),
+                    (None, Value::Null) => {}
+                    (Some(prop), _) => {
+                        prop.set_value(mark(values.len()));
+                        values.push(inline_json(value));
+                    }
+                    (None, _) => {
+                        entry.append(key, mark(values.len()));
+                        values.push(inline_json(value));
+                    }
+                }
             }
         }
         None => {
             let entry: Map<String, Value> = changes
                 .iter()
+                .filter(|(_, v)| !v.is_null())
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect();
+            if entry.is_empty() {
+                return Ok(());
+            }
             obj.append(stem, mark(0));
             values.push(inline_json(&Value::Object(entry)));
         }
@@ -435,7 +500,7 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
     let took = raw.get(stem).or_else(|| raw.get(unit));
     if changes
         .iter()
-        .any(|(k, v)| took.and_then(|e| e.get(k)) != Some(v))
+        .any(|(k, v)| took.and_then(|e| e.get(k)) != Some(v).filter(|v| !v.is_null()))
     {
         return Err(fail(format!(
             "the entry \"{stem}\" is there under two names; fix it by hand first, nothing was changed"
@@ -557,6 +622,8 @@ fn parse_entry(v: &Value) -> Result<ServiceConfig, String> {
         match (key.as_str(), value) {
             ("enabled", Value::Bool(b)) => cfg.enabled = *b,
             ("enabled", _) => return Err("\"enabled\" must be true or false".into()),
+            ("masked", Value::Bool(b)) => cfg.masked = *b,
+            ("masked", _) => return Err("\"masked\" must be true or false".into()),
             ("args", Value::Array(a)) => cfg.args = a.clone(),
             ("args", _) => return Err("\"args\" must be an array".into()),
             ("kwargs", Value::Object(m)) => {
@@ -691,6 +758,34 @@ mod tests {
         );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn a_key_added_then_taken_out_leaves_a_one_line_entry_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("services.config");
+        let before = "{\n  \"world\": {\"enabled\": true, \"args\": [], \"kwargs\": {}},\n  \"x\": {\n    \"enabled\": true\n  }\n}\n";
+        std::fs::write(&path, before).unwrap();
+        edit(&path, "world", &[("masked", json!(true))]).unwrap();
+        let masked = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            masked.contains(
+                "\"world\": {\"enabled\": true, \"args\": [], \"kwargs\": {}, \"masked\": true},"
+            ),
+            "{masked}"
+        );
+        assert!(
+            ServicesConfig::parse(&path, &masked)
+                .unwrap()
+                .get("world")
+                .unwrap()
+                .masked
+        );
+        edit(&path, "world", &[("masked", Value::Null)]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        // Taking out a key an entry does not have changes nothing.
+        edit(&path, "x", &[("masked", Value::Null)]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     }
 
     #[test]

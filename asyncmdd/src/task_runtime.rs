@@ -371,7 +371,16 @@ impl Registry {
         let (tasks, _) = self.select(patterns);
         tasks
             .iter()
-            .map(|t| status::summary(&t.name, true, true, &lock(&t.live).life, "task"))
+            .map(|t| {
+                status::summary(
+                    &t.name,
+                    UnitType::Task,
+                    true,
+                    true,
+                    &lock(&t.live).life,
+                    "task",
+                )
+            })
             .collect()
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use asyncmd_proto::UnitType;
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Deserializer};
 
 pub use asyncmd_proto::unit::SUFFIX;
@@ -90,6 +91,9 @@ pub struct Unit {
     pub stop_signal: nix::sys::signal::Signal,
     /// How long `stop` waits after the stop signal before SIGKILL.
     pub stop_timeout: Duration,
+    /// The signal `asyncmctl reload UNIT` sends its main process (SIGHUP unless
+    /// `reload_signal` says otherwise).
+    pub reload_signal: nix::sys::signal::Signal,
     /// How long a `notify` unit may take to send `READY=1`.
     pub start_timeout: Duration,
     /// The health check, if any.
@@ -197,6 +201,7 @@ struct ServiceSection {
     #[serde(default, deserialize_with = "duration")]
     start_limit_interval: Option<Duration>,
     stop_signal: Option<String>,
+    reload_signal: Option<String>,
     #[serde(default, deserialize_with = "duration")]
     stop_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
@@ -401,22 +406,17 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
             ));
         }
     }
-    let stop_signal = match &s.stop_signal {
-        None => nix::sys::signal::Signal::SIGTERM,
-        Some(name) => {
-            let full = if name.starts_with("SIG") {
-                name.clone()
-            } else {
-                format!("SIG{name}")
-            };
-            full.parse().map_err(|_| {
-                err(
-                    key_at("service", "stop_signal"),
-                    format!("stop_signal '{name}' is not a signal (write e.g. \"SIGINT\")"),
-                )
-            })?
-        }
+    let signal = |key: &str, given: &Option<String>, default| match given {
+        None => Ok(default),
+        Some(name) => parse_signal(name).ok_or_else(|| {
+            err(
+                key_at("service", key),
+                format!("{key} '{name}' is not a signal (write e.g. \"SIGINT\")"),
+            )
+        }),
     };
+    let stop_signal = signal("stop_signal", &s.stop_signal, Signal::SIGTERM)?;
+    let reload_signal = signal("reload_signal", &s.reload_signal, Signal::SIGHUP)?;
     let defaults = Backoff::default();
     let delay = s.restart_delay.unwrap_or(defaults.delay);
     let backoff = Backoff {
@@ -477,6 +477,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         restart: s.restart,
         backoff,
         stop_signal,
+        reload_signal,
         stop_timeout: s.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
         start_timeout: s.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT),
         health,
@@ -522,6 +523,19 @@ pub fn load(path: &Path) -> Result<Unit, UnitError> {
     }
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     parse(&name, path, &text)
+}
+
+/// The signal `name` says: `SIGHUP`, `HUP` or its number.
+pub fn parse_signal(name: &str) -> Option<Signal> {
+    if let Ok(n) = name.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let full = if name.starts_with("SIG") {
+        name.to_string()
+    } else {
+        format!("SIG{name}")
+    };
+    full.parse().ok()
 }
 
 /// The unit files of `dir` (`*.service`), sorted by name: every entry of that name, so one

@@ -13,8 +13,10 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use asyncmd_proto::request::{ActionOutcome, ActionResult, Change, ErrorCode, Request, Response};
-use asyncmd_proto::unit::{is_glob, UnitStatus, UnitSummary, SUFFIX};
+use asyncmd_proto::request::{
+    ActionOutcome, ActionResult, Change, ErrorCode, KillWhom, Request, Response,
+};
+use asyncmd_proto::unit::{is_glob, UnitFile, UnitStatus, UnitSummary, SUFFIX};
 use serde_json::{Map, Value};
 
 use crate::pattern::Patterns;
@@ -131,6 +133,36 @@ pub trait Host {
     async fn unload(&self, patterns: &[String]) -> Result<Vec<ActionResult>, Refusal> {
         let _ = patterns;
         Err(Unsupported("unsupported: this runtime cannot unload units".into()).into())
+    }
+    /// Sends `signal` (a name or number) to `whom` of each of `units`.
+    async fn kill(&self, units: &[String], signal: &str, whom: KillWhom) -> Outcomes {
+        let _ = (signal, whom);
+        unsupported_each(
+            units,
+            "unsupported: this runtime has no processes to signal",
+        )
+    }
+    /// Masks (or unmasks) `units` in the runtime's configuration.
+    async fn set_masked(&self, units: &[String], masked: bool) -> Outcomes {
+        let _ = masked;
+        unsupported_each(
+            units,
+            "unsupported: this runtime has no configuration to mask units in",
+        )
+    }
+    /// Asks each of `units` to reload its configuration (its reload signal).
+    async fn reload_units(&self, units: &[String]) -> Outcomes {
+        unsupported_each(
+            units,
+            "unsupported: this runtime has no processes to reload",
+        )
+    }
+    /// The unit files of `units`, with their configuration entries as written.
+    async fn cat(&self, units: &[String]) -> Result<Vec<UnitFile>, Unsupported> {
+        let _ = units;
+        Err(Unsupported(
+            "unsupported: this runtime has no unit files".into(),
+        ))
     }
     /// The units whose files it could load but has not (added since boot): what a name that
     /// matched nothing may have meant.
@@ -296,6 +328,35 @@ pub async fn answer<H: Host>(host: &H, req: Request) -> Response {
             }
             Err(e) => error(ErrorCode::BadRequest, e),
         },
+        Request::Kill {
+            units,
+            signal,
+            whom,
+        } => {
+            on_units(host, &units, "", async |u: &[String]| {
+                host.kill(u, &signal, whom).await
+            })
+            .await
+        }
+        Request::Mask { units } => {
+            on_units(host, &units, "masked", async |u: &[String]| {
+                host.set_masked(u, true).await
+            })
+            .await
+        }
+        Request::Unmask { units } => {
+            on_units(host, &units, "unmasked", async |u: &[String]| {
+                host.set_masked(u, false).await
+            })
+            .await
+        }
+        Request::ReloadUnits { units } => {
+            on_units(host, &units, "", async |u: &[String]| {
+                host.reload_units(u).await
+            })
+            .await
+        }
+        Request::Cat { units } => cat(host, &units).await,
         Request::Unload { units } => {
             if units.is_empty() {
                 return error(ErrorCode::BadRequest, "name at least one unit".into());
@@ -406,6 +467,26 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String]) -> Response {
     results.extend(s.tasks.iter().map(|t| ok(t, "")));
     by_unit(&mut results);
     Response::Actions { results }
+}
+
+async fn cat<H: Host>(host: &H, patterns: &[String]) -> Response {
+    if patterns.is_empty() {
+        return error(ErrorCode::BadRequest, "name at least one unit".into());
+    }
+    let (names, missing) = match select_names(&host.units(), patterns) {
+        Ok(x) => x,
+        Err(e) => return error(ErrorCode::BadRequest, e),
+    };
+    if names.is_empty() {
+        return error(ErrorCode::NoSuchUnit, no_such(host, &missing));
+    }
+    match host.cat(&names).await {
+        Ok(files) => Response::Files {
+            files,
+            missing: not_found(host, missing),
+        },
+        Err(u) => error(ErrorCode::Unsupported, u.0),
+    }
 }
 
 async fn enable<H: Host>(host: &H, patterns: &[String], enabled: bool, now: bool) -> Response {
@@ -590,6 +671,43 @@ fn by_unit(results: &mut [ActionResult]) {
     }
 }
 
+/// The same `unsupported` answer for each of `units`.
+fn unsupported_each(units: &[String], why: &str) -> Outcomes {
+    units.iter().map(|u| (u.clone(), Err(why.into()))).collect()
+}
+
+/// What each of the units matching `patterns` is to `f`, as one result per unit (a task, which
+/// has no unit file or process of its own, is said to be one); names that matched nothing are
+/// said as always.
+async fn on_units<H: Host>(
+    host: &H,
+    patterns: &[String],
+    done: &str,
+    f: impl AsyncFnOnce(&[String]) -> Outcomes,
+) -> Response {
+    if patterns.is_empty() {
+        return error(ErrorCode::BadRequest, "name at least one unit".into());
+    }
+    let s = match select(&host.units(), &host.tasks(), patterns).await {
+        Ok(s) => s,
+        Err(e) => return error(ErrorCode::BadRequest, e),
+    };
+    let mut results = not_found(host, s.missing);
+    let outcomes = f(&s.units).await;
+    for name in &s.units {
+        results.push(match outcomes.get(name) {
+            Some(Err(e)) => failed(name, e.clone()),
+            _ => ok(name, done),
+        });
+    }
+    for t in &s.tasks {
+        let why = "a task runs inside its runtime: it has no unit file or process of its own";
+        results.push(failed(t, why.into()));
+    }
+    by_unit(&mut results);
+    Response::Actions { results }
+}
+
 /// A whole request failed.
 pub fn error(code: ErrorCode, message: String) -> Response {
     Response::Error { code, message }
@@ -603,7 +721,8 @@ fn no_such<H: Host>(host: &H, missing: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use asyncmd_proto::UnitState;
+    use crate::lifecycle::Life;
+    use asyncmd_proto::{UnitState, UnitType};
     use core::cell::RefCell;
     use core::future::Future;
     use core::pin::pin;
@@ -668,11 +787,8 @@ mod tests {
                 .iter()
                 .chain(tasks)
                 .map(|n| UnitSummary {
-                    name: n.clone(),
-                    enabled: true,
-                    loaded: true,
                     state: UnitState::Running,
-                    description: String::new(),
+                    ..crate::status::summary(n, UnitType::Runtime, true, true, &Life::new(None), "")
                 })
                 .collect()
         }

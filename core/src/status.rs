@@ -22,6 +22,9 @@ pub fn of(name: &str, source: &str, kind: UnitType, life: &Life, host: &str) -> 
         docs: String::new(),
         kind,
         enabled: true,
+        masked: false,
+        requires: Vec::new(),
+        after: Vec::new(),
         load_error: None,
         state: life.state,
         waiting_for: life.waiting_for.clone(),
@@ -54,9 +57,11 @@ pub fn of(name: &str, source: &str, kind: UnitType, life: &Life, host: &str) -> 
     }
 }
 
-/// The `asyncmctl list` row of `name`.
+/// The `asyncmctl list` row of `name`, a `kind`; what the lifecycle does not know (masked,
+/// dependencies) is empty.
 pub fn summary(
     name: &str,
+    kind: UnitType,
     enabled: bool,
     loaded: bool,
     life: &Life,
@@ -68,6 +73,10 @@ pub fn summary(
         loaded,
         state: life.state,
         description: description.to_string(),
+        masked: false,
+        kind,
+        requires: Vec::new(),
+        after: Vec::new(),
     }
 }
 
@@ -113,7 +122,7 @@ mod tests {
         assert_eq!(s.traceback, ["oops"]);
         assert_eq!(s.last_exit.as_deref(), Some("exit status 3: oops"));
         assert_eq!((s.host.as_str(), s.kind), ("box", UnitType::Runtime));
-        let row = summary("a.service", false, true, &life, "A");
+        let row = summary("a.service", UnitType::Runtime, false, true, &life, "A");
         assert_eq!((row.state, row.enabled), (UnitState::Failed, false));
     }
 }

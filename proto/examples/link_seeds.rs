@@ -85,6 +85,10 @@ fn main() -> std::io::Result<()> {
             loaded: true,
             state: UnitState::Running,
             description: "LED".into(),
+            masked: false,
+            kind: asyncmd_proto::UnitType::Task,
+            requires: Vec::new(),
+            after: Vec::new(),
         }]),
         Reply::Actions(vec![ActionResult {
             unit: "blink".into(),

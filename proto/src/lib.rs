@@ -28,7 +28,8 @@ pub mod text;
 
 pub use journal::{Entry, JournalQuery, Level, TextFormat, TextStyle};
 pub use request::{
-    ActionOutcome, ActionResult, Change, ChangeAction, Envelope, ErrorCode, Request, Response,
+    ActionOutcome, ActionResult, Change, ChangeAction, Envelope, ErrorCode, KillWhom, Request,
+    Response,
 };
 pub use unit::{ExitResult, UnitState, UnitStatus, UnitType};
 

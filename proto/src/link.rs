@@ -24,7 +24,7 @@ use crate::request::{ActionResult, ErrorCode, Request, Response};
 use crate::unit::{LoopInfo, ScheduleStatus, UnitState, UnitStatus, UnitSummary, UnitType};
 
 /// The link protocol's version; both ends refuse a frame of another.
-pub const LINK_VERSION: u16 = 2;
+pub const LINK_VERSION: u16 = 3;
 
 /// The most bytes a frame may take, decoded (message and CRC): a board's buffers are this big.
 pub const MAX_LINK_FRAME: usize = 2048;
@@ -305,6 +305,9 @@ impl TaskStatus {
             docs: String::new(),
             kind: self.kind,
             enabled: true,
+            masked: false,
+            requires: Vec::new(),
+            after: Vec::new(),
             load_error: None,
             state: self.state,
             waiting_for: Vec::new(),
@@ -454,6 +457,11 @@ fn request_name(r: &Request) -> &'static str {
         Request::ResetFailed { .. } => "reset-failed",
         Request::Unload { .. } => "unload",
         Request::Debug { .. } => "debug",
+        Request::Kill { .. } => "kill",
+        Request::Mask { .. } => "mask",
+        Request::Unmask { .. } => "unmask",
+        Request::ReloadUnits { .. } => "reload of units",
+        Request::Cat { .. } => "cat",
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::journal::{Entry, JournalQuery};
-use crate::unit::{UnitStatus, UnitSummary};
+use crate::unit::{UnitFile, UnitStatus, UnitSummary};
 
 /// A request as framed on the wire: the protocol version beside the request itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +109,54 @@ pub enum Request {
         #[serde(default)]
         units: Vec<String>,
     },
+    /// Send a signal to the processes of the matching running units.
+    Kill {
+        /// Unit names or globs.
+        units: Vec<String>,
+        /// The signal's name (`SIGTERM`, `TERM`) or number.
+        #[serde(default = "default_kill_signal")]
+        signal: String,
+        /// Its main process only, or every process of its run.
+        #[serde(default)]
+        whom: KillWhom,
+    },
+    /// Mask units (`masked: true` in `services.config`): nothing starts them until they are
+    /// unmasked.
+    Mask {
+        /// Unit names or globs.
+        units: Vec<String>,
+    },
+    /// Unmask units.
+    Unmask {
+        /// Unit names or globs.
+        units: Vec<String>,
+    },
+    /// Ask the matching running units to reload their configuration: their `reload_signal`
+    /// (SIGHUP) to their main process. (Re-reading the unit files is [`Request::Reload`].)
+    ReloadUnits {
+        /// Unit names or globs.
+        units: Vec<String>,
+    },
+    /// The unit files of the matching units, each with its `services.config` entry as written.
+    Cat {
+        /// Unit names or globs.
+        units: Vec<String>,
+    },
+}
+
+fn default_kill_signal() -> String {
+    "SIGTERM".into()
+}
+
+/// Whom `kill` signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KillWhom {
+    /// The unit's main process.
+    Main,
+    /// Every process of its run: its process group, what carries its run tag, its cgroup.
+    #[default]
+    All,
 }
 
 impl Request {
@@ -121,7 +169,14 @@ impl Request {
                 | Request::Journal(_)
                 | Request::Reload { dry_run: true }
                 | Request::Debug { on: None }
+                | Request::Cat { .. }
         )
+    }
+
+    /// Whether only a privileged peer may ask it: every change, and reading unit files, which
+    /// may hold what their directory keeps from other users.
+    pub fn privileged(&self) -> bool {
+        self.mutates() || matches!(self, Request::Cat { .. })
     }
 }
 
@@ -162,6 +217,14 @@ pub enum Response {
         changes: Vec<Change>,
         /// Units left as they were.
         unchanged: u32,
+    },
+    /// Answer to [`Request::Cat`].
+    Files {
+        /// One per matching unit, in name order.
+        files: Vec<UnitFile>,
+        /// The names and patterns that matched nothing (when others did).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        missing: Vec<ActionResult>,
     },
     /// A batch of journal entries, oldest first.
     Entries {

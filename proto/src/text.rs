@@ -49,6 +49,16 @@ pub fn local_time(us: i64) -> String {
     }
 }
 
+/// `Thu 2026-11-25 10:00:19 +01:00`: the local time with its weekday and offset from UTC, as
+/// `asyncmctl show` gives timestamps (`date -d` reads it back).
+pub fn timestamp(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    match Local.timestamp_opt(secs, 0).single() {
+        Some(t) => t.format("%a %Y-%m-%d %H:%M:%S %:z").to_string(),
+        None => String::new(),
+    }
+}
+
 /// How long ago `then_us` was, as asyncmd says it: `4 s ago`, `00:02:31 ago`, `2 days, 03:00:00 ago`.
 pub fn ago(now_us: i64, then_us: i64) -> String {
     let secs = (now_us - then_us).max(0) / 1_000_000;

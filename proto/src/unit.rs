@@ -173,6 +173,15 @@ pub struct UnitStatus {
     pub kind: UnitType,
     /// Whether `services.config` enables it.
     pub enabled: bool,
+    /// Whether `services.config` masks it: nothing may start it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub masked: bool,
+    /// The units it requires (`requires` in its file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// The units it starts after (`after` in its file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
     /// Why the unit could not be loaded, when it could not.
     #[serde(default)]
     pub load_error: Option<String>,
@@ -297,4 +306,40 @@ pub struct UnitSummary {
     /// `description` from the unit file.
     #[serde(default)]
     pub description: String,
+    /// Whether `services.config` masks it: nothing may start it.
+    // Every field is written, always: a board's link encodes rows with postcard, which
+    // cannot tell a field left out.
+    #[serde(default)]
+    pub masked: bool,
+    /// What it is: a unit's `type`, or `task`.
+    #[serde(rename = "type", default)]
+    pub kind: UnitType,
+    /// The units it requires (`requires` in its file).
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// The units it starts after (`after` in its file).
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A unit's file and its `services.config` entry, as `asyncmctl cat` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitFile {
+    /// Unit name.
+    pub unit: String,
+    /// The file it was loaded from.
+    pub path: String,
+    /// The file's text as it is on disk now.
+    #[serde(default)]
+    pub text: String,
+    /// Why the file could not be read, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its entry of `services.config` as the file writes it, if it has one.
+    #[serde(default)]
+    pub config: Option<Value>,
 }

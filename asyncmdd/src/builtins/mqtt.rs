@@ -547,12 +547,7 @@ impl Device {
             .config
             .as_ref()
             .ok_or("this runtime has no services.config")?;
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        match serde_json::from_str(&text) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(format!("{}: not a JSON object", path.display())),
-            Err(e) => Err(format!("{}: {e}", path.display())),
-        }
+        crate::services_config::written(path)
     }
 
     /// `{"config": {"get"|"enable"|"disable"|"set": ...}}`, answered on `device/<id>/config`.
@@ -868,7 +863,7 @@ impl Device {
                     asyncmd_proto::ErrorCode::BadRequest,
                     format!("malformed request: {e}"),
                 )],
-                Ok(req) if req.mutates() && !self.s.control => vec![error(
+                Ok(req) if req.privileged() && !self.s.control => vec![error(
                     asyncmd_proto::ErrorCode::PermissionDenied,
                     format!(
                         "device {} refuses changes over MQTT: remote control is off \

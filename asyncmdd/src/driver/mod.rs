@@ -90,6 +90,15 @@ enum Input {
     Manual { slot: Arc<Slot>, reply: Reply<()> },
     /// `reset-failed`; the reply says whether it was failed.
     ResetFailed { slot: Arc<Slot>, reply: Reply<bool> },
+    /// Send `sig` to its main process (`all`: every process of its run).
+    Kill {
+        slot: Arc<Slot>,
+        sig: Signal,
+        all: bool,
+        reply: Reply,
+    },
+    /// Send its `reload_signal` to its main process.
+    ReloadUnit { slot: Arc<Slot>, reply: Reply },
     /// The main process of run `run` was reaped; `cleaning`: what it left is being stopped.
     MainExited {
         slot: Arc<Slot>,
@@ -163,6 +172,8 @@ impl Input {
             | Input::NotStarted { slot, .. }
             | Input::Manual { slot, .. }
             | Input::ResetFailed { slot, .. }
+            | Input::Kill { slot, .. }
+            | Input::ReloadUnit { slot, .. }
             | Input::MainExited { slot, .. }
             | Input::CleanedUp { slot, .. }
             | Input::Traceback { slot, .. }
@@ -451,6 +462,27 @@ impl Supervisor {
         self.ask(|reply| Input::ResetFailed { slot, reply })
             .await
             .unwrap_or(false)
+    }
+
+    /// Sends `sig` to the main process of `slot`'s run (`all`: to every process of it).
+    pub async fn kill(&self, slot: &Arc<Slot>, sig: Signal, all: bool) -> Result<(), String> {
+        let slot = slot.clone();
+        self.ask(|reply| Input::Kill {
+            slot,
+            sig,
+            all,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err("asyncmdd is shutting down".into()))
+    }
+
+    /// Sends `slot`'s `reload_signal` to its main process.
+    pub async fn reload_unit(&self, slot: &Arc<Slot>) -> Result<(), String> {
+        let slot = slot.clone();
+        self.ask(|reply| Input::ReloadUnit { slot, reply })
+            .await
+            .unwrap_or_else(|| Err("asyncmdd is shutting down".into()))
     }
 
     /// Hands an sd_notify datagram to the driver; its sender's PID says which unit it is from.

@@ -236,6 +236,22 @@ impl Driver {
                 sup.carry_out(&slot, fx);
                 let _ = reply.send(was);
             }
+            Input::Kill {
+                slot,
+                sig,
+                all,
+                reply,
+            } => {
+                let _ = reply.send(self.signal(sup, &slot, sig, all));
+            }
+            Input::ReloadUnit { slot, reply } => {
+                let sig = slot.def().unit.as_ref().map(|u| u.reload_signal);
+                let r = match sig {
+                    Some(sig) => self.signal(sup, &slot, sig, false),
+                    None => Err("not loaded".into()),
+                };
+                let _ = reply.send(r);
+            }
             Input::MainExited {
                 slot,
                 run,
@@ -320,6 +336,44 @@ impl Driver {
         slot
     }
 
+    /// Sends `sig` to the main process of `slot`'s run (`all`: its group, what carries its run
+    /// tag and its cgroup), saying so in its journal.
+    fn signal(
+        &mut self,
+        sup: &Arc<Supervisor>,
+        slot: &Arc<Slot>,
+        sig: Signal,
+        all: bool,
+    ) -> Result<(), String> {
+        if self.private(slot).builtin.is_some() {
+            return Err(
+                "a builtin service runs inside asyncmdd: it has no process to signal".into(),
+            );
+        }
+        let (alive, main, tag) = slot.read(|l| (l.alive_pid(), l.main_pid, l.tag()));
+        let Some(pid) = alive else {
+            return Err("it is not running".into());
+        };
+        if all {
+            slot.signal_run(Some(pid), &tag, sig);
+            sup.log(
+                slot,
+                Level::Info,
+                &format!("Sent {sig} to every process of this run"),
+            );
+        } else {
+            let target = main.unwrap_or(pid);
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(target as i32), sig)
+                .map_err(|e| format!("cannot signal process {target}: {e}"))?;
+            sup.log(
+                slot,
+                Level::Info,
+                &format!("Sent {sig} to main process {target}"),
+            );
+        }
+        Ok(())
+    }
+
     /// Answers `start` with `r`. An automatic restart that could not start (its file broke,
     /// say) leaves the unit failed, not restarting.
     fn answer(
@@ -375,6 +429,11 @@ impl Driver {
             let why = def.load_error.as_deref().unwrap_or("unknown error");
             return self.answer(sup, slot, start, Err(format!("not loaded: {why}")));
         };
+        if def.config.masked && !matches!(state, UnitState::Running | UnitState::Starting) {
+            let name = slot.name.strip_suffix(".service").unwrap_or(&slot.name);
+            let why = format!("it is masked: asyncmctl unmask {name} first");
+            return self.answer(sup, slot, start, Err(why));
+        }
         if matches!(state, UnitState::Running | UnitState::Starting) {
             // Whoever started it waits for the oneshot to end, or the notify unit to be
             // ready; so does this caller.
@@ -1210,7 +1269,7 @@ impl Scheduled for OnSchedule {
         }
         let def = self.slot.def();
         let spec = def.unit.as_ref().and_then(|u| u.schedule.clone());
-        Some(spec.map(|sc| (sc.spec, def.config.enabled)))
+        Some(spec.map(|sc| (sc.spec, def.config.enabled && !def.config.masked)))
     }
 
     fn busy(&self) -> bool {

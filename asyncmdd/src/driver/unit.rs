@@ -195,7 +195,7 @@ impl Def {
             after: u.map(|u| u.after.clone()).unwrap_or_default(),
             broken: self.load_error.clone(),
             ready,
-            enabled: self.config.enabled,
+            enabled: self.config.enabled && !self.config.masked,
         }
     }
 
@@ -393,6 +393,9 @@ impl Slot {
             version: u.map(|u| u.version.clone()).unwrap_or_default(),
             docs: u.map(|u| u.docs.clone()).unwrap_or_default(),
             enabled: current.config.enabled,
+            masked: current.config.masked,
+            requires: u.map(|u| u.requires.clone()).unwrap_or_default(),
+            after: u.map(|u| u.after.clone()).unwrap_or_default(),
             load_error: current.load_error.clone(),
             pid: live.pid,
             memory_bytes,
@@ -422,14 +425,21 @@ impl Slot {
     /// The row of this unit in `asyncmctl list`.
     pub fn summary(&self) -> UnitSummary {
         self.read(|l| {
-            let description = l.def.unit.as_ref().map_or("", |u| u.description.as_str());
-            status::summary(
-                &self.name,
-                l.def.config.enabled,
-                l.def.unit.is_some(),
-                &l.life,
-                description,
-            )
+            let u = l.def.unit.as_ref();
+            let description = u.map_or("", |u| u.description.as_str());
+            UnitSummary {
+                masked: l.def.config.masked,
+                requires: u.map(|u| u.requires.clone()).unwrap_or_default(),
+                after: u.map(|u| u.after.clone()).unwrap_or_default(),
+                ..status::summary(
+                    &self.name,
+                    u.map(|u| u.kind).unwrap_or_default(),
+                    l.def.config.enabled,
+                    u.is_some(),
+                    &l.life,
+                    description,
+                )
+            }
         })
     }
 
