@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use asyncmd_e2e::{output_within, run_within, stderr, stdout, wait_for, Setup};
+use asyncmd_e2e::{on_a_terminal, run_within, stderr, stdout, wait_for, Setup};
 
 const LOOP: &str = "i=0; while :; do i=$((i+1)); echo \"LED $i toggled!\"; sleep 0.2; done";
 
@@ -353,56 +353,6 @@ fn debug_on_shows_every_status_in_full_until_debug_off() {
     assert_eq!(detailed_views(&o), 0, "{t}");
     assert_eq!(t.lines().count(), 3, "{t}");
     assert!(!t.contains("┗━►"), "{t}");
-}
-
-/// Runs `cmd` with its stdout and stderr on a new pseudo-terminal; what it printed there
-/// (until it exited and closed the terminal), and its exit code.
-fn on_a_terminal(mut cmd: Command) -> (String, Option<i32>) {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
-    // Close-on-exec, both sides: a process a parallel test spawns meanwhile must not inherit
-    // the slave and hold the terminal open. The client gets it as its stdout and stderr all
-    // the same (dup2 clears the flag on the copies).
-    for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
-        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("FD_CLOEXEC");
-    }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(pty.slave.try_clone().unwrap())
-        .stderr(pty.slave);
-    let child = cmd.spawn().expect("the client starts");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    // The Command holds our copies of the terminal's slave side: close them, so that the
-    // master reads EIO once the child has gone.
-    drop(cmd);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut master = std::fs::File::from(pty.master);
-    std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match master.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // EIO: the slave side is closed, the normal end.
-                Err(_) => break,
-            }
-        }
-        let _ = tx.send(got);
-    });
-    let got = match rx.recv_timeout(asyncmd_e2e::DEADLINE) {
-        Ok(g) => g,
-        Err(_) => {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            panic!("timed out reading the terminal");
-        }
-    };
-    let code = output_within(child, "the client on a terminal")
-        .status
-        .code();
-    (String::from_utf8_lossy(&got).into_owned(), code)
 }
 
 #[test]

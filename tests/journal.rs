@@ -2,7 +2,7 @@
 
 use std::process::{Command, Stdio};
 
-use asyncmd_e2e::{output_within, stderr, stdout, wait_for, Daemon, Lines, Setup};
+use asyncmd_e2e::{on_a_terminal, output_within, stderr, stdout, wait_for, Daemon, Lines, Setup};
 
 fn setup() -> Daemon {
     Setup::new()
@@ -360,4 +360,110 @@ fn a_follower_during_a_flood_gets_every_line_or_is_told_it_missed_it() {
         total,
         "received {received}, told of {missed} missed"
     );
+}
+
+#[test]
+fn journalctl_flags_reverse_until_ranges_smart_case_boot_utc_and_styles() {
+    let d = setup();
+    d.wait_state("levels.service", "done");
+    let lines = |args: &[&str]| -> Vec<String> {
+        let o = d.journal(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o).lines().map(String::from).collect()
+    };
+    // -r: newest first, the same entries.
+    let fwd = lines(&["-u", "levels", "-o", "cat"]);
+    let mut rev = lines(&["-u", "levels", "-o", "cat", "-r"]);
+    rev.reverse();
+    assert_eq!(fwd, rev);
+    // -p FROM..TO: warning up to error, whichever way round.
+    let range = lines(&["-u", "levels", "-o", "cat", "-p", "err..warning"]);
+    assert!(range.contains(&"careful now".to_string()), "{range:?}");
+    assert!(range.contains(&"to stderr".to_string()), "{range:?}");
+    assert!(
+        !range.iter().any(|l| l == "very bad" || l == "plain"),
+        "{range:?}"
+    );
+    assert_eq!(range, lines(&["-u", "levels", "-o", "cat", "-p", "4..3"]));
+    // -g is case-insensitive unless it has an upper-case letter (or --case-sensitive).
+    let none = ["-- No entries --"];
+    assert_eq!(lines(&["-u", "levels", "-o", "cat", "-g", "CAREFUL"]), none);
+    assert_eq!(
+        lines(&["-u", "levels", "-o", "cat", "-g", "careful"]),
+        ["careful now"]
+    );
+    assert_eq!(lines(&["-u", "levels", "-o", "cat", "-g", "caREful"]), none);
+    let o = d.journal(&[
+        "-u",
+        "levels",
+        "-o",
+        "cat",
+        "-g",
+        "CAREFUL",
+        "--case-sensitive",
+    ]);
+    assert_eq!(stdout(&o), "-- No entries --\n");
+    // --until: nothing before an hour ago; -b: this boot, which is everything.
+    assert_eq!(lines(&["--until", "-1h"]), ["-- No entries --"]);
+    assert_eq!(lines(&["-u", "levels", "-b"]), lines(&["-u", "levels"]));
+    let o = d.journal(&["-b", "-1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("only the current boot"),
+        "{}",
+        stderr(&o)
+    );
+    // -o short-iso and short-precise, in UTC with --utc.
+    let iso = lines(&["-u", "hello2", "-o", "short-iso", "--utc"]);
+    let re = regex::Regex::new(
+        r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 \[testhost\] \[INFO\] \[hello2.service\] ",
+    )
+    .unwrap();
+    assert!(iso.iter().all(|l| re.is_match(l)), "{iso:?}");
+    let precise = lines(&["-u", "hello2", "-o", "short-precise"]);
+    let re = regex::Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} \[testhost\] ").unwrap();
+    assert!(precise.iter().all(|l| re.is_match(l)), "{precise:?}");
+    // JSON carries the time with its offset beside time_us; json-pretty is the same objects.
+    let e = d.entries(&["-u", "hello2", "--utc"]);
+    let t = e[0]["time"].as_str().unwrap();
+    assert!(
+        t.ends_with("+00:00") && t.contains('T') && t.contains('.'),
+        "{t}"
+    );
+    let parsed = chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert_eq!(parsed.timestamp_micros(), e[0]["time_us"].as_i64().unwrap());
+    let pretty = stdout(&d.journal(&["-u", "hello2", "-o", "json-pretty", "--utc"]));
+    let objects: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&pretty)
+        .into_iter()
+        .map(|v| v.unwrap())
+        .collect();
+    assert_eq!(objects, e);
+    assert!(pretty.contains("\n  \"msg\": "), "{pretty}");
+}
+
+#[test]
+fn a_terminal_gets_a_pager_unless_told_not_to() {
+    let d = setup();
+    d.wait_state("hello2.service", "done");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(asyncmd_e2e::bin("asyncmjournal"));
+        c.arg("--socket")
+            .arg(&d.socket)
+            .args(["-u", "hello2", "-o", "cat"])
+            .args(args)
+            .env("PAGER", "sed 's/^/paged: /'");
+        c
+    };
+    let (t, code) = on_a_terminal(run(&[]));
+    assert_eq!(code, Some(0));
+    assert!(t.contains("paged: second hello"), "{t:?}");
+    let (t, _) = on_a_terminal(run(&["--no-pager"]));
+    assert!(t.contains("second hello") && !t.contains("paged:"), "{t:?}");
+    // A pipe is no terminal: no pager.
+    let o = output_within(
+        run(&[]).stdout(Stdio::piped()).spawn().unwrap(),
+        "asyncmjournal into a pipe",
+    );
+    let t = stdout(&o);
+    assert!(t.contains("second hello\n") && !t.contains("paged:"), "{t}");
 }

@@ -350,7 +350,7 @@ impl Server {
         let mut sink = match q.text {
             Some(t) => Sink::Text {
                 style: t.style,
-                fmt: EntryFormatter::new(t.color),
+                fmt: EntryFormatter::new(t.color).utc(t.utc),
                 buf: String::with_capacity(BATCH_BYTES + MAX_MESSAGE + 256),
             },
             None => Sink::Entries,

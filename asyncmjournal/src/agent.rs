@@ -13,7 +13,7 @@ use std::time::Duration;
 use asyncmd_proto::agent::AgentClient;
 use asyncmd_proto::link::{Ask, Reply};
 use asyncmd_proto::text::EntryFormatter;
-use asyncmd_proto::{Entry, TextStyle};
+use asyncmd_proto::Entry;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use regex::bytes::Regex;
 
@@ -24,7 +24,10 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Prints the board's journal (and, following, what it logs from then on).
 pub fn journal(addr: &str, cli: Cli, color: bool) -> ExitCode {
-    let grep = match cli.grep.as_deref().map(Regex::new).transpose() {
+    if cli.reverse {
+        return fail("--reverse reads asyncmdd's journal; a board's is read oldest first");
+    }
+    let grep = match cli.grep().as_deref().map(Regex::new).transpose() {
         Ok(g) => g,
         Err(e) => return fail(&format!("bad --grep: {e}")),
     };
@@ -33,17 +36,25 @@ pub fn journal(addr: &str, cli: Cli, color: bool) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let lines = cli.lines.or(if cli.follow { Some(10) } else { None });
-    let mut printer = Printer::stdout(cli.output, color, grep, cli.since);
+    let (level, level_max) = cli.levels();
+    let filters = Filters {
+        grep,
+        since_us: cli.since,
+        until_us: cli.until,
+        level_max,
+    };
+    let mut printer = Printer::stdout(&cli, color, filters);
     let ask = |after_seq: Option<u64>, lines: Option<u32>| Ask::Journal {
         units: cli.units.clone(),
         after_seq,
         lines,
-        level: cli.level,
+        level,
     };
     // The newest `lines` first: a board answers them in one page, unless they must also match
-    // --grep or --since, which the board does not know; then every page is read and the newest
-    // `lines` matches kept here. Without `lines`, every page from the oldest.
-    let host_filters = printer.grep.is_some() || printer.since_us.is_some();
+    // a filter the board does not know (grep, times, a most severe level); then every page is
+    // read and the newest `lines` matches kept here. Without `lines`, every page from the
+    // oldest.
+    let host_filters = printer.filters.any();
     let mut backlog = match lines {
         Some(n) if host_filters => Some((n as usize, VecDeque::new())),
         _ => None,
@@ -130,6 +141,25 @@ pub(crate) fn stdout_gone(d: Duration) -> bool {
         .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
 }
 
+/// The filters applied here, to what a far end that cannot apply them sends.
+#[derive(Default)]
+pub(crate) struct Filters {
+    grep: Option<Regex>,
+    since_us: Option<i64>,
+    until_us: Option<i64>,
+    level_max: Option<asyncmd_proto::Level>,
+}
+
+impl Filters {
+    /// Whether any is set.
+    fn any(&self) -> bool {
+        self.grep.is_some()
+            || self.since_us.is_some()
+            || self.until_us.is_some()
+            || self.level_max.is_some()
+    }
+}
+
 /// Prints entries as `-o` says, after the filters the far end could not apply.
 pub(crate) struct Printer<W: Write> {
     pub(crate) out: W,
@@ -137,58 +167,48 @@ pub(crate) struct Printer<W: Write> {
     text: String,
     json: Vec<u8>,
     output: Output,
-    grep: Option<Regex>,
-    since_us: Option<i64>,
+    utc: bool,
+    filters: Filters,
 }
 
 impl Printer<io::BufWriter<io::StdoutLock<'static>>> {
-    /// A printer to stdout, applying `grep` and `since_us` itself.
-    pub(crate) fn stdout(
-        output: Output,
-        color: bool,
-        grep: Option<Regex>,
-        since_us: Option<i64>,
-    ) -> Self {
+    /// A printer to stdout as `cli` says, applying `filters` itself.
+    pub(crate) fn stdout(cli: &Cli, color: bool, filters: Filters) -> Self {
         Printer {
             out: io::BufWriter::new(io::stdout().lock()),
-            fmt: EntryFormatter::new(color),
+            fmt: EntryFormatter::new(color).utc(cli.utc),
             text: String::new(),
             json: Vec::new(),
-            output,
-            grep,
-            since_us,
+            output: cli.output,
+            utc: cli.utc,
+            filters,
         }
     }
 }
 
 impl<W: Write> Printer<W> {
-    /// The entries that pass --since and --grep.
+    /// The entries that pass the filters applied here.
     pub(crate) fn keep(&self, entries: &[Entry]) -> Vec<Entry> {
+        let f = &self.filters;
         entries
             .iter()
-            .filter(|e| self.since_us.is_none_or(|s| e.time_us >= s))
-            .filter(|e| {
-                self.grep
-                    .as_ref()
-                    .is_none_or(|g| g.is_match(e.msg.as_bytes()))
-            })
+            .filter(|e| f.since_us.is_none_or(|s| e.time_us >= s))
+            .filter(|e| f.until_us.is_none_or(|u| e.time_us <= u))
+            .filter(|e| f.level_max.is_none_or(|l| e.level <= l))
+            .filter(|e| f.grep.as_ref().is_none_or(|g| g.is_match(e.msg.as_bytes())))
             .cloned()
             .collect()
     }
 
     /// Writes `keep`, logged on `host`, and flushes.
     pub(crate) fn print(&mut self, host: &str, keep: &[Entry]) -> io::Result<()> {
-        match self.output {
-            Output::Json => {
-                json_lines(&mut self.json, host, keep);
+        match self.output.style() {
+            None => {
+                let pretty = self.output == Output::JsonPretty;
+                json_lines(&mut self.json, host, keep, pretty, self.utc);
                 self.out.write_all(&self.json)?;
             }
-            Output::Short | Output::Cat => {
-                let style = if self.output == Output::Cat {
-                    TextStyle::Cat
-                } else {
-                    TextStyle::Short
-                };
+            Some(style) => {
                 self.text.clear();
                 for e in keep {
                     self.fmt.line(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use asyncmd_proto::mqtt::{Broker, Fleet};
 use asyncmd_proto::{JournalQuery, Request, Response};
 
-use crate::agent::{stdout_gone, Printer};
+use crate::agent::{stdout_gone, Filters, Printer};
 use crate::{fail, Cli};
 
 /// How often a follower asks for new entries.
@@ -40,17 +40,17 @@ pub fn journal(url: &str, cli: Cli, color: bool) -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&e),
     };
-    // The device applies --grep and --since itself.
-    let mut printer = Printer::stdout(cli.output, color, None, None);
+    if cli.reverse {
+        return fail(
+            "--reverse reads asyncmdd's journal on its socket; a device's is read oldest first",
+        );
+    }
+    // The device applies every filter itself.
+    let mut printer = Printer::stdout(&cli, color, Filters::default());
     let mut query = JournalQuery {
-        units: cli.units.clone(),
-        lines: cli.lines.or(if cli.follow { Some(10) } else { None }),
-        grep: cli.grep.clone(),
-        level: cli.level,
-        since_us: cli.since,
-        after_seq: None,
         follow: false,
         text: None,
+        ..cli.query(None)
     };
     loop {
         let answer = match fleet.call(&device, &Request::Journal(query.clone())) {

@@ -1,4 +1,4 @@
-//! `--since` times as journalctl users type them, read in the local time zone.
+//! `--since` and `--until` times as journalctl users type them, read in the local time zone.
 
 use chrono::{DateTime, Duration, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 
@@ -23,7 +23,14 @@ pub fn parse_at(s: &str, now: NaiveDateTime) -> Result<i64, String> {
         "now" => return local(now),
         "today" => return local(today.and_time(NaiveTime::MIN)),
         "yesterday" => return local((today - Duration::days(1)).and_time(NaiveTime::MIN)),
+        "tomorrow" => return local((today + Duration::days(1)).and_time(NaiveTime::MIN)),
         _ => {}
+    }
+    if let Some(span) = t.strip_prefix('+') {
+        let d = humantime::parse_duration(span.trim())
+            .map_err(|e| format!("invalid time '{s}': {e}"))?;
+        let d = Duration::from_std(d).map_err(|e| format!("invalid time '{s}': {e}"))?;
+        return local(now + d);
     }
     let relative = t
         .strip_prefix('-')
@@ -52,7 +59,7 @@ pub fn parse_at(s: &str, now: NaiveDateTime) -> Result<i64, String> {
     }
     Err(format!(
         "invalid time '{s}': use \"YYYY-MM-DD [HH:MM[:SS]]\", \"HH:MM[:SS]\", today, yesterday, \
-         now, \"-5m\", \"5 min ago\" or RFC 3339"
+         tomorrow, now, \"-5m\", \"5 min ago\", \"+5m\" or RFC 3339"
     ))
 }
 
@@ -79,6 +86,8 @@ mod tests {
         assert_eq!(at("2026-11-25 10:30"), base);
         assert_eq!(at("today"), at("2026-11-25"));
         assert_eq!(at("yesterday"), at("2026-11-24 00:00"));
+        assert_eq!(at("tomorrow"), at("2026-11-26"));
+        assert_eq!(at("+1h"), base + 3_600_000_000);
         assert_eq!(at("2026-11-25T10:30:00Z"), 1_795_602_600_000_000);
         assert!(parse_at("soonish", now()).is_err());
     }

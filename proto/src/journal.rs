@@ -138,9 +138,15 @@ pub struct JournalQuery {
     /// Only entries at this level or more severe.
     #[serde(default)]
     pub level: Option<Level>,
+    /// Only entries at this level or less severe (with `level`, a range: `-p err..warning`).
+    #[serde(default)]
+    pub level_max: Option<Level>,
     /// Only entries logged at or after this time (µs since the Unix epoch).
     #[serde(default)]
     pub since_us: Option<i64>,
+    /// Only entries logged at or before this time (µs since the Unix epoch).
+    #[serde(default)]
+    pub until_us: Option<i64>,
     /// Only entries with this sequence number or later.
     #[serde(default)]
     pub after_seq: Option<u64>,
@@ -159,6 +165,10 @@ pub struct JournalQuery {
 pub enum TextStyle {
     /// `2026-11-25 10:00:19 [host] [INFO] [hello.service] LED 3 toggled!`
     Short,
+    /// `2026-11-25T10:00:19+01:00 [host] [INFO] [hello.service] LED 3 toggled!`
+    ShortIso,
+    /// `2026-11-25 10:00:19.123456 [host] [INFO] [hello.service] LED 3 toggled!`
+    ShortPrecise,
     /// The message only.
     Cat,
 }
@@ -171,6 +181,9 @@ pub struct TextFormat {
     /// ANSI colour for warning and error levels.
     #[serde(default)]
     pub color: bool,
+    /// Times in UTC rather than the local time zone.
+    #[serde(default)]
+    pub utc: bool,
 }
 
 #[cfg(test)]

@@ -84,7 +84,8 @@ pub fn duration(secs: i64) -> String {
 #[derive(Default)]
 pub struct EntryFormatter {
     color: bool,
-    cached_sec: Option<i64>,
+    utc: bool,
+    cached_sec: Option<(i64, TextStyle)>,
     cached: String,
 }
 
@@ -97,11 +98,39 @@ impl EntryFormatter {
         }
     }
 
-    fn time(&mut self, us: i64) -> &str {
+    /// The same, with times in UTC rather than the local time zone.
+    pub fn utc(mut self, utc: bool) -> Self {
+        self.utc = utc;
+        self
+    }
+
+    /// The time of `us` as `style` writes it: the second cached, the µs of `ShortPrecise`
+    /// added to it.
+    fn time(&mut self, us: i64, style: TextStyle) -> &str {
         let sec = us.div_euclid(1_000_000);
-        if self.cached_sec != Some(sec) {
-            self.cached = local_time(us);
-            self.cached_sec = Some(sec);
+        let key = Some((sec, style));
+        if self.cached_sec != key {
+            let layout = match style {
+                TextStyle::ShortIso => "%Y-%m-%dT%H:%M:%S%:z",
+                _ => "%Y-%m-%d %H:%M:%S",
+            };
+            self.cached = if self.utc {
+                chrono::Utc
+                    .timestamp_opt(sec, 0)
+                    .single()
+                    .map(|t| t.format(layout).to_string())
+            } else {
+                Local
+                    .timestamp_opt(sec, 0)
+                    .single()
+                    .map(|t| t.format(layout).to_string())
+            }
+            .unwrap_or_else(|| String::from("????-??-?? ??:??:??"));
+            self.cached_sec = key;
+        }
+        if style == TextStyle::ShortPrecise {
+            self.cached.truncate(19);
+            let _ = write!(self.cached, ".{:06}", us.rem_euclid(1_000_000));
         }
         &self.cached
     }
@@ -131,9 +160,9 @@ impl EntryFormatter {
         unit: &str,
         msg: &str,
     ) {
-        if style == TextStyle::Short {
+        if style != TextStyle::Cat {
             let color = self.color;
-            out.push_str(self.time(time_us));
+            out.push_str(self.time(time_us, style));
             out.push_str(" [");
             out.push_str(host);
             out.push_str("] [");
@@ -190,5 +219,34 @@ mod tests {
             format!("{time} [box] [INFO] [hello.service] LED 3 toggled!\n")
         );
         assert_eq!(time.len(), 19);
+    }
+
+    #[test]
+    fn iso_and_precise_times_and_utc() {
+        let mut f = EntryFormatter::new(false).utc(true);
+        let line = |f: &mut EntryFormatter, style, us| {
+            let mut out = String::new();
+            f.line(&mut out, style, "box", us, Level::Warning, "a.service", "m");
+            out
+        };
+        let us = 1_764_064_819_000_042;
+        assert_eq!(
+            line(&mut f, TextStyle::ShortIso, us),
+            "2025-11-25T10:00:19+00:00 [box] [WARNING] [a.service] m\n"
+        );
+        assert_eq!(
+            line(&mut f, TextStyle::ShortPrecise, us),
+            "2025-11-25 10:00:19.000042 [box] [WARNING] [a.service] m\n"
+        );
+        // The same second again, another µs: the cached second is not spoilt.
+        assert_eq!(
+            line(&mut f, TextStyle::ShortPrecise, us + 900_000),
+            "2025-11-25 10:00:19.900042 [box] [WARNING] [a.service] m\n"
+        );
+        assert_eq!(
+            line(&mut f, TextStyle::Short, us),
+            "2025-11-25 10:00:19 [box] [WARNING] [a.service] m\n"
+        );
+        assert_eq!(line(&mut f, TextStyle::Cat, us), "m\n");
     }
 }

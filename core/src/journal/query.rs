@@ -22,7 +22,9 @@ pub trait Grep {
 pub struct Filter<G> {
     units: Patterns,
     level: Option<Level>,
+    level_max: Option<Level>,
     since_us: Option<i64>,
+    until_us: Option<i64>,
     grep: Option<G>,
     /// Per unit id: its name and whether it matches `units`.
     names: Vec<(String, bool)>,
@@ -35,7 +37,9 @@ impl<G: Grep> Filter<G> {
         Ok(Filter {
             units: Patterns::new(&q.units)?,
             level: q.level,
+            level_max: q.level_max,
             since_us: q.since_us,
+            until_us: q.until_us,
             grep,
             names: Vec::new(),
         })
@@ -60,7 +64,9 @@ impl<G: Grep> Filter<G> {
     /// Whether record `r` passes every filter. A record of an unknown id matches no unit.
     pub fn matches(&mut self, names: &(impl UnitNames + ?Sized), r: &Record<'_>) -> bool {
         self.level.is_none_or(|l| r.level >= l)
+            && self.level_max.is_none_or(|l| r.level <= l)
             && self.since_us.is_none_or(|s| r.wall_us >= s)
+            && self.until_us.is_none_or(|u| r.wall_us <= u)
             && self.unit(names, r.unit).is_some_and(|(_, m)| *m)
             && self.grep.as_ref().is_none_or(|g| g.is_match(r.msg))
     }
@@ -109,6 +115,18 @@ mod tests {
         assert!(!f.matches(&names, &rec(a, Level::Info, 10, b"disk full")));
         assert!(!f.matches(&names, &rec(a, Level::Error, 9, b"disk full")));
         assert!(!f.matches(&names, &rec(a, Level::Error, 10, b"cpu hot")));
+        // A range of levels, and an end time.
+        let q = JournalQuery {
+            level: Some(Level::Warning),
+            level_max: Some(Level::Error),
+            until_us: Some(20),
+            ..Default::default()
+        };
+        let mut f: Filter<Contains> = Filter::new(&q, None).unwrap();
+        assert!(f.matches(&names, &rec(a, Level::Warning, 20, b"x")));
+        assert!(!f.matches(&names, &rec(a, Level::Critical, 20, b"x")));
+        assert!(!f.matches(&names, &rec(a, Level::Info, 20, b"x")));
+        assert!(!f.matches(&names, &rec(a, Level::Error, 21, b"x")));
         // An id the table never handed out is not the last name, and has no name.
         let ghost = UnitId(7);
         let q = JournalQuery::default();
