@@ -366,6 +366,12 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
             Some(v) => c.env("NO_COLOR", v),
             None => c.env_remove("NO_COLOR"),
         };
+        // A terminal that shows colour, whatever the runner's own environment says; no pager.
+        c.env("TERM", "xterm-256color")
+            .env("PAGER", "cat")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("CI");
         c
     };
     let journal_args = ["-u", "crash"];
@@ -419,6 +425,34 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let o = piped("asyncmjournal", &journal_args);
     assert!(stdout(&o).contains("[ERROR] [crash.service] Fatal: no sensor"));
     assert!(!stdout(&o).contains('\x1b'), "{}", stdout(&o));
+
+    // The conventions as everyone reads them: an empty NO_COLOR is no NO_COLOR; TERM=dumb
+    // has none; CLICOLOR_FORCE colours a pipe, and so does --color always; --color never
+    // keeps a terminal plain.
+    let (t, _) = on_a_terminal(client("asyncmctl", &["status"], Some("")));
+    assert!(t.contains("\x1b[92m●\x1b[0m hello.service"), "{t:?}");
+    let mut dumb = client("asyncmctl", &["status"], None);
+    dumb.env("TERM", "dumb");
+    let (t, _) = on_a_terminal(dumb);
+    assert!(!t.contains('\x1b'), "{t:?}");
+    let mut forced = client("asyncmjournal", &journal_args, None);
+    forced.env("CLICOLOR_FORCE", "1");
+    let o = run_within(forced, "asyncmjournal", &journal_args);
+    assert!(
+        stdout(&o).contains("[\x1b[31;1mERROR\x1b[0m]"),
+        "{}",
+        stdout(&o)
+    );
+    for name in ["asyncmctl", "asyncmjournal"] {
+        let args: &[&str] = if name == "asyncmctl" {
+            &["status", "--color", "always"]
+        } else {
+            &["-u", "crash", "--color", "always"]
+        };
+        assert!(stdout(&piped(name, args)).contains('\x1b'), "{name}");
+    }
+    let (t, _) = on_a_terminal(client("asyncmctl", &["status", "--color", "never"], None));
+    assert!(!t.contains('\x1b'), "{t:?}");
 }
 
 #[test]

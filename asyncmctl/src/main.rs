@@ -15,6 +15,7 @@ use asyncmd_proto::agent::AgentClient;
 use asyncmd_proto::client::Client;
 use std::fmt::Write as _;
 
+use asyncmd_proto::text::ColorWhen;
 use asyncmd_proto::{endpoint, ActionOutcome, Change, ErrorCode, Request, Response};
 use clap::{Parser, Subcommand};
 
@@ -41,7 +42,12 @@ struct Cli {
     /// Print the answer as JSON (read commands).
     #[arg(long, global = true)]
     json: bool,
-    /// Never colour the output (colour is only used on a terminal, and never with NO_COLOR).
+    /// When to colour: auto (on a terminal; never with NO_COLOR, always with CLICOLOR_FORCE,
+    /// not with TERM=dumb), always or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto",
+          value_parser = str::parse::<ColorWhen>)]
+    color: ColorWhen,
+    /// The same as --color never.
     #[arg(long, global = true)]
     no_color: bool,
     /// Print nothing on stdout; the exit code tells (is-active, is-enabled, is-failed).
@@ -319,7 +325,7 @@ const EXIT_NO_UNIT: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let color = asyncmd_proto::text::color_enabled(cli.no_color);
+    let color = asyncmd_proto::text::color_enabled(cli.color, cli.no_color);
     let (req, mut shape) = request(cli.command);
     shape.quiet = cli.quiet;
     // Each answer, with the device it came from when it came over MQTT.

@@ -29,7 +29,13 @@ struct Cli {
     /// Host name shown in journal lines [default: the system's].
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
-    /// Never colour the boot report.
+    /// When to colour the boot report (stdout) and the daemon's diagnostics (stderr): auto (on
+    /// a terminal; never with NO_COLOR, always with CLICOLOR_FORCE, not with TERM=dumb),
+    /// always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto",
+          value_parser = str::parse::<asyncmd_proto::text::ColorWhen>)]
+    color: asyncmd_proto::text::ColorWhen,
+    /// The same as --color never.
     #[arg(long)]
     no_color: bool,
     /// How many units may be starting at once: from its spawn until it runs (is ready, for
@@ -57,12 +63,14 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
-        // Colour only on a terminal, and never with NO_COLOR or --no-color.
-        .with_ansi(
-            !cli.no_color
-                && std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        )
+        .with_ansi(asyncmd_proto::text::color_for(
+            if cli.no_color {
+                asyncmd_proto::text::ColorWhen::Never
+            } else {
+                cli.color
+            },
+            &std::io::stderr(),
+        ))
         .init();
     let opts = Options {
         socket: endpoint::socket_path(cli.socket.as_deref()),
@@ -71,7 +79,7 @@ fn main() -> ExitCode {
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "localhost".into())
         }),
-        color: asyncmd_proto::text::color_enabled(cli.no_color),
+        color: asyncmd_proto::text::color_enabled(cli.color, cli.no_color),
         units: cli.units,
         config: cli.config,
         journal_size: cli.journal_size,

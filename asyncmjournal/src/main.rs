@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use asyncmd_proto::client::{Client, ClientError};
+use asyncmd_proto::text::ColorWhen;
 use asyncmd_proto::{
     endpoint, Entry, ErrorCode, JournalQuery, Level, Request, Response, TextFormat, TextStyle,
 };
@@ -101,7 +102,11 @@ struct Cli {
     /// Trust a daemon that runs as USER (a name or uid) besides root and yourself.
     #[arg(long, value_name = "USER")]
     expect_user: Option<String>,
-    /// Never colour the output.
+    /// When to colour: auto (on a terminal; never with NO_COLOR, always with CLICOLOR_FORCE,
+    /// not with TERM=dumb), always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = str::parse::<ColorWhen>)]
+    color: ColorWhen,
+    /// The same as --color never.
     #[arg(long)]
     no_color: bool,
 }
@@ -321,7 +326,7 @@ fn args() -> Vec<std::ffi::OsString> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(args());
-    let color = asyncmd_proto::text::color_enabled(cli.no_color);
+    let color = asyncmd_proto::text::color_enabled(cli.color, cli.no_color);
     if let Some(boot) = cli.boot.as_deref() {
         if boot != "0" {
             return fail(&format!(

@@ -25,11 +25,50 @@ pub mod ansi {
     pub const RESET: &str = "\x1b[0m";
 }
 
-/// Whether to colour output: not with `--no-color`, not with `NO_COLOR` set, and only when
-/// stdout is a terminal.
-pub fn color_enabled(no_color_flag: bool) -> bool {
-    use std::io::IsTerminal;
-    !no_color_flag && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+/// When to colour, as `--color` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorWhen {
+    /// On a terminal that can show colour, unless the environment says otherwise.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl core::str::FromStr for ColorWhen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(ColorWhen::Auto),
+            "always" => Ok(ColorWhen::Always),
+            "never" => Ok(ColorWhen::Never),
+            other => Err(format!("'{other}': expected auto, always or never")),
+        }
+    }
+}
+
+/// Whether to colour what goes to `stream`: as `when` says; for `auto`, as the conventions
+/// say (anstream reads them): never with a non-empty `NO_COLOR` or `CLICOLOR=0`, always with
+/// `CLICOLOR_FORCE`, else only on a terminal that is not `TERM=dumb`.
+pub fn color_for(when: ColorWhen, stream: &impl anstream::stream::RawStream) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never,
+    }
+}
+
+/// Whether to colour stdout: see [`color_for`]; `--no-color` is `--color never`.
+pub fn color_enabled(when: ColorWhen, no_color_flag: bool) -> bool {
+    let when = if no_color_flag {
+        ColorWhen::Never
+    } else {
+        when
+    };
+    color_for(when, &std::io::stdout())
 }
 
 /// Current wall-clock time, µs since the Unix epoch.
