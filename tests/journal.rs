@@ -467,3 +467,25 @@ fn a_terminal_gets_a_pager_unless_told_not_to() {
     let t = stdout(&o);
     assert!(t.contains("second hello\n") && !t.contains("paged:"), "{t}");
 }
+
+#[test]
+fn a_follower_whose_daemon_stops_says_the_journal_ends() {
+    let mut d = setup();
+    let mut child = Command::new(asyncmd_e2e::bin("asyncmjournal"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["-F", "-u", "hello"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    lines.next_line("a line while following");
+    assert_eq!(d.stop(), Some(0));
+    let o = output_within(child, "the follower after its daemon stopped");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim(),
+        "-- asyncmdd stopped: the journal ends here --"
+    );
+}

@@ -386,6 +386,13 @@ fn read(client: &mut Client, cli: &Cli, out: &mut Out) -> ExitCode {
             Ok(Some(r)) => r,
             // Our reader went away: nothing more to do.
             Ok(None) => return done,
+            // A follower's daemon stopped after it had been answering: that ends the journal,
+            // it is no fault of the reader's.
+            Err(ClientError::Closed) if cli.follow => {
+                let _ = out.w.flush();
+                eprintln!("-- asyncmdd stopped: the journal ends here --");
+                return done;
+            }
             Err(e) => return fail(&e.to_string()),
         };
         let (missed, lines) = match resp {
