@@ -691,3 +691,44 @@ fn scripting_verbs_as_systemctl_users_know_them() {
     assert_eq!(code(&["start", "off"]), Some(0));
     assert_eq!(d.state("off.service"), "running");
 }
+
+#[test]
+fn a_stop_that_waits_says_so_on_a_terminal_and_no_block_does_not_wait() {
+    let stubborn = |timeout: &str| {
+        format!(
+            "[service]\nexec = [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 0.1; done\"]\n\
+             stop_timeout = \"{timeout}\"\n"
+        )
+    };
+    let d = Setup::new()
+        .unit("slow.service", &stubborn("3s"))
+        .unit("slower.service", &stubborn("60s"))
+        .boot();
+    d.wait_state("slow.service", "running");
+    let mut c = Command::new(asyncmd_e2e::bin("asyncmctl"));
+    c.arg("--socket").arg(&d.socket).args(["stop", "slow"]);
+    let (t, code) = on_a_terminal(c);
+    assert_eq!(code, Some(0), "{t:?}");
+    assert!(
+        t.contains("Stopping slow.service: waiting for it to exit (") && t.contains(" of 3 s)"),
+        "{t:?}"
+    );
+    assert_eq!(d.state("slow.service"), "stopped");
+    // Without a terminal, nothing is said on the way.
+    d.ctl(&["start", "slow"]);
+    let o = d.ctl(&["stop", "slow"]);
+    assert_eq!((o.status.code(), stderr(&o)), (Some(0), String::new()));
+
+    // --no-block: asked, and back at once, long before the unit's 60 s are up.
+    d.wait_state("slower.service", "running");
+    let o = d.ctl(&["stop", "slower", "--no-block"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ne!(d.state("slower.service"), "stopped");
+    d.wait_state("slower.service", "stopping");
+    // Not 60 s more for the daemon's own shutdown.
+    assert_eq!(
+        d.ctl(&["kill", "slower", "-s", "KILL"]).status.code(),
+        Some(0)
+    );
+    d.wait_state("slower.service", "stopped");
+}

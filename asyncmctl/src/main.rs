@@ -3,6 +3,7 @@
 //! Exit codes follow systemctl: 0 all shown units are running (or the action worked), 1 the
 //! action failed or the daemon could not be reached, 3 a unit is not running, 4 no such unit.
 
+mod progress;
 mod properties;
 mod tree;
 mod view;
@@ -53,6 +54,9 @@ struct Cli {
     /// Print nothing on stdout; the exit code tells (is-active, is-enabled, is-failed).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// start, stop, restart: ask, and return at once without waiting for the units.
+    #[arg(long, global = true)]
+    no_block: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -350,15 +354,31 @@ fn main() -> ExitCode {
         }
         (None, None) => {
             let path = endpoint::socket_path(cli.socket.as_deref());
+            let acts = match &req {
+                Request::Start { units } | Request::Stop { units } | Request::Restart { units } => {
+                    Some(units.clone())
+                }
+                _ => None,
+            };
             cli.expect_user
                 .as_deref()
                 .map(asyncmd_proto::client::uid_of)
                 .transpose()
                 .and_then(|expect| {
-                    Client::connect_expecting(&path, expect)
-                        .and_then(|mut c| c.call(req))
-                        .map(|r| vec![(None, r)])
-                        .map_err(|e| e.to_string())
+                    let mut client =
+                        Client::connect_expecting(&path, expect).map_err(|e| e.to_string())?;
+                    if cli.no_block && acts.is_some() {
+                        // Asked: the daemon carries it out whether or not anyone waits.
+                        client.send(req).map_err(|e| e.to_string())?;
+                        return Ok(Vec::new());
+                    }
+                    use std::io::IsTerminal;
+                    let watch = acts.filter(|_| !cli.quiet && std::io::stderr().is_terminal());
+                    let progress =
+                        watch.map(|units| progress::Progress::start(&path, expect, units));
+                    let answer = client.call(req).map_err(|e| e.to_string());
+                    drop(progress);
+                    answer.map(|r| vec![(None, r)])
                 })
         }
     };

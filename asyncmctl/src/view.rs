@@ -368,6 +368,7 @@ mod tests {
             restarts: 0,
             last_exit: None,
             next_restart_us: None,
+            stop_timeout_us: None,
             status_text: None,
             health: None,
             stats: Default::default(),

@@ -43,6 +43,7 @@ pub fn of(name: &str, source: &str, kind: UnitType, life: &Life, host: &str) -> 
         restarts: life.restarts.count,
         last_exit: life.last_exit.clone(),
         next_restart_us: life.next_restart_us,
+        stop_timeout_us: None,
         status_text: None,
         health: None,
         schedule: None,

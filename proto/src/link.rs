@@ -326,6 +326,7 @@ impl TaskStatus {
             restarts: 0,
             last_exit: self.last_exit,
             next_restart_us: None,
+            stop_timeout_us: None,
             status_text: None,
             health: None,
             schedule: self

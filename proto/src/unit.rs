@@ -235,6 +235,9 @@ pub struct UnitStatus {
     /// While [`UnitState::Restarting`]: when the restart is due (µs since the Unix epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_restart_us: Option<i64>,
+    /// How long a stop waits after its first signal before SIGKILL, in µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_us: Option<u64>,
     /// The service's own `STATUS=` line (sd_notify).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_text: Option<String>,

@@ -394,6 +394,7 @@ impl Slot {
             docs: u.map(|u| u.docs.clone()).unwrap_or_default(),
             enabled: current.config.enabled,
             masked: current.config.masked,
+            stop_timeout_us: u.map(|u| u.stop_timeout.as_micros() as u64),
             requires: u.map(|u| u.requires.clone()).unwrap_or_default(),
             after: u.map(|u| u.after.clone()).unwrap_or_default(),
             load_error: current.load_error.clone(),
