@@ -464,3 +464,79 @@ fn asyncmd_log_sets_the_daemons_diagnostics_filter() {
         assert!(!err.contains('\x1b'), "{log:?}: {err:?}");
     }
 }
+
+#[test]
+fn completions_know_the_running_units_and_man_pages_are_written() {
+    let d = Setup::new()
+        .unit("hello.service", TICK)
+        .unit("world.service", TICK)
+        .boot();
+    let script = stdout(&d.ctl(&["completions", "bash"]));
+    assert!(script.contains("complete -o nospace"), "{script}");
+    // bash itself, as it would complete `asyncmctl status hel<TAB>` and `asyncmctl is-<TAB>`.
+    let complete = |words: &str, cword: usize| {
+        let probe = format!(
+            "source /dev/stdin; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_TYPE=9; \
+             _clap_complete_asyncmctl asyncmctl \"${{COMP_WORDS[$COMP_CWORD]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let mut c = Command::new("bash");
+        c.args(["--norc", "-c", &probe])
+            .env("ASYNCMD_SOCKET", &d.socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("bash runs");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let got = complete("asyncmctl status hel", 2);
+    assert_eq!(
+        got.split_whitespace().collect::<Vec<_>>(),
+        ["hello.service"],
+        "{got}"
+    );
+    let got = complete("asyncmctl is-", 1);
+    assert_eq!(
+        got.split_whitespace().collect::<Vec<_>>(),
+        ["is-active", "is-enabled", "is-failed"]
+    );
+    for shell in ["zsh", "fish"] {
+        let s = stdout(&d.ctl(&["completions", shell]));
+        assert!(
+            s.contains(&format!("COMPLETE=\"{shell}\""))
+                || s.contains(&format!("COMPLETE={shell}")),
+            "{shell}: {s}"
+        );
+    }
+
+    // Man pages of the three, from their own command lines.
+    let man = tempfile::tempdir().unwrap();
+    let dir = man.path().to_str().unwrap();
+    assert!(d.ctl(&["man", dir]).status.success());
+    for (prog, args) in [
+        ("asyncmjournal", ["--man", dir]),
+        ("asyncmdd", ["--man", dir]),
+    ] {
+        let mut c = Command::new(bin(prog));
+        c.args(args);
+        assert!(run(c, prog).status.success(), "{prog}");
+    }
+    let page = |name: &str| std::fs::read_to_string(man.path().join(name)).unwrap();
+    assert!(page("asyncmctl.1").contains(".TH asyncmctl 1"));
+    assert!(
+        page("asyncmctl-kill.1").contains("kill\\-whom"),
+        "{}",
+        page("asyncmctl-kill.1")
+    );
+    assert!(page("asyncmjournal.1").contains("\\-\\-until"));
+    assert!(page("asyncmdd.8").contains(".TH asyncmdd 8"));
+}

@@ -66,6 +66,7 @@ enum Command {
     /// Show units: one line each, or the detailed view (with journal lines) for one unit name.
     Status {
         /// Unit names or globs (`hello`, `hello.service`, `*.service`); all when none.
+        #[arg(add = units_known())]
         patterns: Vec<String>,
         /// Journal lines in the detailed view.
         #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
@@ -77,30 +78,31 @@ enum Command {
     /// One row per unit: UNIT, ENABLED, ACTIVE, SUB, DESCRIPTION.
     List {
         /// Unit names or globs; all when none.
+        #[arg(add = units_known())]
         patterns: Vec<String>,
     },
     /// Start units.
     Start {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// Stop units (SIGTERM to the process group, SIGKILL after the stop timeout).
     Stop {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// Stop then start units.
     Restart {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// Enable units in services.config (they start at boot).
     Enable {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
         /// Also start them now.
         #[arg(long)]
@@ -109,7 +111,7 @@ enum Command {
     /// Disable units in services.config (they do not start at boot).
     Disable {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
         /// Also stop them now.
         #[arg(long)]
@@ -118,6 +120,7 @@ enum Command {
     /// Set a unit's args and/or kwargs in services.config, for its next start.
     Config {
         /// Unit name.
+        #[arg(add = units_known())]
         unit: String,
         /// Arguments appended to its command line, as a JSON array: '[2, "x"]'.
         #[arg(long, value_name = "JSON", value_parser = parse_json)]
@@ -135,7 +138,7 @@ enum Command {
     /// Stop units and forget them.
     Unload {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// Debug mode: every status shown in full, with args, kwargs, runtime and traceback.
@@ -147,6 +150,7 @@ enum Command {
     /// Forget units' restart history and start limit; failed units become inactive.
     ResetFailed {
         /// Unit names or globs; every failed unit when none.
+        #[arg(add = units_known())]
         units: Vec<String>,
     },
     /// Whether units run: active, activating, deactivating, failed or inactive, one per line.
@@ -154,7 +158,7 @@ enum Command {
                             4 a name matched no unit.")]
     IsActive {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// Whether units start at boot: enabled, disabled, masked, or static (a task), one per line.
@@ -164,7 +168,7 @@ enum Command {
     )]
     IsEnabled {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// Whether units failed: their active state, one per line.
@@ -174,7 +178,7 @@ enum Command {
     )]
     IsFailed {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// A unit's properties as KEY=VALUE lines (systemd's names where they mean the same).
@@ -184,7 +188,7 @@ enum Command {
     )]
     Show {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
         /// Only these properties (repeat, or separate with commas): -p ActiveState,MainPID.
         #[arg(
@@ -205,13 +209,14 @@ enum Command {
     )]
     Cat {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// The units a unit requires, and theirs, as a tree (every unit nothing requires, when no
     /// unit is named).
     ListDependencies {
         /// The unit at the root.
+        #[arg(add = units_known())]
         unit: Option<String>,
         /// The units that require it instead.
         #[arg(long)]
@@ -223,7 +228,7 @@ enum Command {
     /// Send a signal to units' processes.
     Kill {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
         /// The signal: a name (SIGHUP, HUP) or a number.
         #[arg(short, long, default_value = "SIGTERM")]
@@ -236,19 +241,20 @@ enum Command {
     /// restart) until they are unmasked. A running unit goes on running.
     Mask {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// Unmask units.
     Unmask {
         /// Unit names or globs.
-        #[arg(required = true)]
+        #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
     /// With units: ask them to reload their configuration (their reload_signal, SIGHUP, to the
     /// main process). Without: what daemon-reload does.
     Reload {
         /// Unit names or globs.
+        #[arg(add = units_known())]
         units: Vec<String>,
         /// With no units: print what would change, and change nothing.
         #[arg(long)]
@@ -260,6 +266,64 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print the shell's completion script, which completes commands, options and the names
+    /// of the running daemon's units: `source <(asyncmctl completions bash)`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
+        shell: String,
+    },
+    /// Write this program's man pages (asyncmctl.1, and asyncmctl-COMMAND.1 for each command)
+    /// into DIR.
+    Man {
+        /// Where to write them (/usr/local/share/man/man1).
+        dir: PathBuf,
+    },
+}
+
+/// Completes unit names from the running daemon (the socket of $ASYNCMD_SOCKET, else the
+/// default), quietly nothing when there is none to ask.
+fn units_known() -> clap_complete::engine::ArgValueCandidates {
+    clap_complete::engine::ArgValueCandidates::new(|| {
+        let path = endpoint::socket_path(None);
+        let names = Client::connect(&path)
+            .and_then(|mut c| c.call(Request::List { patterns: vec![] }))
+            .map(|r| match r {
+                Response::List { units, .. } => units.into_iter().map(|u| u.name).collect(),
+                _ => Vec::new(),
+            })
+            .unwrap_or_default();
+        names
+            .into_iter()
+            .map(clap_complete::engine::CompletionCandidate::new)
+            .collect()
+    })
+}
+
+/// The completion script of `shell`: it asks this program (by the path it was run as) to
+/// complete each command line.
+fn completions(shell: &str) -> Result<String, String> {
+    let shells = clap_complete::env::Shells::builtins();
+    let completer = shells
+        .completer(shell)
+        .ok_or_else(|| format!("no completion for {shell}"))?;
+    let mut me = PathBuf::from(std::env::args_os().next().unwrap_or_default());
+    if me.components().count() > 1 {
+        if let Ok(dir) = std::env::current_dir() {
+            me = dir.join(me);
+        }
+    }
+    let mut out = Vec::new();
+    completer
+        .write_registration(
+            "COMPLETE",
+            "asyncmctl",
+            "asyncmctl",
+            &me.to_string_lossy(),
+            &mut out,
+        )
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(out).map_err(|e| e.to_string())
 }
 
 /// Whom `kill` signals.
@@ -328,7 +392,28 @@ const EXIT_NOT_RUNNING: u8 = 3;
 const EXIT_NO_UNIT: u8 = 4;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (COMPLETE=bash asyncmctl -- ...) is answered and exits.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Completions { shell } => {
+            return match completions(shell) {
+                Ok(script) => {
+                    print!("{script}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_FAILED, &e),
+            };
+        }
+        Command::Man { dir } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::generate_to(cmd, dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(EXIT_FAILED, &format!("{}: {e}", dir.display())),
+            };
+        }
+        _ => {}
+    }
     let color = asyncmd_proto::text::color_enabled(cli.color, cli.no_color);
     let (req, mut shape) = request(cli.command);
     shape.quiet = cli.quiet;
@@ -839,6 +924,9 @@ fn request(command: Command) -> (Request, Shape) {
         Command::Reload { units, dry_run } if units.is_empty() => Request::Reload { dry_run },
         Command::Reload { units, .. } => Request::ReloadUnits { units },
         Command::DaemonReload { dry_run } => Request::Reload { dry_run },
+        Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("answered before any request")
+        }
     };
     (req, Shape::default())
 }

@@ -53,10 +53,23 @@ struct Cli {
     /// 0 when every enabled unit would start, 1 otherwise.
     #[arg(long)]
     plan: bool,
+    /// Write this program's man page (asyncmdd.8) into DIR.
+    #[arg(long, hide = true, value_name = "DIR")]
+    man: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.man {
+        let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
+        return match man.generate_to(dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("asyncmdd: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ASYNCMD_LOG")

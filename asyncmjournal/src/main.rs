@@ -109,6 +109,9 @@ struct Cli {
     /// The same as --color never.
     #[arg(long)]
     no_color: bool,
+    /// Write this program's man page (asyncmjournal.1) into DIR.
+    #[arg(long, hide = true, value_name = "DIR")]
+    man: Option<PathBuf>,
 }
 
 impl Cli {
@@ -326,6 +329,13 @@ fn args() -> Vec<std::ffi::OsString> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(args());
+    if let Some(dir) = &cli.man {
+        let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+        return match man.generate_to(dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("{}: {e}", dir.display())),
+        };
+    }
     let color = asyncmd_proto::text::color_enabled(cli.color, cli.no_color);
     if let Some(boot) = cli.boot.as_deref() {
         if boot != "0" {
