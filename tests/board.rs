@@ -4,25 +4,18 @@
 //! `tests/run.sh` installs; without them this fails naming what to install.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use asyncmd_e2e::{bin, run_within, stderr, stdout, wait_for, Lines};
+use asyncmd_e2e::{bin, free_port, run_within, stderr, stdout, wait_for, Lines};
 use asyncmd_proto::link::{self, Ask, Deframer, Reply};
 use asyncmd_proto::ErrorCode;
 
 /// QEMU's serial server takes one client at a time; the tests take turns with the board.
 static ONE_BOARD: Mutex<()> = Mutex::new(());
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
 
 /// Builds the firmware once (outside any deadline: a cold build takes minutes); its path.
 fn firmware() -> String {

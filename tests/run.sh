@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need and is missing
-# (qemu-system-arm for the agent's QEMU board, mosquitto for the fleet tests, the boards'
-# rustup targets), then runs `cargo test --workspace`. Extra arguments go to cargo test.
+# (qemu-system-arm for the agent's QEMU board, mosquitto for the fleet tests, curl and
+# prometheus_client for the metrics test, the boards' rustup targets), then runs
+# `cargo test --workspace`. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,13 @@ need() {
 }
 need qemu-system-arm qemu-system-arm
 PATH="$PATH:/usr/sbin" need mosquitto mosquitto
+# The stats builtin's tests fetch with curl and read its metrics with prometheus_client's parser.
+need curl curl
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    echo "== installing prometheus_client (pip)"
+    python3 -m pip install --quiet prometheus_client ||
+        { echo "tests/run.sh: cannot install prometheus_client: python3 -m pip install prometheus_client" >&2; exit 1; }
+fi
 rustup target add thumbv7em-none-eabihf riscv32imc-unknown-none-elf >/dev/null 2>&1 || true
 
 echo "== cargo test --workspace"

@@ -31,18 +31,37 @@ pub struct Line<'a> {
 /// The journal the daemon and its library users log into: a [`Ring`] shared between writers
 /// (capture tasks, in-process tasks, the daemon itself) and readers (the server).
 pub struct Journal {
-    ring: Mutex<Ring>,
+    ring: Mutex<Held>,
     names: RwLock<Names>,
     host: String,
     epoch: Instant,
     appended: watch::Sender<u64>,
 }
 
+/// The ring and, per unit id, how many lines it logged and how many of them the ring dropped
+/// since (to make room for newer ones).
+struct Held {
+    ring: Ring,
+    tally: Vec<Tally>,
+}
+
+/// What one unit logged since the daemon started, and what of it is gone from the ring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Lines logged.
+    pub logged: u64,
+    /// Lines the ring dropped to make room for newer ones.
+    pub dropped: u64,
+}
+
 impl Journal {
     /// A journal of `budget` bytes for entries logged on `host`.
     pub fn new(budget: usize, host: impl Into<String>) -> Journal {
         Journal {
-            ring: Mutex::new(Ring::new(budget)),
+            ring: Mutex::new(Held {
+                ring: Ring::new(budget),
+                tally: Vec::new(),
+            }),
             names: RwLock::new(Names::default()),
             host: host.into(),
             epoch: Instant::now(),
@@ -57,10 +76,26 @@ impl Journal {
 
     /// The byte budget of the ring.
     pub fn capacity(&self) -> usize {
-        self.lock().capacity()
+        self.lock().ring.capacity()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+    /// How long ago the journal (the daemon) started.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Per unit name, what it logged and what of it the ring dropped since.
+    pub fn tally(&self) -> Vec<(String, Tally)> {
+        let tally = self.lock().tally.clone();
+        let names = self.names();
+        tally
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((names.name(UnitId(i as u32))?.to_string(), t)))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
         // A writer that panicked mid-push leaves at worst one garbled record: keep serving.
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -112,16 +147,32 @@ impl Journal {
     pub fn append<'a>(&self, unit: UnitId, lines: impl IntoIterator<Item = Line<'a>>) {
         let (wall, mono) = self.now();
         let next = {
-            let mut ring = self.lock();
+            let mut held = self.lock();
+            let Held { ring, tally } = &mut *held;
             let max = ring.max_message();
+            let at = |tally: &mut Vec<Tally>, id: UnitId| {
+                if tally.len() <= id.index() {
+                    tally.resize(id.index() + 1, Tally::default());
+                }
+                id.index()
+            };
+            let mut logged = 0;
+            let mut dropped = |id: UnitId| {
+                let i = at(tally, id);
+                tally[i].dropped += 1;
+            };
             for line in lines {
                 if line.msg.is_empty() {
-                    ring.push(wall, mono, unit, line.level, b"");
+                    ring.push_telling(wall, mono, unit, line.level, b"", &mut dropped);
+                    logged += 1;
                 }
                 for piece in line.msg.chunks(max) {
-                    ring.push(wall, mono, unit, line.level, piece);
+                    ring.push_telling(wall, mono, unit, line.level, piece, &mut dropped);
+                    logged += 1;
                 }
             }
+            let i = at(tally, unit);
+            tally[i].logged += logged;
             ring.next_seq()
         };
         self.appended.send_replace(next);
@@ -134,7 +185,7 @@ impl Journal {
 
     /// Runs `f` with the ring locked; keep it short, writers wait meanwhile.
     pub fn with_ring<T>(&self, f: impl FnOnce(&Ring) -> T) -> T {
-        f(&self.lock())
+        f(&self.lock().ring)
     }
 }
 
@@ -181,6 +232,23 @@ mod tests {
         j.log(a, Level::Info, &format!("one\n{long}"));
         let n = j.with_ring(|r| r.len());
         assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn the_tally_counts_what_each_unit_logged_and_lost() {
+        let j = Journal::new(MIN_BUDGET, "box");
+        let (a, b) = (j.unit_id("a.service"), j.unit_id("b.service"));
+        for i in 0..300 {
+            j.log(if i < 100 { a } else { b }, Level::Info, &"z".repeat(60));
+        }
+        let t: std::collections::BTreeMap<String, Tally> = j.tally().into_iter().collect();
+        assert_eq!((t["a.service"].logged, t["b.service"].logged), (100, 200));
+        let held = j.with_ring(|r| r.len()) as u64;
+        assert_eq!(
+            t["a.service"].dropped, 100,
+            "the oldest, all of a's, went first"
+        );
+        assert_eq!(t["b.service"].dropped + held, 200);
     }
 
     #[test]

@@ -518,3 +518,11 @@ pub fn on_a_terminal(mut cmd: Command) -> (String, Option<i32>) {
         .code();
     (String::from_utf8_lossy(&got).into_owned(), code)
 }
+
+/// A port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

@@ -1,7 +1,7 @@
 //! A real broker for the fleet tests: mosquitto on a free loopback port, and a client of the
 //! tests' own (rumqttc) that watches topics and publishes.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
-use crate::{wait_for, DEADLINE};
+use crate::{free_port, wait_for, DEADLINE};
 
 /// A mosquitto broker of the test's own.
 pub struct Broker {
@@ -17,13 +17,6 @@ pub struct Broker {
     pub port: u16,
     child: Child,
     conf: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Broker {

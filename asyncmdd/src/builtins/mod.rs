@@ -3,9 +3,12 @@
 //! and `kwargs`, a way to log and to publish stats, a read-only view of the other units, and a
 //! stop signal it must honour; it returns `Ok` when it ends well. It never sees the supervisor.
 
+pub mod aiostats;
 pub mod bridge;
 pub mod demo;
+pub mod kwargs;
 pub mod mqtt;
+pub mod stats;
 pub mod watcher;
 
 use std::path::PathBuf;
@@ -94,13 +97,14 @@ pub fn shown_kwargs(kwargs: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// The names of the builtin services of this version.
-pub const NAMES: &[&str] = &["hello", "mqtt", "sensor", "watcher", "world"];
+pub const NAMES: &[&str] = &["hello", "mqtt", "sensor", "stats", "watcher", "world"];
 
 /// Runs builtin `name` until it ends or is stopped.
 pub async fn run(name: &str, ctx: Context) -> Result<(), String> {
     match name {
         "watcher" => watcher::run(ctx).await,
         "mqtt" => mqtt::run(ctx).await,
+        "stats" => stats::run(ctx).await,
         "agent" => bridge::run(ctx).await,
         "hello" => demo::hello(ctx).await,
         "world" => demo::world(ctx).await,

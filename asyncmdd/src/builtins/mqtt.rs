@@ -13,12 +13,14 @@
 //! socket's; replies and log lines are queued without waiting, so a broker that is slow or gone
 //! never holds up the daemon, and what cannot be queued is dropped and counted.
 
+use super::aiostats::{task_stats, traceback};
+use super::kwargs::{flag, number, text};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use asyncmd_proto::text::{local_time, now_us, EntryFormatter};
-use asyncmd_proto::{ActionOutcome, Level, Request, Response, UnitState, UnitStatus, UnitType};
+use asyncmd_proto::{ActionOutcome, Level, Request, Response, UnitStatus};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{json, Map, Value};
 
@@ -63,32 +65,6 @@ struct Settings {
     password: Option<String>,
     /// TLS to the broker, when `ssl` is on.
     tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-fn flag(kwargs: &Map<String, Value>, key: &str, default: bool) -> Result<bool, String> {
-    match kwargs.get(key) {
-        None => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(v) => Err(format!("kwargs {key} must be true or false, not {v}")),
-    }
-}
-
-fn text(kwargs: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
-    match kwargs.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(v) => Err(format!("kwargs {key} must be a non-empty string, not {v}")),
-    }
-}
-
-fn number(kwargs: &Map<String, Value>, key: &str, default: u64, max: u64) -> Result<u64, String> {
-    match kwargs.get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| format!("kwargs {key} must be a whole number from 1 to {max}, not {v}")),
-    }
 }
 
 impl Settings {
@@ -253,85 +229,6 @@ struct Device {
 
 fn topic(id: &str, leaf: &str) -> String {
     format!("device/{id}/{leaf}")
-}
-
-/// Seconds since the epoch, as asyncmd's times are.
-fn epoch(us: Option<i64>) -> Value {
-    us.map_or(Value::Null, |us| json!(us as f64 / 1e6))
-}
-
-/// A unit's status in asyncmd's schema (`aiostats.stats`); with `debug`, its `:/debug` fields.
-fn task_stats(u: &UnitStatus, debug: bool) -> Value {
-    let word = match u.state {
-        UnitState::Running | UnitState::Starting | UnitState::Stopping => "running",
-        UnitState::Done => "done",
-        UnitState::Stopped | UnitState::Inactive => "stopped",
-        UnitState::Failed | UnitState::Restarting => "error",
-        UnitState::Waiting => "unknown",
-    };
-    let status = match (&u.schedule, u.starts) {
-        (Some(_), 0) => "scheduled - scheduled".to_string(),
-        (Some(_), _) => format!("scheduled - {word}"),
-        (None, _) => word.to_string(),
-    };
-    let result = match (&u.task_result, &u.last_exit, u.state) {
-        (Some(v), _, _) => v.clone(),
-        (None, Some(why), UnitState::Failed | UnitState::Restarting) => json!(why),
-        _ => Value::Null,
-    };
-    let mut m = Map::new();
-    m.insert("status".into(), json!(status));
-    m.insert("since".into(), epoch(u.since_us));
-    m.insert("done_at".into(), epoch(u.done_us));
-    m.insert("result".into(), result);
-    m.insert("service".into(), json!(u.kind != UnitType::Task));
-    m.insert(
-        "stats".into(),
-        if u.stats.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(u.stats.clone())
-        },
-    );
-    if let Some(sc) = &u.schedule {
-        m.insert(
-            "schedule".into(),
-            json!({"spec": sc.spec, "last": epoch(sc.last_us), "next": epoch(sc.next_us)}),
-        );
-    }
-    if debug {
-        let last_line = u.journal.last().map_or(String::new(), |e| {
-            let mut line = String::new();
-            EntryFormatter::new(false).short(&mut line, &u.host, e);
-            line
-        });
-        m.insert("log".into(), json!(last_line));
-        m.insert("ctasks".into(), json!([]));
-        m.insert("docs".into(), json!(u.docs));
-        let kind = match u.kind {
-            UnitType::Task => "task".to_string(),
-            k => format!("{}.service", k.as_str()),
-        };
-        m.insert("type".into(), json!(kind));
-        m.insert("path".into(), json!(u.source));
-        m.insert("info".into(), json!(u.description));
-        m.insert("args".into(), Value::Array(u.args.clone()));
-        m.insert("kwargs".into(), Value::Object(u.kwargs.clone()));
-        m.insert("traceback".into(), json!(traceback(u)));
-    }
-    Value::Object(m)
-}
-
-fn traceback(u: &UnitStatus) -> String {
-    if u.traceback.is_empty() {
-        return String::new();
-    }
-    let mut t = format!("{}: Traceback\n", u.name);
-    for line in &u.traceback {
-        t.push_str(line);
-        t.push('\n');
-    }
-    t
 }
 
 /// The one string or the list of strings a request names (at most [`MAX_NAMES`]).

@@ -183,6 +183,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
         self.buf.as_ref().len()
     }
 
+    /// Bytes of the ring in use: the records held, and the few bytes left unused at its end
+    /// where a record did not fit and went to the start instead.
+    pub fn used(&self) -> usize {
+        match (self.count, self.head < self.tail) {
+            (0, _) => 0,
+            (_, true) => self.tail - self.head,
+            (_, false) => self.capacity() - self.head + self.tail,
+        }
+    }
+
     /// Entries held now.
     pub fn len(&self) -> usize {
         self.count
@@ -230,9 +240,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
         }
     }
 
-    fn evict_oldest(&mut self) {
+    fn evict_oldest(&mut self, dropped: &mut impl FnMut(UnitId)) {
         let head = self.normalize(self.head);
-        let len = record_at(self.buf.as_ref(), head).map_or(0, |r| r.stored_len());
+        let gone = record_at(self.buf.as_ref(), head);
+        if let Some(r) = &gone {
+            dropped(r.unit);
+        }
+        let len = gone.map_or(0, |r| r.stored_len());
         self.head = head + len;
         self.count -= 1;
         self.first_seq += 1;
@@ -245,7 +259,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
     }
 
     /// Makes room for `n` contiguous bytes, dropping the oldest records; returns the offset.
-    fn reserve(&mut self, n: usize) -> usize {
+    fn reserve(&mut self, n: usize, dropped: &mut impl FnMut(UnitId)) -> usize {
         loop {
             if self.count == 0 {
                 self.head = 0;
@@ -267,7 +281,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
                 if self.tail + n <= self.head {
                     return self.tail;
                 }
-                self.evict_oldest();
+                self.evict_oldest(dropped);
             }
         }
     }
@@ -281,6 +295,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
         level: Level,
         msg: &[u8],
     ) -> u64 {
+        self.push_telling(wall_us, mono_us, unit, level, msg, &mut |_| {})
+    }
+
+    /// As [`Ring::push`], telling `dropped` the unit of each older entry it drops for room.
+    pub fn push_telling(
+        &mut self,
+        wall_us: i64,
+        mono_us: u64,
+        unit: UnitId,
+        level: Level,
+        msg: &[u8],
+        dropped: &mut impl FnMut(UnitId),
+    ) -> u64 {
         let msg = &msg[..msg.len().min(self.max_message())];
         let rec = Record {
             seq: self.next_seq,
@@ -291,7 +318,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
             msg,
         };
         let n = rec.stored_len();
-        let pos = self.reserve(n);
+        let pos = self.reserve(n, dropped);
         rec.write_to(&mut self.buf.as_mut()[pos..pos + n]);
         self.tail = pos + n;
         self.count += 1;
@@ -551,5 +578,35 @@ mod tests {
         ring.push(0, 0, UnitId(0), Level::Info, &huge);
         let m = msgs(&ring);
         assert_eq!(m[0].1.len(), ring.max_message());
+    }
+
+    #[test]
+    fn what_a_push_drops_is_told_by_unit_and_used_bytes_stay_in_the_budget() {
+        let mut r = Ring::new(MIN_BUDGET);
+        let mut dropped = [0u64; 2];
+        for i in 0..500u64 {
+            let unit = UnitId((i % 2) as u32);
+            let msg = [b'x'; 40];
+            r.push_telling(0, 0, unit, Level::Info, &msg, &mut |u| {
+                dropped[u.index()] += 1
+            });
+            assert!(r.used() <= r.capacity());
+            let records = r.len() * (HEADER + 40);
+            assert!(
+                records <= r.used() && r.used() < records + HEADER + 40,
+                "{}",
+                r.used()
+            );
+        }
+        assert_eq!(
+            dropped[0] + dropped[1],
+            r.first_seq(),
+            "every drop told, once"
+        );
+        assert_eq!(
+            dropped[0],
+            r.first_seq().div_ceil(2),
+            "oldest first, alternating"
+        );
     }
 }
