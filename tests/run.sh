@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need and is missing
 # (qemu-system-arm for the agent's QEMU board, mosquitto for the fleet tests, curl and
-# prometheus_client for the metrics test, the boards' rustup targets), then runs
+# prometheus_client for the metrics test, tmux for asyncmctl top, the boards' rustup targets),
+# then runs
 # `cargo test --workspace`. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ need qemu-system-arm qemu-system-arm
 PATH="$PATH:/usr/sbin" need mosquitto mosquitto
 # The stats builtin's tests fetch with curl and read its metrics with prometheus_client's parser.
 need curl curl
+# asyncmctl top is tested in a real terminal: tmux's.
+need tmux tmux
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
     echo "== installing prometheus_client (pip)"
     python3 -m pip install --quiet prometheus_client ||

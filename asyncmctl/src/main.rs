@@ -3,8 +3,10 @@
 //! Exit codes follow systemctl: 0 all shown units are running (or the action worked), 1 the
 //! action failed or the daemon could not be reached, 3 a unit is not running, 4 no such unit.
 
+mod link;
 mod progress;
 mod properties;
+mod top;
 mod tree;
 mod view;
 
@@ -12,8 +14,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use asyncmd_proto::agent::AgentClient;
 use asyncmd_proto::client::Client;
+use link::Link;
 use std::fmt::Write as _;
 
 use asyncmd_proto::text::ColorWhen;
@@ -266,6 +268,21 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// A live view of the units (and tasks): state, since, restarts, PID, CPU, memory, stats;
+    /// keys to start, stop and restart the selected one, filter by glob, and follow its journal.
+    Top {
+        /// Seconds between refreshes.
+        #[arg(
+            short = 'd',
+            long = "delay",
+            default_value_t = 1.0,
+            value_name = "SECS"
+        )]
+        interval: f64,
+        /// Only units matching these globs.
+        #[arg(add = units_known())]
+        patterns: Vec<String>,
+    },
     /// Print the shell's completion script, which completes commands, options and the names
     /// of the running daemon's units: `source <(asyncmctl completions bash)`.
     Completions {
@@ -378,6 +395,30 @@ fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
 }
 
+/// Where the command line says requests go.
+fn link_of(cli: &Cli) -> Result<Link, String> {
+    Ok(match (&cli.agent, &cli.mqtt) {
+        (Some(addr), _) => Link::Agent {
+            addr: addr.clone(),
+            client: None,
+        },
+        (None, Some(url)) => Link::Mqtt {
+            broker: cli.fleet.broker(url)?,
+            device: cli.fleet.device.clone().unwrap_or_default(),
+            fleet: None,
+        },
+        (None, None) => Link::Socket {
+            path: endpoint::socket_path(cli.socket.as_deref()),
+            expect: cli
+                .expect_user
+                .as_deref()
+                .map(asyncmd_proto::client::uid_of)
+                .transpose()?,
+            client: None,
+        },
+    })
+}
+
 /// The exit codes, as `--help` tells them.
 const EXIT_STATUS: &str = "Exit status (as systemctl's):
   0  done; every unit shown is running (a bare `status`: every unit is as it is meant to be)
@@ -415,57 +456,42 @@ fn main() -> ExitCode {
         _ => {}
     }
     let color = asyncmd_proto::text::color_enabled(cli.color, cli.no_color);
+    let link = match link_of(&cli) {
+        Ok(l) => l,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    if let Command::Top { interval, patterns } = &cli.command {
+        let every = std::time::Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+        return top::run(link, patterns.clone(), every);
+    }
     let (req, mut shape) = request(cli.command);
     shape.quiet = cli.quiet;
     // Each answer, with the device it came from when it came over MQTT.
-    let answers: Result<Vec<(Option<String>, Response)>, String> = match (&cli.agent, &cli.mqtt) {
-        (Some(addr), _) => AgentClient::connect(addr)
-            .and_then(|mut c| c.call(req))
-            .map(|r| vec![(None, r)])
-            .map_err(|e| e.to_string()),
-        (None, Some(url)) => {
-            let device = cli.fleet.device.clone().unwrap_or_default();
-            cli.fleet
-                .broker(url)
-                .and_then(|b| asyncmd_proto::mqtt::Fleet::connect(&b))
-                .and_then(|mut f| f.call(&device, &req))
-                .map(|list| {
-                    list.into_iter()
-                        .filter_map(|(d, mut resp)| {
-                            (!resp.is_empty()).then(|| (Some(d), resp.remove(0)))
-                        })
-                        .collect()
-                })
-        }
-        (None, None) => {
-            let path = endpoint::socket_path(cli.socket.as_deref());
+    let answers = match link {
+        Link::Socket { path, expect, .. } => {
             let acts = match &req {
                 Request::Start { units } | Request::Stop { units } | Request::Restart { units } => {
                     Some(units.clone())
                 }
                 _ => None,
             };
-            cli.expect_user
-                .as_deref()
-                .map(asyncmd_proto::client::uid_of)
-                .transpose()
-                .and_then(|expect| {
-                    let mut client =
-                        Client::connect_expecting(&path, expect).map_err(|e| e.to_string())?;
-                    if cli.no_block && acts.is_some() {
-                        // Asked: the daemon carries it out whether or not anyone waits.
-                        client.send(req).map_err(|e| e.to_string())?;
-                        return Ok(Vec::new());
-                    }
-                    use std::io::IsTerminal;
-                    let watch = acts.filter(|_| !cli.quiet && std::io::stderr().is_terminal());
-                    let progress =
-                        watch.map(|units| progress::Progress::start(&path, expect, units));
-                    let answer = client.call(req).map_err(|e| e.to_string());
-                    drop(progress);
-                    answer.map(|r| vec![(None, r)])
-                })
+            (|| {
+                let mut client =
+                    Client::connect_expecting(&path, expect).map_err(|e| e.to_string())?;
+                if cli.no_block && acts.is_some() {
+                    // Asked: the daemon carries it out whether or not anyone waits.
+                    client.send(req).map_err(|e| e.to_string())?;
+                    return Ok(Vec::new());
+                }
+                use std::io::IsTerminal;
+                let watch = acts.filter(|_| !cli.quiet && std::io::stderr().is_terminal());
+                let progress = watch.map(|units| progress::Progress::start(&path, expect, units));
+                let answer = client.call(req).map_err(|e| e.to_string());
+                drop(progress);
+                answer.map(|r| vec![(None, r)])
+            })()
         }
+        mut other => other.call(req),
     };
     let answers = match answers {
         Ok(a) => a,
@@ -924,7 +950,7 @@ fn request(command: Command) -> (Request, Shape) {
         Command::Reload { units, dry_run } if units.is_empty() => Request::Reload { dry_run },
         Command::Reload { units, .. } => Request::ReloadUnits { units },
         Command::DaemonReload { dry_run } => Request::Reload { dry_run },
-        Command::Completions { .. } | Command::Man { .. } => {
+        Command::Completions { .. } | Command::Man { .. } | Command::Top { .. } => {
             unreachable!("answered before any request")
         }
     };
