@@ -89,17 +89,24 @@ enum Command {
         #[arg(required = true, add = units_known())]
         units: Vec<String>,
     },
-    /// Stop units (SIGTERM to the process group, SIGKILL after the stop timeout).
+    /// Stop units (SIGTERM to the process group, SIGKILL after the stop timeout); the running
+    /// units that require them are stopped first, and wait for them.
     Stop {
         /// Unit names or globs.
         #[arg(required = true, add = units_known())]
         units: Vec<String>,
+        /// Say what would be stopped, and stop nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
-    /// Stop then start units.
+    /// Stop then start units; the units that require them come back once they are ready.
     Restart {
         /// Unit names or globs.
         #[arg(required = true, add = units_known())]
         units: Vec<String>,
+        /// Say what would be restarted, and touch nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Enable units in services.config (they start at boot).
     Enable {
@@ -470,9 +477,15 @@ fn main() -> ExitCode {
     let answers = match link {
         Link::Socket { path, expect, .. } => {
             let acts = match &req {
-                Request::Start { units } | Request::Stop { units } | Request::Restart { units } => {
-                    Some(units.clone())
+                Request::Start { units }
+                | Request::Stop {
+                    units,
+                    dry_run: false,
                 }
+                | Request::Restart {
+                    units,
+                    dry_run: false,
+                } => Some(units.clone()),
                 _ => None,
             };
             (|| {
@@ -885,8 +898,8 @@ fn request(command: Command) -> (Request, Shape) {
         }
         Command::List { patterns } => Request::List { patterns },
         Command::Start { units } => Request::Start { units },
-        Command::Stop { units } => Request::Stop { units },
-        Command::Restart { units } => Request::Restart { units },
+        Command::Stop { units, dry_run } => Request::Stop { units, dry_run },
+        Command::Restart { units, dry_run } => Request::Restart { units, dry_run },
         Command::Enable { units, now } => Request::Enable { units, now },
         Command::Disable { units, now } => Request::Disable { units, now },
         Command::Config { unit, args, kwargs } => Request::Config { unit, args, kwargs },

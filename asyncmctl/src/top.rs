@@ -262,8 +262,14 @@ fn act(mut link: Link, acts: mpsc::Receiver<Act>, seen: &Mutex<Seen>, jobs: &mps
         let units = vec![a.unit.clone()];
         let req = match a.verb {
             "start" => Request::Start { units },
-            "stop" => Request::Stop { units },
-            _ => Request::Restart { units },
+            "stop" => Request::Stop {
+                units,
+                dry_run: false,
+            },
+            _ => Request::Restart {
+                units,
+                dry_run: false,
+            },
         };
         let note = match link.call(req) {
             Ok(answers) => {

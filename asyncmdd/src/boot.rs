@@ -23,7 +23,13 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
             // A unit running (or waiting in another plan) keeps its state.
             let busy = slot.state().is_active() || slot.is_waiting();
             if !matches!(problem, Problem::Broken(_)) && !busy {
-                sup.not_started(&slot, &msg).await;
+                // Kept back by a requirement that cannot start now: once it is ready (a
+                // reload fixed it, a person started it), this unit starts after all.
+                let held_by = match problem {
+                    Problem::Dependency(d) | Problem::Disabled(d) => Some(d.as_str()),
+                    _ => None,
+                };
+                sup.not_started(&slot, &msg, held_by).await;
             }
         }
         report(name, &Err(msg));
@@ -57,7 +63,8 @@ pub async fn execute(sup: &Arc<Supervisor>, plan: &Plan, mut report: impl FnMut(
             };
             if let Some(why) = failed_dep {
                 if !slot.state().is_active() {
-                    sup.not_started(&slot, &why).await;
+                    let held_by = boot.failed_requirement(i);
+                    sup.not_started(&slot, &why, held_by).await;
                 }
                 done.push((i, Err(why)));
             } else if slot.cancels() != cancels_before[i] {

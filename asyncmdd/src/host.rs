@@ -357,6 +357,31 @@ impl Host for Daemon {
         Ok(results)
     }
 
+    fn dependents(&self, units: &[String]) -> Vec<(String, String)> {
+        let all = self.0.all();
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut queue: Vec<String> = units.to_vec();
+        while let Some(r) = queue.pop() {
+            for s in &all {
+                let requires = s
+                    .def()
+                    .unit
+                    .as_ref()
+                    .is_some_and(|u| u.requires.contains(&r));
+                let runs = matches!(
+                    s.state(),
+                    asyncmd_proto::UnitState::Running | asyncmd_proto::UnitState::Starting
+                );
+                let seen = units.contains(&s.name) || out.iter().any(|(d, _)| d == &s.name);
+                if requires && runs && !seen {
+                    out.push((s.name.clone(), r.clone()));
+                    queue.push(s.name.clone());
+                }
+            }
+        }
+        out
+    }
+
     fn unloaded(&self) -> Vec<String> {
         let Ok(paths) = self.0.paths() else {
             return Vec::new();

@@ -75,6 +75,10 @@ pub struct Unit {
     pub requires: Vec<String>,
     /// Units to start after, when they are started at all.
     pub after: Vec<String>,
+    /// Units started with this one, whose failure is none of its concern.
+    pub wants: Vec<String>,
+    /// Units started when this one fails.
+    pub on_failure: Vec<String>,
     /// Lower boots first among units ready together.
     pub priority: i32,
     /// What runs.
@@ -170,6 +174,10 @@ struct UnitSection {
     requires: Vec<String>,
     #[serde(default)]
     after: Vec<String>,
+    #[serde(default)]
+    wants: Vec<String>,
+    #[serde(default)]
+    on_failure: Vec<String>,
     #[serde(default)]
     priority: i32,
 }
@@ -391,17 +399,16 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
             ));
         }
     }
-    for dep in file.unit.requires.iter().chain(&file.unit.after) {
-        if !valid_name(dep) {
+    let u = &file.unit;
+    for (key, names) in [
+        ("requires", &u.requires),
+        ("after", &u.after),
+        ("wants", &u.wants),
+        ("on_failure", &u.on_failure),
+    ] {
+        if let Some(dep) = names.iter().find(|d| !valid_name(d)) {
             return Err(err(
-                key_at(
-                    "unit",
-                    if file.unit.requires.contains(dep) {
-                        "requires"
-                    } else {
-                        "after"
-                    },
-                ),
+                key_at("unit", key),
                 format!("'{dep}' is not a unit name (NAME.service)"),
             ));
         }
@@ -470,6 +477,8 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         kind: file.unit.kind,
         requires: file.unit.requires,
         after: file.unit.after,
+        wants: file.unit.wants,
+        on_failure: file.unit.on_failure,
         priority: file.unit.priority,
         run,
         env: s.env,

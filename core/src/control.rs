@@ -134,6 +134,12 @@ pub trait Host {
         let _ = patterns;
         Err(Unsupported("unsupported: this runtime cannot unload units".into()).into())
     }
+    /// The running units that require any of `units`, and theirs, each with the unit it
+    /// requires: what a stop of `units` takes down first. None of `units` itself.
+    fn dependents(&self, units: &[String]) -> Vec<(String, String)> {
+        let _ = units;
+        Vec::new()
+    }
     /// Sends `signal` (a name or number) to `whom` of each of `units`.
     async fn kill(&self, units: &[String], signal: &str, whom: KillWhom) -> Outcomes {
         let _ = (signal, whom);
@@ -410,9 +416,9 @@ pub async fn answer_tasks<H: Host>(host: &H, req: Request) -> Response {
                 results: vec![ok("debug", word)],
             }
         }
-        Request::Start { units } => act(host, Verb::Start, &units).await,
-        Request::Stop { units } => act(host, Verb::Stop, &units).await,
-        Request::Restart { units } => act(host, Verb::Restart, &units).await,
+        Request::Start { units } => act(host, Verb::Start, &units, false).await,
+        Request::Stop { units, dry_run } => act(host, Verb::Stop, &units, dry_run).await,
+        Request::Restart { units, dry_run } => act(host, Verb::Restart, &units, dry_run).await,
         _ => error(
             ErrorCode::Unsupported,
             "unsupported: this runtime serves status, list, debug, start, stop and restart".into(),
@@ -427,7 +433,7 @@ enum Verb {
     Restart,
 }
 
-async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String]) -> Response {
+async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bool) -> Response {
     if patterns.is_empty() {
         return error(ErrorCode::BadRequest, "name at least one unit".into());
     }
@@ -435,6 +441,31 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String]) -> Response {
         Ok(s) => s,
         Err(e) => return error(ErrorCode::BadRequest, e),
     };
+    // What goes down with them: the running units that require them, said by name.
+    let knock_on = match verb {
+        Verb::Start => Vec::new(),
+        Verb::Stop | Verb::Restart => host.dependents(&s.units),
+    };
+    let too = |requirement: &str| match verb {
+        Verb::Restart => format!(
+            "stopped too: it requires {requirement}; it starts again once that one is ready"
+        ),
+        _ => format!("stopped too: it requires {requirement}"),
+    };
+    if dry_run {
+        let word = match verb {
+            Verb::Start => "would start",
+            Verb::Stop => "would stop",
+            Verb::Restart => "would restart",
+        };
+        let mut results = not_found(host, s.missing);
+        results.extend(s.units.iter().chain(&s.tasks).map(|n| ok(n, word)));
+        for (d, r) in &knock_on {
+            results.push(ok(d, &format!("would be {}", too(r))));
+        }
+        by_unit(&mut results);
+        return Response::Actions { results };
+    }
     if !s.tasks.is_empty() {
         match verb {
             Verb::Start => host.start_tasks(&s.tasks),
@@ -465,6 +496,9 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String]) -> Response {
         });
     }
     results.extend(s.tasks.iter().map(|t| ok(t, "")));
+    for (d, r) in &knock_on {
+        results.push(ok(d, &too(r)));
+    }
     by_unit(&mut results);
     Response::Actions { results }
 }
@@ -898,6 +932,7 @@ mod tests {
             &b,
             Request::Stop {
                 units: names(&["nope", "net"]),
+                dry_run: false,
             },
         ));
         assert_eq!(
@@ -927,6 +962,7 @@ mod tests {
             &b,
             Request::Stop {
                 units: names(&["blnk"]),
+                dry_run: false,
             },
         ));
         assert_eq!(
@@ -946,7 +982,13 @@ mod tests {
         )));
         assert_eq!(code, ErrorCode::BadRequest);
         assert!(msg.contains("a["), "{msg}");
-        let (code, msg) = error_of(run(answer(&b, Request::Restart { units: Vec::new() })));
+        let (code, msg) = error_of(run(answer(
+            &b,
+            Request::Restart {
+                units: Vec::new(),
+                dry_run: false,
+            },
+        )));
         assert_eq!(
             (code, msg.as_str()),
             (ErrorCode::BadRequest, "name at least one unit")
@@ -962,6 +1004,7 @@ mod tests {
             &b,
             Request::Restart {
                 units: names(&["*.service"]),
+                dry_run: false,
             },
         ));
         assert_eq!(

@@ -141,6 +141,8 @@ pub struct Life {
     pub next_restart_us: Option<i64>,
     /// Why the last failed run failed.
     pub last_exit: Option<String>,
+    /// Whether the last run that ended failed (whether or not a restart follows).
+    pub last_failed: bool,
     /// A stop of the current run was asked for.
     stop_requested: bool,
     /// Why the daemon condemned the current run.
@@ -175,6 +177,7 @@ impl Life {
             restart_gen: 0,
             next_restart_us: None,
             last_exit: None,
+            last_failed: false,
             stop_requested: false,
             kill_reason: None,
             started_mono: None,
@@ -405,6 +408,7 @@ impl Life {
         };
         // A failed run is an error whether or not a restart follows it.
         let failed = !matches!(state, UnitState::Stopped | UnitState::Done);
+        self.last_failed = failed;
         if state == UnitState::Failed {
             self.last_exit = Some(self.failure_reason());
         }

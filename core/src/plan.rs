@@ -31,6 +31,9 @@ pub struct Node {
     pub requires: Vec<String>,
     /// Units to start after, when they start at all (ordering only).
     pub after: Vec<String>,
+    /// Units to start with it, whose failure is none of its concern (no order either, unless
+    /// they are also in `after`).
+    pub wants: Vec<String>,
     /// Why this unit cannot start at all (its file or its `services.config` entry is bad).
     pub broken: Option<String>,
     /// Already up, so nothing needs to wait for it.
@@ -178,6 +181,18 @@ pub fn plan(nodes: &[Node], wanted: &[String], pull: Pull) -> Plan {
             }
             requires[i].push(j);
             if !in_set[j] {
+                in_set[j] = true;
+                stack.push(j);
+            }
+        }
+        // Wanted units come along when they can, with no edge: whatever becomes of them is
+        // theirs alone.
+        for w in &node.wants {
+            let Some(&j) = index.get(w.as_str()) else {
+                continue;
+            };
+            let pulled = pull == Pull::Any || nodes[j].enabled || explicit[j];
+            if !nodes[j].ready && pulled && !in_set[j] {
                 in_set[j] = true;
                 stack.push(j);
             }
@@ -418,6 +433,8 @@ pub struct Boot<'p> {
     settled: Vec<bool>,
     cores_left: usize,
     failed_dep: Vec<Option<String>>,
+    /// Per step: the requirement whose failure keeps it from starting, if one did.
+    failed_requirement: Vec<Option<usize>>,
     free: Free<'p>,
 }
 
@@ -450,6 +467,7 @@ impl<'p> Boot<'p> {
             settled: vec![false; n],
             cores_left: cores,
             failed_dep: vec![None; n],
+            failed_requirement: vec![None; n],
             free: BinaryHeap::new(),
         };
         let free: Vec<usize> = (0..n).filter(|&i| boot.remaining[i] == 0).collect();
@@ -461,6 +479,12 @@ impl<'p> Boot<'p> {
 
     fn push_free(&mut self, i: usize) {
         self.free.push(Reverse((self.steps[i].key(), i)));
+    }
+
+    /// The requirement whose failure keeps step `i` from starting, if one did: when it is
+    /// ready at last, the step may start after all.
+    pub fn failed_requirement(&self, i: usize) -> Option<&str> {
+        self.failed_requirement[i].map(|j| self.steps[j].name.as_str())
     }
 
     /// Whether step `i` is settled (started, or failed).
@@ -516,6 +540,7 @@ impl<'p> Boot<'p> {
                 if self.failed_dep[k].is_none() {
                     self.failed_dep[k] =
                         Some(format!("dependency {} failed: {e}", self.steps[i].name));
+                    self.failed_requirement[k] = Some(i);
                     self.push_free(k);
                     continue;
                 }

@@ -413,10 +413,10 @@ impl Ask {
             Request::Start { units } => Ask::Start {
                 units: units.clone(),
             },
-            Request::Stop { units } => Ask::Stop {
+            Request::Stop { units, .. } => Ask::Stop {
                 units: units.clone(),
             },
-            Request::Restart { units } => Ask::Restart {
+            Request::Restart { units, .. } => Ask::Restart {
                 units: units.clone(),
             },
             other => {
@@ -435,8 +435,14 @@ impl Ask {
             Ask::Status { patterns, lines } => Request::Status { patterns, lines },
             Ask::List { patterns } => Request::List { patterns },
             Ask::Start { units } => Request::Start { units },
-            Ask::Stop { units } => Request::Stop { units },
-            Ask::Restart { units } => Request::Restart { units },
+            Ask::Stop { units } => Request::Stop {
+                units,
+                dry_run: false,
+            },
+            Ask::Restart { units } => Request::Restart {
+                units,
+                dry_run: false,
+            },
             Ask::Hello { .. } | Ask::Journal { .. } => return None,
         })
     }

@@ -42,15 +42,22 @@ pub enum Request {
         /// Unit names or globs.
         units: Vec<String>,
     },
-    /// Stop the matching units.
+    /// Stop the matching units (and, first, the running units that require them).
     Stop {
         /// Unit names or globs.
         units: Vec<String>,
+        /// Only say what would be stopped.
+        #[serde(default)]
+        dry_run: bool,
     },
-    /// Stop then start the matching units.
+    /// Stop then start the matching units (the units that require them come back once they
+    /// are ready).
     Restart {
         /// Unit names or globs.
         units: Vec<String>,
+        /// Only say what would be restarted.
+        #[serde(default)]
+        dry_run: bool,
     },
     /// Read (and possibly follow) the journal.
     Journal(JournalQuery),
@@ -168,6 +175,8 @@ impl Request {
                 | Request::List { .. }
                 | Request::Journal(_)
                 | Request::Reload { dry_run: true }
+                | Request::Stop { dry_run: true, .. }
+                | Request::Restart { dry_run: true, .. }
                 | Request::Debug { on: None }
                 | Request::Cat { .. }
         )

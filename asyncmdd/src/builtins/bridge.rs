@@ -133,8 +133,14 @@ impl Line {
             while let Ok(cmd) = self.commands.try_recv() {
                 let req = match cmd {
                     Command::Start(units) => Request::Start { units },
-                    Command::Stop(units) => Request::Stop { units },
-                    Command::Restart(units) => Request::Restart { units },
+                    Command::Stop(units) => Request::Stop {
+                        units,
+                        dry_run: false,
+                    },
+                    Command::Restart(units) => Request::Restart {
+                        units,
+                        dry_run: false,
+                    },
                 };
                 if let Err(e) = c.call(req) {
                     return e.to_string();

@@ -8,6 +8,7 @@ use std::time::Duration;
 use asyncmd_proto::Level;
 use serde_json::{json, Map, Value};
 
+use super::kwargs::duration;
 use super::Context;
 
 fn number(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<f64, String> {
@@ -20,9 +21,9 @@ fn number(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<f64, S
     }
 }
 
-/// A tick every `secs` seconds that skips ticks missed during a stall rather than bursting.
-fn ticker(secs: f64) -> tokio::time::Interval {
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(secs));
+/// A tick every `every` that skips ticks missed during a stall rather than bursting.
+fn ticker(every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tick
 }
@@ -37,7 +38,7 @@ fn wobble(t: f64, seed: f64) -> f64 {
 /// `args` (as asyncmd's `hello` takes it) or kwargs `led` (default 1), cycling 1-4; logs
 /// `LED n toggled!`, and sets the stat `temp` to a simulated temperature.
 pub async fn hello(mut ctx: Context) -> Result<(), String> {
-    let sleep = number(&ctx.kwargs, "sleep", 1.0)?;
+    let sleep = duration(&ctx.kwargs, "sleep", Duration::from_secs(1))?;
     let first = match ctx.args.first() {
         Some(v) => v
             .as_f64()
@@ -58,7 +59,7 @@ pub async fn hello(mut ctx: Context) -> Result<(), String> {
                 stats.insert("led".into(), json!(led));
                 ctx.set_stats(stats);
                 led = led % 4 + 1;
-                t += sleep;
+                t += sleep.as_secs_f64();
             }
         }
     }
@@ -67,11 +68,11 @@ pub async fn hello(mut ctx: Context) -> Result<(), String> {
 /// `world`: logs that it runs, waits `sleep` seconds (default 1), logs that it is done, and
 /// ends well: a unit made for `[schedule]`.
 pub async fn world(mut ctx: Context) -> Result<(), String> {
-    let sleep = number(&ctx.kwargs, "sleep", 1.0)?;
+    let sleep = duration(&ctx.kwargs, "sleep", Duration::from_secs(1))?;
     ctx.log(Level::Info, "world: started");
     tokio::select! {
         _ = ctx.stopped() => return Ok(()),
-        _ = tokio::time::sleep(Duration::from_secs_f64(sleep)) => {}
+        _ = tokio::time::sleep(sleep) => {}
     }
     ctx.log(Level::Info, "world: done");
     Ok(())
@@ -80,7 +81,7 @@ pub async fn world(mut ctx: Context) -> Result<(), String> {
 /// `sensor`: a simulated BME280. Every `interval` seconds (default 5) it reads temperature (°C),
 /// humidity (%) and pressure (hPa), publishes them as stats and logs the reading.
 pub async fn sensor(mut ctx: Context) -> Result<(), String> {
-    let interval = number(&ctx.kwargs, "interval", 5.0)?;
+    let interval = duration(&ctx.kwargs, "interval", Duration::from_secs(5))?;
     let seed = number(&ctx.kwargs, "seed", 3.0)?;
     let mut t = 0.0;
     let mut tick = ticker(interval);
@@ -100,7 +101,7 @@ pub async fn sensor(mut ctx: Context) -> Result<(), String> {
                     Level::Info,
                     &format!("BME280: {temp:.2} C, {hum:.2} %, {press:.2} hPa"),
                 );
-                t += interval;
+                t += interval.as_secs_f64();
             }
         }
     }

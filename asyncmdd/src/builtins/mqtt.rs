@@ -14,7 +14,7 @@
 //! never holds up the daemon, and what cannot be queued is dropped and counted.
 
 use super::aiostats::{task_stats, traceback};
-use super::kwargs::{flag, number, text};
+use super::kwargs::{duration, flag, number, text};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +115,14 @@ impl Settings {
                 65_535,
             )? as u16,
             id,
-            keepalive: number(kwargs, "keepalive", 300, 65_535)?,
+            keepalive: match duration(kwargs, "keepalive", Duration::from_secs(300))?.as_secs() {
+                s @ 1..=65_535 => s,
+                s => {
+                    return Err(format!(
+                        "kwargs keepalive must be 1 s to 65535 s, not {s} s"
+                    ))
+                }
+            },
             stats: flag(kwargs, "stats", false)?,
             services: text(kwargs, "services")?.unwrap_or_else(|| "*.service".into()),
             control: flag(kwargs, "control", false)?,
@@ -414,7 +421,10 @@ impl Device {
         let units = vec![pattern.to_string()];
         let req = match action {
             "start" => Request::Start { units },
-            _ => Request::Stop { units },
+            _ => Request::Stop {
+                units,
+                dry_run: false,
+            },
         };
         let results = match answer(req).await {
             Response::Actions { results } => results,

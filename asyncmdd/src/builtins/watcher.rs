@@ -14,26 +14,16 @@ use std::time::Duration;
 use asyncmd_proto::{Level, UnitState};
 use serde_json::{json, Map, Value};
 
+use super::kwargs::duration;
 use super::Context;
 
 /// Names of failed units remembered, newest last.
 const LAST_ERRORS: usize = 5;
 
-fn seconds(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<Duration, String> {
-    match kwargs.get(key) {
-        None => Ok(Duration::from_secs_f64(default)),
-        Some(v) => v
-            .as_f64()
-            .filter(|s| (0.001..=1e9).contains(s))
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| format!("kwargs {key} must be a positive number of seconds, not {v}")),
-    }
-}
-
 /// Runs the watcher until it is stopped.
 pub async fn run(mut ctx: Context) -> Result<(), String> {
-    let interval = seconds(&ctx.kwargs, "interval", 1.0)?;
-    let ping_every = seconds(&ctx.kwargs, "watchdog_interval", 1.0)?;
+    let interval = duration(&ctx.kwargs, "interval", Duration::from_secs(1))?;
+    let ping_every = duration(&ctx.kwargs, "watchdog_interval", Duration::from_secs(1))?;
     let mut device = match ctx.kwargs.get("watchdog_device") {
         None => None,
         Some(Value::String(path)) => {

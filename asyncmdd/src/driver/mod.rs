@@ -47,6 +47,9 @@ const SPAWN_RETRY: Duration = Duration::from_secs(10);
 const SPAWN_RETRY_EVERY: Duration = Duration::from_millis(50);
 /// How many units may be starting at once, unless `asyncmdd --spawn-limit` says otherwise.
 pub const DEFAULT_SPAWN_LIMIT: u32 = 64;
+/// How long a run must last before whoever started it hears it started well: a process that
+/// exits with an error at once (or a builtin whose start returns one) is a start that failed.
+const FIRST_MOMENT: Duration = Duration::from_millis(200);
 /// How long after SIGKILL a process group may take to go.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
@@ -80,10 +83,12 @@ enum Input {
         deps: Vec<String>,
         reply: Reply<()>,
     },
-    /// It will not start: why (a dependency failed).
+    /// It will not start: why (a dependency failed), and the requirement whose readiness may
+    /// start it after all.
     NotStarted {
         slot: Arc<Slot>,
         why: String,
+        held_by: Option<String>,
         reply: Reply<()>,
     },
     /// A person starts it: its restart history counts from zero again.
@@ -197,6 +202,8 @@ enum Timer {
     StopTimeout { run: u32 },
     /// Nor did SIGKILL (or the abort) end it.
     KillTimeout { run: u32 },
+    /// A run's first moment is over: whoever started it hears how it is doing.
+    FirstMoment { run: u32 },
     /// A condemned run had its stop timeout: SIGKILL.
     Condemned { run: u32 },
     /// A `notify` unit's start timeout, `limit`, is over.
@@ -213,6 +220,8 @@ struct StartReq {
     due: Option<u64>,
     /// Who waits for the outcome.
     reply: Option<Reply>,
+    /// More environment for its process (an `on_failure` unit is told what failed).
+    env: Vec<(String, String)>,
 }
 
 impl StartReq {
@@ -220,6 +229,16 @@ impl StartReq {
         StartReq {
             due: None,
             reply: Some(reply),
+            env: Vec::new(),
+        }
+    }
+
+    /// A start the driver makes itself: by a schedule, a restart timer or a rule.
+    fn internal(due: Option<u64>) -> StartReq {
+        StartReq {
+            due,
+            reply: None,
+            env: Vec::new(),
         }
     }
 }
@@ -441,11 +460,18 @@ impl Supervisor {
         self.ask(|reply| Input::Wait { slot, deps, reply }).await;
     }
 
-    /// Records that `slot` will not start because of `why` (a dependency failed).
-    pub async fn not_started(&self, slot: &Arc<Slot>, why: &str) {
+    /// Records that `slot` will not start because of `why` (a dependency failed); once
+    /// `held_by` (the requirement that kept it back) is ready, it starts after all.
+    pub async fn not_started(&self, slot: &Arc<Slot>, why: &str, held_by: Option<&str>) {
         let (slot, why) = (slot.clone(), why.to_string());
-        self.ask(|reply| Input::NotStarted { slot, why, reply })
-            .await;
+        let held_by = held_by.map(String::from);
+        self.ask(|reply| Input::NotStarted {
+            slot,
+            why,
+            held_by,
+            reply,
+        })
+        .await;
     }
 
     /// Forgets the restart history of `slot` and gives up on a pending automatic restart: a

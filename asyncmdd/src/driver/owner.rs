@@ -23,7 +23,7 @@ use asyncmd_core::lifecycle::{Effect, End, Event, Life, TRACEBACK_LINES};
 
 use super::unit::{of_run, Def, Live, Slot};
 use super::{
-    Input, Reply, StartReq, Supervisor, Timer, DRAIN_GRACE, KILL_GRACE, SPAWN_RETRY,
+    Input, Reply, StartReq, Supervisor, Timer, DRAIN_GRACE, FIRST_MOMENT, KILL_GRACE, SPAWN_RETRY,
     SPAWN_RETRY_EVERY,
 };
 
@@ -74,6 +74,9 @@ enum Want {
     Ready,
     /// A oneshot's end.
     End,
+    /// The first moment of run `run` to be over with it still running: a run that fails at
+    /// once is a start that failed (the boot report says `[ ERROR ]`).
+    Moment(u32),
 }
 
 impl Want {
@@ -82,13 +85,17 @@ impl Want {
         match self {
             Want::Ready => state != UnitState::Starting,
             Want::End => !matches!(state, UnitState::Running | UnitState::Starting),
+            // Its end within the moment answers it; the moment's timer answers the rest.
+            Want::Moment(_) => !matches!(state, UnitState::Running | UnitState::Starting),
         }
     }
 
     /// The answer, once met.
     fn outcome(self, life: &Life) -> Result<(), String> {
         match (self, life.state) {
-            (Want::Ready, UnitState::Running) | (Want::End, UnitState::Done) => Ok(()),
+            (Want::Ready, UnitState::Running)
+            | (Want::End | Want::Moment(_), UnitState::Done)
+            | (Want::Moment(_), UnitState::Stopping | UnitState::Stopped) => Ok(()),
             (Want::End, UnitState::Stopped) => Err(format!(
                 "stopped before it finished ({})",
                 life.result_text()
@@ -104,6 +111,8 @@ enum StopReq {
     Stop(Reply),
     /// `unload`: forget the unit once it is stopped, then answer.
     Unload(Reply),
+    /// A unit it requires is stopping or went: it waits for that one to be ready again.
+    Cascade,
 }
 
 /// A spawn that waits for file descriptors to be free.
@@ -135,6 +144,14 @@ struct Private {
     queued: Option<StartReq>,
     /// A spawn waiting for file descriptors.
     spawn: Option<Spawn>,
+    /// The requirement it waits for: stopped (or kept from starting) for want of it, it starts
+    /// once that one is ready.
+    held: Option<String>,
+    /// Stops asked for while units that require it still run: carried out once they are down.
+    stop_after: Vec<StopReq>,
+    /// Whether it was ready at the last look: a unit becoming ready lets what waits for it
+    /// start; one that falls takes down what requires it.
+    was_ready: bool,
 }
 
 /// The owner of the units' live state: handles the [`Input`]s of its supervisor one at a
@@ -218,7 +235,13 @@ impl Driver {
                 sup.carry_out(&slot, fx);
                 let _ = reply.send(());
             }
-            Input::NotStarted { slot, why, reply } => {
+            Input::NotStarted {
+                slot,
+                why,
+                held_by,
+                reply,
+            } => {
+                self.private(&slot).held = held_by;
                 self.fail_start(sup, &slot, &why);
                 let _ = reply.send(());
             }
@@ -301,11 +324,7 @@ impl Driver {
             }
             Input::Due { slot, due_us } => {
                 slot.write_quietly(|l| l.schedule_last_us = Some(due_us));
-                let start = StartReq {
-                    due: None,
-                    reply: None,
-                };
-                self.start(sup, &slot, start);
+                self.start(sup, &slot, StartReq::internal(None));
             }
             Input::Timer { slot, timer } => self.timer(sup, &slot, timer),
         }
@@ -434,6 +453,27 @@ impl Driver {
             let why = format!("it is masked: asyncmctl unmask {name} first");
             return self.answer(sup, slot, start, Err(why));
         }
+        if start.reply.is_some() {
+            // A person started it: it waits for nothing it was held back for.
+            self.private(slot).held = None;
+        } else if !matches!(state, UnitState::Running | UnitState::Starting) {
+            // A start of the driver's own (a restart, a schedule, a rule) waits for what the
+            // unit requires; a person's start was planned with its requirements first.
+            let waits: Vec<String> = unit
+                .requires
+                .iter()
+                .filter(|r| !sup.get(r).is_some_and(|s| s.is_ready()))
+                .cloned()
+                .collect();
+            if let Some(first) = waits.first() {
+                let msg = format!("Waiting for its requirement {first} before it starts");
+                sup.log(slot, Level::Info, &msg);
+                self.private(slot).held = Some(first.clone());
+                let fx = slot.write(|l| l.step(Event::Wait(waits.clone())));
+                sup.carry_out(slot, fx);
+                return;
+            }
+        }
         if matches!(state, UnitState::Running | UnitState::Starting) {
             // Whoever started it waits for the oneshot to end, or the notify unit to be
             // ready; so does this caller.
@@ -457,13 +497,26 @@ impl Driver {
             }
             Run::Builtin(_) | Run::Agent(_) => {
                 let r = self.start_builtin(sup, slot, &def, &unit.run);
-                if r.is_ok() && unit.kind == UnitType::Oneshot {
-                    self.wait(sup, slot, Want::End, start);
-                } else {
-                    self.answer(sup, slot, start, r);
+                let run = slot.read(|l| l.life.starts);
+                match r {
+                    Ok(()) if unit.kind == UnitType::Oneshot => {
+                        self.wait(sup, slot, Want::End, start)
+                    }
+                    Ok(()) if start.reply.is_some() => self.first_moment(sup, slot, run, start),
+                    r => {
+                        self.answer(sup, slot, start, r);
+                        self.settle(sup, slot);
+                    }
                 }
             }
         }
+    }
+
+    /// Answers `start` once run `run` has lasted its first moment, or ended within it (then
+    /// the start failed, as the boot report says).
+    fn first_moment(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, run: u32, start: StartReq) {
+        sup.after(FIRST_MOMENT, slot, Timer::FirstMoment { run });
+        self.wait(sup, slot, Want::Moment(run), start);
     }
 
     /// Answers `start` once the unit is ready or has ended, as `want` says.
@@ -527,6 +580,122 @@ impl Driver {
         for start in deferred {
             self.start(sup, slot, start);
         }
+        // Requirements: what waits for this unit may start; what needs it goes if it fell.
+        let ready = slot.is_ready();
+        let was = std::mem::replace(&mut self.private(slot).was_ready, ready);
+        if ready && !was {
+            self.requirement_up(sup, slot);
+        }
+        let why = match slot.state() {
+            UnitState::Failed => "failed",
+            UnitState::Restarting => "ended, and is to be restarted",
+            UnitState::Stopping | UnitState::Stopped | UnitState::Inactive => "stopped",
+            _ => "",
+        };
+        if was && !ready && !why.is_empty() {
+            self.take_down(sup, slot, why);
+        }
+        if over {
+            self.resume_stops(sup, slot);
+        }
+    }
+
+    /// The loaded units that require `name` (itself aside).
+    fn dependents(sup: &Supervisor, name: &str) -> Vec<Arc<Slot>> {
+        sup.all()
+            .into_iter()
+            .filter(|s| s.name != name)
+            .filter(|s| {
+                let def = s.def();
+                def.unit
+                    .as_ref()
+                    .is_some_and(|u| u.requires.iter().any(|r| r == name))
+            })
+            .collect()
+    }
+
+    /// `slot` is ready: each unit held back for want of it starts, once every unit it requires
+    /// is ready.
+    fn requirement_up(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>) {
+        for d in Self::dependents(sup, &slot.name) {
+            if self.private(&d).held.as_deref() != Some(slot.name.as_str()) {
+                continue;
+            }
+            let waits: Vec<String> = d
+                .def()
+                .unit
+                .as_ref()
+                .map(|u| u.requires.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| !sup.get(r).is_some_and(|s| s.is_ready()))
+                .collect();
+            if let Some(first) = waits.first() {
+                self.private(&d).held = Some(first.clone());
+                let fx = d.write(|l| l.step(Event::Wait(waits.clone())));
+                sup.carry_out(&d, fx);
+                continue;
+            }
+            self.private(&d).held = None;
+            let msg = format!(
+                "Starting {}: its requirement {} is ready",
+                d.name, slot.name
+            );
+            sup.log(&d, Level::Info, &msg);
+            self.start(sup, &d, StartReq::internal(None));
+        }
+    }
+
+    /// `slot` fell (`why`: it failed, stopped...): each unit that requires it and runs is
+    /// stopped, and waits for it to be ready again.
+    fn take_down(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, why: &str) {
+        for d in Self::dependents(sup, &slot.name) {
+            match d.state() {
+                UnitState::Running | UnitState::Starting => {
+                    let msg = format!("Stopping {}: its requirement {} {why}", d.name, slot.name);
+                    sup.log(&d, Level::Info, &msg);
+                    self.private(&d).held = Some(slot.name.clone());
+                    self.stop(sup, &d, StopReq::Cascade);
+                }
+                // A restart of its own would find its requirement gone: it waits instead.
+                UnitState::Restarting => {
+                    let msg = format!(
+                        "{}: its requirement {} {why}; it restarts once that one is ready",
+                        d.name, slot.name
+                    );
+                    sup.log(&d, Level::Info, &msg);
+                    self.private(&d).held = Some(slot.name.clone());
+                    let fx = d.write(|l| l.step(Event::Wait(vec![slot.name.clone()])));
+                    sup.carry_out(&d, fx);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `slot` is down: a stop of a unit it requires that waited for it (and for the other
+    /// units that require that one) goes ahead.
+    fn resume_stops(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>) {
+        let requires = slot.def().unit.as_ref().map(|u| u.requires.clone());
+        for r in requires.unwrap_or_default() {
+            let Some(req) = sup.get(&r) else { continue };
+            if self.private(&req).stop_after.is_empty() || Self::has_running_dependents(sup, &req) {
+                continue;
+            }
+            for stop in std::mem::take(&mut self.private(&req).stop_after) {
+                self.stop(sup, &req, stop);
+            }
+        }
+    }
+
+    /// Whether a unit that requires `slot` still runs (or is on its way down).
+    fn has_running_dependents(sup: &Supervisor, slot: &Slot) -> bool {
+        Self::dependents(sup, &slot.name).iter().any(|d| {
+            matches!(
+                d.state(),
+                UnitState::Running | UnitState::Starting | UnitState::Stopping
+            )
+        })
     }
 
     /// Spawns the process of `slot` (whose place among the units starting it holds).
@@ -549,7 +718,8 @@ impl Driver {
             l.invocation = Some(tag.clone());
             tag
         });
-        let extra = sup.child_env(unit);
+        let mut extra = sup.child_env(unit);
+        extra.extend(start.env.iter().cloned());
         let cgroup = match slot.cgroups.as_ref().map(|cg| (cg, cg.prepare(&slot.name))) {
             None => None,
             Some((_, Ok(procs))) => Some(procs),
@@ -613,8 +783,34 @@ impl Driver {
                 };
                 self.release(sup);
                 self.fail_start(sup, slot, &msg);
+                self.on_failure(sup, slot, &msg);
                 self.answer(sup, slot, spawn.start, Err(msg));
             }
+        }
+    }
+
+    /// `slot` failed (`why`): its `on_failure` units start, told which unit failed and how.
+    fn on_failure(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, why: &str) {
+        let def = slot.def();
+        let Some(unit) = def.unit.as_ref() else {
+            return;
+        };
+        for name in &unit.on_failure {
+            let Some(alert) = sup.get(name) else {
+                let msg = format!("on_failure: there is no unit {name} to start");
+                sup.log(slot, Level::Warning, &msg);
+                continue;
+            };
+            let msg = format!("Starting {name}: on_failure of {}", slot.name);
+            sup.log(slot, Level::Info, &msg);
+            let start = StartReq {
+                env: vec![
+                    ("ASYNCMD_FAILED_UNIT".into(), slot.name.clone()),
+                    ("ASYNCMD_FAILURE".into(), why.to_string()),
+                ],
+                ..StartReq::internal(None)
+            };
+            self.start(sup, &alert, start);
         }
     }
 
@@ -752,7 +948,12 @@ impl Driver {
             }
             _ => {
                 self.release(sup);
-                self.answer(sup, slot, start, Ok(()));
+                if start.reply.is_some() {
+                    self.first_moment(sup, slot, run, start);
+                } else {
+                    self.answer(sup, slot, start, Ok(()));
+                    self.settle(sup, slot);
+                }
             }
         }
     }
@@ -882,13 +1083,16 @@ impl Driver {
             Ok(r) => End::Exit(r),
             Err(e) => End::Lost(e.to_string()),
         };
-        let fx = slot.write(|l| {
+        let (fx, failed) = slot.write(|l| {
             let restart = l
                 .ran_with
                 .as_ref()
                 .and_then(|d| d.unit.as_ref())
                 .map(|u| (u.restart, u.backoff));
-            l.step(Event::Ended { run, end, restart })
+            let current = l.life.starts == run;
+            let fx = l.step(Event::Ended { run, end, restart });
+            let failed = (current && l.life.last_failed).then(|| l.life.failure_reason());
+            (fx, failed)
         });
         for effect in sup.carry_out(slot, fx) {
             if let Effect::ArmRestart { delay, gen } = effect {
@@ -896,6 +1100,9 @@ impl Driver {
             }
         }
         self.settle(sup, slot);
+        if let Some(why) = failed {
+            self.on_failure(sup, slot, &why);
+        }
     }
 
     /// Stops `slot`: its stop signal to its process group (a builtin: its stop request), then
@@ -922,6 +1129,31 @@ impl Driver {
         }
         if !self.private(slot).stops.is_empty() {
             self.private(slot).stops.push(stop);
+            return;
+        }
+        // Asked to stop (not taken down by its own requirement), it no longer waits for one.
+        if !matches!(stop, StopReq::Cascade) {
+            self.private(slot).held = None;
+        }
+        // What requires it goes first, in dependency order: each of those waits for its own
+        // dependents in turn, and this stop goes ahead once they are all down.
+        if !self.private(slot).stop_after.is_empty() {
+            self.private(slot).stop_after.push(stop);
+            return;
+        }
+        if Self::has_running_dependents(sup, slot) {
+            for d in Self::dependents(sup, &slot.name) {
+                if matches!(d.state(), UnitState::Running | UnitState::Starting) {
+                    let msg = format!(
+                        "Stopping {}: its requirement {} is stopping",
+                        d.name, slot.name
+                    );
+                    sup.log(&d, Level::Info, &msg);
+                    self.private(&d).held = Some(slot.name.clone());
+                    self.stop(sup, &d, StopReq::Cascade);
+                }
+            }
+            self.private(slot).stop_after.push(stop);
             return;
         }
         let (fx, pid, alive, run) = slot.write(|l| {
@@ -961,6 +1193,14 @@ impl Driver {
         match stop {
             StopReq::Stop(reply) => {
                 let _ = reply.send(r);
+            }
+            StopReq::Cascade => {
+                // Down for want of its requirement: it waits for that one, as status shows.
+                let held = self.private(slot).held.clone();
+                if let (Some(req), Ok(())) = (held, r) {
+                    let fx = slot.write(|l| l.step(Event::Wait(vec![req])));
+                    sup.carry_out(slot, fx);
+                }
             }
             StopReq::Unload(reply) => {
                 if r.is_ok() {
@@ -1045,12 +1285,16 @@ impl Driver {
                 let sig = slot.stop_settings().0;
                 self.kill_run(sup, slot, run, &why, sig);
             }
-            Timer::Restart { gen } => {
-                let start = StartReq {
-                    due: Some(gen),
-                    reply: None,
-                };
-                self.start(sup, slot, start);
+            Timer::Restart { gen } => self.start(sup, slot, StartReq::internal(Some(gen))),
+            Timer::FirstMoment { run } => {
+                let p = self.private(slot);
+                let (moment, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut p.waiters)
+                    .into_iter()
+                    .partition(|(want, _)| *want == Want::Moment(run));
+                p.waiters = rest;
+                for (_, start) in moment {
+                    self.answer(sup, slot, start, Ok(()));
+                }
             }
             Timer::SpawnRetry => {
                 if let Some(spawn) = self.private(slot).spawn.take() {

@@ -193,6 +193,7 @@ impl Def {
             priority: u.map_or(0, |u| u.priority),
             requires: u.map(|u| u.requires.clone()).unwrap_or_default(),
             after: u.map(|u| u.after.clone()).unwrap_or_default(),
+            wants: u.map(|u| u.wants.clone()).unwrap_or_default(),
             broken: self.load_error.clone(),
             ready,
             enabled: self.config.enabled && !self.config.masked,
