@@ -2,12 +2,16 @@
 //!
 //! Partial lines wait for their end (up to [`MAX_MESSAGE`] bytes, then they are cut), binary
 //! output is stored as is and shown with replacement characters, and a syslog prefix such as
-//! `<4>` sets the level. Reads go into one fixed buffer, so a flood costs no memory.
+//! `<4>` sets the level. Reads go into one buffer per thread, so a flood costs no memory and a
+//! quiet service none either.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use asyncmd_proto::Level;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use crate::journal::{Journal, Line, UnitId, MAX_MESSAGE};
 
@@ -83,36 +87,78 @@ fn to_line(line: &[u8], default: Level) -> Line<'_> {
     Line { level, msg }
 }
 
+thread_local! {
+    // The buffer every capture of a thread reads into, allocated on the first read: a service
+    // that writes nothing costs no buffer, and a thousand that write cost one.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Reads `pipe` to its end, logging each line to `journal` as `unit` at `default` level (or the
-/// line's syslog level). `tap` sees each batch of lines too (for a traceback of stderr).
-pub async fn capture<R: AsyncRead + Unpin>(
-    mut pipe: R,
+/// line's syslog level). `tap` sees each batch of lines too (for a traceback of stderr). It
+/// waits for the pipe to be readable holding no buffer; what it reads goes through the
+/// thread's one buffer, and only an unfinished line (at most [`MAX_MESSAGE`] bytes) is kept
+/// between reads.
+pub async fn capture(
+    pipe: OwnedFd,
     journal: Arc<Journal>,
     unit: UnitId,
     default: Level,
     mut tap: impl FnMut(&mut dyn Iterator<Item = Line<'_>>),
 ) {
-    let mut buf = vec![0u8; READ_CHUNK + MAX_MESSAGE];
-    let mut filled = 0;
+    // Readiness needs a pipe that does not block; tokio's already is one.
+    let raw = pipe.as_raw_fd();
+    let flags = fcntl(raw, FcntlArg::F_GETFL).unwrap_or(0);
+    let _ = fcntl(
+        raw,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    );
+    // SAFETY: an OwnedFd is a valid, open descriptor, and the AsyncFd owns it (its
+    // `as_raw_fd` never changes) until both are dropped together.
+    let Ok(fd) = (unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }) else {
+        return;
+    };
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        let n = match pipe.read(&mut buf[filled..]).await {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => 0,
-        };
-        let eof = n == 0;
-        filled += n;
-        let mut split = lines(&buf[..filled], MAX_MESSAGE, eof);
-        journal.append(unit, split.by_ref().map(|l| to_line(l, default)));
-        let used = split.consumed();
-        if used > 0 {
-            // The consumed bytes are whole lines: splitting them again gives the same lines.
-            tap(&mut lines(&buf[..used], MAX_MESSAGE, true).map(|l| to_line(l, default)));
-        }
-        buf.copy_within(used..filled, 0);
-        filled -= used;
-        if eof {
+        let Ok(mut ready) = fd.readable().await else {
             return;
+        };
+        let ended = SCRATCH.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            if buf.is_empty() {
+                buf.resize(READ_CHUNK + MAX_MESSAGE, 0);
+            }
+            let start = carry.len();
+            buf[..start].copy_from_slice(&carry);
+            let read = ready.try_io(|inner| {
+                nix::unistd::read(inner.get_ref().as_raw_fd(), &mut buf[start..])
+                    .map_err(std::io::Error::from)
+            });
+            let n = match read {
+                // Not readable after all: wait again.
+                Err(_would_block) => return false,
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => return false,
+                Ok(Err(_)) => 0,
+            };
+            let eof = n == 0;
+            let filled = start + n;
+            let mut split = lines(&buf[..filled], MAX_MESSAGE, eof);
+            journal.append(unit, split.by_ref().map(|l| to_line(l, default)));
+            let used = split.consumed();
+            if used > 0 {
+                // The consumed bytes are whole lines: splitting them again gives the same lines.
+                tap(&mut lines(&buf[..used], MAX_MESSAGE, true).map(|l| to_line(l, default)));
+            }
+            carry.clear();
+            carry.extend_from_slice(&buf[used..filled]);
+            eof
+        });
+        if ended {
+            return;
+        }
+        // A long line kept a while leaves no big allocation behind once it is done.
+        if carry.is_empty() && carry.capacity() > 4096 {
+            carry = Vec::new();
         }
     }
 }
@@ -177,8 +223,12 @@ mod tests {
         let journal = Arc::new(Journal::new(1 << 16, "h"));
         let id = journal.unit_id("t.service");
         let data: &[u8] = b"one\n\xff\xfebin\n<4>warn\nno newline";
+        let (read, write) = nix::unistd::pipe().unwrap();
+        // Written whole and closed before the capture reads: the pipe holds it all.
+        nix::unistd::write(&write, data).unwrap();
+        drop(write);
         let mut tapped = 0;
-        capture(data, journal.clone(), id, Level::Info, |l| {
+        capture(read, journal.clone(), id, Level::Info, |l| {
             tapped += l.count()
         })
         .await;

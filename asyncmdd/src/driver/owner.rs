@@ -841,11 +841,11 @@ impl Driver {
         sup.carry_out(slot, fx);
 
         let mut pipes = Vec::new();
-        if let Some(out) = child.stdout.take() {
+        if let Some(out) = child.stdout.take().and_then(|o| o.into_owned_fd().ok()) {
             let c = capture(out, sup.journal.clone(), slot.id, Level::Info, |_| {});
             pipes.push(sup.spawn_for(slot, Handler::Capture, c));
         }
-        if let Some(err) = child.stderr.take() {
+        if let Some(err) = child.stderr.take().and_then(|e| e.into_owned_fd().ok()) {
             let (inbox, s) = (sup.inbox.clone(), slot.clone());
             let tap = move |lines: &mut dyn Iterator<Item = Line<'_>>| {
                 // Only the last lines of a batch matter: keep slices until it ends.
