@@ -98,6 +98,12 @@ fn unit_globs_lines_grep_and_since() {
     let all = d.entries(&["-u", "hello"]);
     let last3 = d.entries(&["-u", "hello", "-n", "3"]);
     assert_eq!(last3.len(), 3);
+    // `-n all`, as journalctl takes it: no limit (hello logs on, so at least as many).
+    assert!(d.entries(&["-u", "hello", "-n", "all"]).len() >= all.len());
+    let o = d.journal(&["-n", "lots"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("`lots` is not a number of entries or `all`")
+    );
     let seqs = |v: &[serde_json::Value]| {
         v.iter()
             .map(|e| e["seq"].as_u64().unwrap())

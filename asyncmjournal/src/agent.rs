@@ -35,7 +35,7 @@ pub fn journal(addr: &str, cli: Cli, color: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    let lines = cli.lines.or(if cli.follow { Some(10) } else { None });
+    let lines = cli.newest();
     let (level, level_max) = cli.levels();
     let filters = Filters {
         grep,

@@ -38,9 +38,9 @@ struct Cli {
     /// Only entries of these units (names or globs; repeatable).
     #[arg(short = 'u', long = "unit", value_name = "UNIT")]
     units: Vec<String>,
-    /// Only the newest N entries [default: all; 10 when following].
-    #[arg(short = 'n', long, value_name = "N")]
-    lines: Option<u64>,
+    /// Only the newest N entries, or `all` [default: all; 10 when following].
+    #[arg(short = 'n', long, value_name = "N", value_parser = parse_lines)]
+    lines: Option<Lines>,
     /// Only entries whose message matches this regular expression; case-insensitive unless
     /// it has an upper-case letter.
     #[arg(short = 'g', long, value_name = "REGEX")]
@@ -134,12 +134,21 @@ impl Cli {
         }
     }
 
+    /// How many of the newest entries to show: all when `None`.
+    fn newest(&self) -> Option<u64> {
+        match self.lines {
+            Some(Lines(n)) => n,
+            None if self.follow => Some(10),
+            None => None,
+        }
+    }
+
     /// The query these options make (the daemon's rendering of text when `text`).
     fn query(&self, text: Option<TextFormat>) -> JournalQuery {
         let (level, level_max) = self.levels();
         JournalQuery {
             units: self.units.clone(),
-            lines: self.lines.or(if self.follow { Some(10) } else { None }),
+            lines: self.newest(),
             grep: self.grep(),
             level,
             level_max,
@@ -205,6 +214,19 @@ struct JsonLine<'a> {
     level: Level,
     unit: &'a str,
     msg: &'a str,
+}
+
+/// `-n`'s value: a count of entries, or none for `all` (as journalctl takes it).
+#[derive(Clone, Copy, Debug)]
+struct Lines(Option<u64>);
+
+fn parse_lines(s: &str) -> Result<Lines, String> {
+    if s == "all" {
+        return Ok(Lines(None));
+    }
+    s.parse()
+        .map(|n| Lines(Some(n)))
+        .map_err(|_| format!("`{s}` is not a number of entries or `all`"))
 }
 
 /// Renders entry batches as `-o json` lines, or `-o json-pretty` objects (text styles come
