@@ -122,6 +122,14 @@ fn unit_globs_lines_grep_and_since() {
         "{}",
         stderr(&o)
     );
+    // A pattern long enough to cost the daemon time to compile is refused before it tries.
+    let o = d.journal(&["-g", &"(?i)[\\p{L}--\\p{Lu}&&\\w]".repeat(100)]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("a grep pattern of 2300 bytes is longer than the limit of 1024 bytes"),
+        "{}",
+        stderr(&o)
+    );
     // --since: a time after every entry so far selects only newer ones.
     assert!(d.entries(&["--since", "now", "-u", "hello2"]).is_empty());
     assert_eq!(d.entries(&["--since", "-10min", "-u", "hello2"]).len(), 3);

@@ -640,6 +640,13 @@ impl Grep for Regex {
 /// The core's journal filter, with the query's `grep` compiled here.
 pub fn journal_filter(q: &JournalQuery) -> Result<Filter<Regex>, String> {
     let grep = match &q.grep {
+        Some(g) if g.len() > asyncmd_proto::MAX_GREP_BYTES => {
+            return Err(format!(
+                "a grep pattern of {} bytes is longer than the limit of {} bytes",
+                g.len(),
+                asyncmd_proto::MAX_GREP_BYTES
+            ))
+        }
         Some(g) => Some(Regex(
             regex::bytes::RegexBuilder::new(g)
                 .size_limit(1 << 20)

@@ -39,5 +39,9 @@ pub const VERSION: u32 = 1;
 /// Largest request frame the daemon accepts, newline included.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// Longest journal `grep` pattern the daemon compiles: a regular expression's compile time
+/// grows with its length (a hostile 38 KB one takes 0.6 s), and no reader needs more.
+pub const MAX_GREP_BYTES: usize = 1024;
+
 /// Largest response frame a client accepts, newline included.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
