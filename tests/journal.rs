@@ -377,6 +377,81 @@ fn a_follower_during_a_flood_gets_every_line_or_is_told_it_missed_it() {
 }
 
 #[test]
+fn a_lossless_follower_misses_nothing_of_a_flood_and_a_stopped_one_holds_nothing_back() {
+    // 200,000 lines of 13 bytes through a 64 KiB journal: it holds a few thousand at a time.
+    let d = Setup::new()
+        .unit(
+            "flood.service",
+            "[unit]\ntype = \"oneshot\"\n[service]\nexec = [\"sh\", \"-c\", \"yes 'a flood line' | head -n 200000\"]\n",
+        )
+        .unit(
+            "mark.service",
+            "[unit]\ntype = \"oneshot\"\n[service]\nexec = [\"echo\", \"MARK\"]\n",
+        )
+        .config(r#"{"flood": {"enabled": false}, "mark": {"enabled": false}}"#)
+        .arg("--journal-size")
+        .arg("64K")
+        .boot();
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let floods = |p: &std::path::Path| read(p).lines().filter(|l| *l == "a flood line").count();
+    let follow = |name: &str| {
+        let out = d.dir.path().join(format!("{name}.out"));
+        let err = d.dir.path().join(format!("{name}.err"));
+        let child = Command::new(asyncmd_e2e::bin("asyncmjournal"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args([
+                "-F",
+                "--lossless",
+                "-n",
+                "0",
+                "-u",
+                "flood",
+                "-u",
+                "mark",
+                "-o",
+                "cat",
+            ])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        // Only once it shows a marker logged after its start is it surely attached.
+        wait_for(&format!("the {name} follower to attach"), || {
+            assert!(d.ctl(&["start", "mark"]).status.success());
+            read(&out).contains("MARK").then_some(())
+        });
+        (child, out, err)
+    };
+    let (mut first, out, err) = follow("first");
+    assert!(d.ctl(&["start", "flood"]).status.success());
+    wait_for("the first run through the follower", || {
+        (floods(&out) == 200_000).then_some(())
+    });
+    assert_eq!(read(&err), "", "told of nothing missed");
+
+    // A second run, with a follower that stops reading (a paused pager): the run still ends,
+    // the first follower still gets every line, and the stopped one is told what it missed.
+    let (mut paused, paused_out, paused_err) = follow("paused");
+    let pid = nix::unistd::Pid::from_raw(paused.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    assert!(d.ctl(&["start", "flood"]).status.success());
+    wait_for("the second run through the reading follower", || {
+        (floods(&out) == 400_000).then_some(())
+    });
+    assert_eq!(read(&err), "", "told of nothing missed");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    wait_for("the paused follower to be told what it missed", || {
+        read(&paused_err).contains("missed").then_some(())
+    });
+    assert!(floods(&paused_out) < 200_000);
+    for c in [&mut first, &mut paused] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+#[test]
 fn journalctl_flags_reverse_until_ranges_smart_case_boot_utc_and_styles() {
     let d = setup();
     d.wait_state("levels.service", "done");

@@ -401,6 +401,21 @@ fn changes_need_a_privileged_peer() {
         stdout(&o).contains("tick").then_some(())
     });
 
+    // A lossless follower holds back the services' output: not for just anyone.
+    let mut c = Command::new(asyncmd_e2e::bin("asyncmjournal"));
+    c.arg("--socket")
+        .arg(&d.socket)
+        .args(["-F", "--lossless"])
+        .uid(n.uid.as_raw())
+        .gid(n.gid.as_raw());
+    let o = asyncmd_e2e::run_within(c, "asyncmjournal as nobody", &["-F", "--lossless"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("only root and the daemon's own user may follow losslessly"),
+        "{}",
+        stderr(&o)
+    );
+
     refused(&["stop", "a"]);
     assert_eq!(d.state("a.service"), "running");
 

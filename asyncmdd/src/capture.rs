@@ -40,6 +40,7 @@ pub fn lines(data: &[u8], max: usize, eof: bool) -> Lines<'_> {
 }
 
 /// Iterator returned by [`lines`].
+#[derive(Clone)]
 pub struct Lines<'a> {
     data: &'a [u8],
     max: usize,
@@ -118,42 +119,70 @@ pub async fn capture(
         return;
     };
     let mut carry: Vec<u8> = Vec::new();
+    // Whole lines kept in `carry` that a lossless follower's pace held back, and whether the
+    // pipe has ended behind them.
+    let (mut backlog, mut ended) = (false, false);
     loop {
-        let Ok(mut ready) = fd.readable().await else {
-            return;
-        };
-        let ended = SCRATCH.with(|cell| {
+        // A lossless follower that has fallen behind holds capture back: the service waits
+        // on its pipe rather than the follower missing lines.
+        journal.keep_pace().await;
+        let mut ready = None;
+        if !backlog {
+            match fd.readable().await {
+                Ok(r) => ready = Some(r),
+                Err(_) => return,
+            }
+        }
+        let turn = journal.paced_turn().await;
+        let done = SCRATCH.with(|cell| {
             let mut buf = cell.borrow_mut();
             if buf.is_empty() {
                 buf.resize(READ_CHUNK + MAX_MESSAGE, 0);
             }
             let start = carry.len();
             buf[..start].copy_from_slice(&carry);
-            let read = ready.try_io(|inner| {
-                nix::unistd::read(inner.get_ref().as_raw_fd(), &mut buf[start..])
-                    .map_err(std::io::Error::from)
-            });
-            let n = match read {
-                // Not readable after all: wait again.
-                Err(_would_block) => return false,
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => return false,
-                Ok(Err(_)) => 0,
+            let n = match ready.as_mut() {
+                None => 0,
+                Some(ready) => {
+                    let read = ready.try_io(|inner| {
+                        nix::unistd::read(inner.get_ref().as_raw_fd(), &mut buf[start..])
+                            .map_err(std::io::Error::from)
+                    });
+                    match read {
+                        // Not readable after all: wait again.
+                        Err(_would_block) => return false,
+                        Ok(Ok(n)) => n,
+                        Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => return false,
+                        Ok(Err(_)) => 0,
+                    }
+                }
             };
-            let eof = n == 0;
+            ended |= ready.is_some() && n == 0;
             let filled = start + n;
-            let mut split = lines(&buf[..filled], MAX_MESSAGE, eof);
-            journal.append(unit, split.by_ref().map(|l| to_line(l, default)));
+            let mut split = lines(&buf[..filled], MAX_MESSAGE, ended);
+            // The lines that fit before a lossless follower would miss one (at least one, so
+            // capture always moves on; everything when no such follower reads).
+            let take = match journal.budget() {
+                None => usize::MAX,
+                Some(mut budget) => split
+                    .clone()
+                    .take_while(|l| budget.take(l.len()))
+                    .count()
+                    .max(1),
+            };
+            journal.append(unit, split.by_ref().take(take).map(|l| to_line(l, default)));
             let used = split.consumed();
+            backlog = split.next().is_some();
             if used > 0 {
                 // The consumed bytes are whole lines: splitting them again gives the same lines.
                 tap(&mut lines(&buf[..used], MAX_MESSAGE, true).map(|l| to_line(l, default)));
             }
             carry.clear();
             carry.extend_from_slice(&buf[used..filled]);
-            eof
+            ended && !backlog
         });
-        if ended {
+        drop(turn);
+        if done {
             return;
         }
         // A long line kept a while leaves no big allocation behind once it is done.

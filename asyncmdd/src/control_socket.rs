@@ -312,6 +312,19 @@ impl Server {
                 Ok(Envelope {
                     req: Request::Journal(q),
                     ..
+                }) if q.lossless && !privileged => {
+                    let msg = "permission denied: only root and the daemon's own user may \
+                               follow losslessly (it holds back the services' output)";
+                    send(
+                        tx,
+                        &mut out,
+                        &error(ErrorCode::PermissionDenied, msg.into()),
+                    )
+                    .await
+                }
+                Ok(Envelope {
+                    req: Request::Journal(q),
+                    ..
                 }) => self.journal_query(q, rx, tx, &mut out).await,
                 Ok(env) => {
                     let resp = (self.answer)(env.req).await;
@@ -394,7 +407,7 @@ impl Server {
             }
             None => {
                 let mut c = self.journal.with_ring(start);
-                self.pump(&mut c, &mut filter, &mut sink, &mut copy, tx, out)
+                self.pump(&mut c, &mut filter, &mut sink, &mut copy, tx, out, None)
                     .await?;
                 c
             }
@@ -410,18 +423,29 @@ impl Server {
             .await;
         }
         let mut scratch = [0u8; 512];
+        let lossless = q.lossless.then(|| self.journal.lossless_follower(cursor));
         loop {
             tokio::select! {
                 changed = appended.changed() => if changed.is_err() { return Ok(()) },
                 // The client never sends while following: any byte or EOF ends the follow.
                 _ = rx.read(&mut scratch) => return Ok(()),
             }
-            self.pump(&mut cursor, &mut filter, &mut sink, &mut copy, tx, out)
-                .await?;
+            self.pump(
+                &mut cursor,
+                &mut filter,
+                &mut sink,
+                &mut copy,
+                tx,
+                out,
+                lossless.as_ref(),
+            )
+            .await?;
         }
     }
 
-    /// Sends every matching entry from `cursor` to the newest, in bounded batches.
+    /// Sends every matching entry from `cursor` to the newest, in bounded batches, telling a
+    /// lossless follower's registration how far it has read.
+    #[allow(clippy::too_many_arguments)]
     async fn pump(
         &self,
         cursor: &mut crate::journal::Cursor,
@@ -430,6 +454,7 @@ impl Server {
         copy: &mut Vec<u8>,
         tx: &Stream,
         out: &mut Vec<u8>,
+        lossless: Option<&crate::journal::pace::Follower>,
     ) -> io::Result<()> {
         loop {
             copy.clear();
@@ -441,6 +466,9 @@ impl Server {
             }
             self.send_records(filter, sink, records(copy), got.missed, tx, out)
                 .await?;
+            if let Some(f) = lossless {
+                f.read_to(*cursor);
+            }
             // A long backlog is sent in turns with other peers' requests.
             tokio::task::yield_now().await;
         }

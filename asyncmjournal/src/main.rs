@@ -35,6 +35,11 @@ struct Cli {
     /// Follow: print new entries as they are logged (-F works too, as with tail).
     #[arg(short = 'f', long, short_alias = 'F', conflicts_with = "reverse")]
     follow: bool,
+    /// While following, miss nothing: the services' output waits whenever this follower falls
+    /// more than half the journal behind (root and the daemon's user only; a follower that
+    /// stops reading for 100 ms holds nothing back until it reads again).
+    #[arg(long, requires = "follow", conflicts_with_all = ["agent", "mqtt"])]
+    lossless: bool,
     /// Only entries of these units (names or globs; repeatable).
     #[arg(short = 'u', long = "unit", value_name = "UNIT")]
     units: Vec<String>,
@@ -157,6 +162,7 @@ impl Cli {
             after_seq: None,
             follow: self.follow,
             text,
+            lossless: self.lossless,
         }
     }
 }

@@ -157,6 +157,10 @@ pub struct JournalQuery {
     /// far cheaper for both ends, so a follower keeps up with a flood.
     #[serde(default)]
     pub text: Option<TextFormat>,
+    /// While following, miss nothing: services' output waits whenever this follower is more
+    /// than half the journal behind (for root and the daemon's user only).
+    #[serde(default, skip_serializing_if = "crate::unit::is_false")]
+    pub lossless: bool,
 }
 
 /// How entries are rendered as text.

@@ -325,7 +325,7 @@ pub struct UnitSummary {
     pub after: Vec<String>,
 }
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 

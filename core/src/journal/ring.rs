@@ -14,7 +14,8 @@ use core::fmt;
 
 use asyncmd_proto::{Entry, Level};
 
-const HEADER: usize = 32;
+/// Bytes of a record before its message.
+pub const HEADER: usize = 32;
 const WRAP: u32 = u32::MAX;
 /// Longest message one entry holds; longer lines are split into several entries.
 pub const MAX_MESSAGE: usize = 16 * 1024;
@@ -216,6 +217,31 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Ring<B> {
     /// Longest message one record can hold in this ring.
     pub fn max_message(&self) -> usize {
         MAX_MESSAGE.min(self.buf.as_ref().len() / 2 - HEADER)
+    }
+
+    /// Ring bytes one line of `len` bytes takes once appended (split into pieces of
+    /// [`Ring::max_message`] when longer), not counting a wrap's unused end.
+    pub fn cost(&self, len: usize) -> usize {
+        let pieces = len.div_ceil(self.max_message()).max(1);
+        pieces * HEADER + len
+    }
+
+    /// Bytes held from the entry `c` reads next to the newest: what a reader at `c` has yet
+    /// to read, and what appends may not drop without it missing entries. The whole capacity
+    /// for a cursor already overtaken.
+    pub fn behind(&self, c: Cursor) -> usize {
+        if c.seq >= self.next_seq {
+            return 0;
+        }
+        if c.seq < self.first_seq {
+            return self.capacity();
+        }
+        let pos = self.position(c);
+        if pos < self.tail {
+            self.tail - pos
+        } else {
+            self.capacity() - pos + self.tail
+        }
     }
 
     /// Where the held record `c` wants is. It is at the cursor's offset unless it wrapped to
@@ -444,6 +470,41 @@ mod tests {
         records(&out)
             .map(|r| (r.seq, String::from_utf8(r.msg.to_vec()).unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn a_writer_that_keeps_behind_within_capacity_never_overtakes_a_reader() {
+        let mut ring = Ring::new(MIN_BUDGET);
+        let mut reader = ring.newest();
+        let mut out = Vec::new();
+        let (mut next, mut read) = (0u64, 0u64);
+        for i in 0..20_000usize {
+            let len = (i * 7919) % 300;
+            // The pace a lossless follower sets: append only while what the reader has yet to
+            // read, the line and a wrap's unused end all fit.
+            if ring.behind(reader) + 2 * ring.cost(len) > ring.capacity() {
+                out.clear();
+                let got = ring.read(&mut reader, &mut out, 2048);
+                assert_eq!(got.missed, 0, "overtaken at line {i}");
+                for r in records(&out) {
+                    assert_eq!(r.seq, read);
+                    read += 1;
+                }
+            }
+            if ring.behind(reader) + 2 * ring.cost(len) <= ring.capacity() {
+                ring.push(0, 0, UnitId(0), Level::Info, &vec![b'x'; len]);
+                next += 1;
+            }
+        }
+        out.clear();
+        assert_eq!(ring.read(&mut reader, &mut out, usize::MAX).missed, 0);
+        assert_eq!(read + records(&out).count() as u64, next);
+        assert_eq!(ring.behind(reader), 0);
+        assert_eq!(ring.cost(0), HEADER);
+        assert_eq!(
+            ring.cost(ring.max_message() + 1),
+            2 * HEADER + ring.max_message() + 1
+        );
     }
 
     #[test]

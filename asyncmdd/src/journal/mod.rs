@@ -2,7 +2,9 @@
 //! ([`asyncmd_core::journal`]) shared between writers (capture tasks, in-process tasks, the
 //! daemon itself) and readers (the control socket), with a wake-up for followers.
 
-use std::sync::{Mutex, RwLock};
+pub mod pace;
+
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 pub use asyncmd_core::journal::{
@@ -36,6 +38,7 @@ pub struct Journal {
     host: String,
     epoch: Instant,
     appended: watch::Sender<u64>,
+    pace: Arc<pace::Pace>,
 }
 
 /// The ring and, per unit id, how many lines it logged and how many of them the ring dropped
@@ -66,6 +69,7 @@ impl Journal {
             host: host.into(),
             epoch: Instant::now(),
             appended: watch::channel(0).0,
+            pace: Arc::default(),
         }
     }
 
@@ -181,6 +185,49 @@ impl Journal {
     /// A receiver that changes whenever entries are appended (its value: the next sequence).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// Returns once no lossless follower (see [`pace`]) that is reading is more than half the
+    /// ring behind.
+    pub async fn keep_pace(&self) {
+        while self.pace.active() {
+            let moved = self.pace.notified();
+            let lag = {
+                let held = self.lock();
+                self.pace
+                    .laggard(&held.ring)
+                    .filter(|(_, behind)| behind * 2 > held.ring.capacity())
+            };
+            let Some((mark, _)) = lag else {
+                return;
+            };
+            let seq = mark.at().seq();
+            self.pace.hold(&mark, seq, moved).await;
+        }
+    }
+
+    /// Capture's turn to look at the room left for it and append, while lossless followers
+    /// read: `None` (and no turn needed) when none does.
+    pub async fn paced_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if !self.pace.active() {
+            return None;
+        }
+        Some(self.pace.turn().await)
+    }
+
+    /// What may be appended now without a reading lossless follower missing an entry; `None`
+    /// when no follower is reading losslessly.
+    pub fn budget(&self) -> Option<pace::Budget> {
+        if !self.pace.active() {
+            return None;
+        }
+        self.pace.budget(&self.lock().ring)
+    }
+
+    /// Registers a follower that reads from `at` on and must miss nothing: output capture
+    /// keeps its pace while it reads, until the registration is dropped.
+    pub fn lossless_follower(&self, at: Cursor) -> pace::Follower {
+        self.pace.follower(at)
     }
 
     /// Runs `f` with the ring locked; keep it short, writers wait meanwhile.
