@@ -84,7 +84,7 @@ for t in "${targets[@]}"; do
     for r in $(sed -n 's/^stat::number_of_executed_units: *//p' "${logs[@]}"); do
         n=$((n + r))
     done
-    secs=$(cat "${logs[@]}" | sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' | sort -n | tail -1)
-    cov=$(cat "${logs[@]}" | grep -o 'cov: [0-9]*' | sort -t' ' -k2 -n | tail -1)
-    echo "   $t: ${n:-?} inputs in ${secs:-?} s, $cov, no crash"
+    secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "${logs[@]}" | sort -n | tail -1)
+    cov=$(grep -ho 'cov: [0-9]*' "${logs[@]}" | sort -t' ' -k2 -n | tail -1)
+    echo "   $t: $n inputs in ${secs:-?} s, $cov, no crash"
 done
