@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::services_config::ServiceConfig;
-use crate::unit_file::Unit;
+use crate::unit_file::UnitFile;
 
 /// The full argv of a unit: its `exec` followed by `args` from `services.config`.
 pub fn argv(exec: &[String], config: &ServiceConfig) -> Vec<String> {
@@ -343,7 +343,7 @@ pub const INVOCATION: &str = "ASYNCMD_INVOCATION";
 /// the daemon's own manager gave it (`WATCHDOG_USEC`, `WATCHDOG_PID`) are its own, not the
 /// service's: a service has `WATCHDOG_USEC` only from its unit's `watchdog` (in `extra`).
 pub fn spawn(
-    unit: &Unit,
+    unit: &UnitFile,
     argv: &[String],
     config: &ServiceConfig,
     tag: &str,

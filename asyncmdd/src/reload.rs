@@ -14,7 +14,7 @@ use std::sync::Arc;
 use asyncmd_proto::{ActionOutcome, ActionResult, Change, ChangeAction};
 
 use crate::boot;
-use crate::driver::{self, Def, Supervisor};
+use crate::driver::{self, Definition, Supervisor};
 use crate::services_config::ServicesConfig;
 use crate::unit_file;
 use asyncmd_core::control::unit_name;
@@ -24,9 +24,9 @@ use asyncmd_core::plan;
 #[derive(Debug, Clone)]
 pub struct Current {
     /// Its definition now.
-    pub def: Arc<Def>,
+    pub def: Arc<Definition>,
     /// The definition its process was started with, while it runs.
-    pub running: Option<Arc<Def>>,
+    pub running: Option<Arc<Definition>>,
 }
 
 /// What a reload does to one unit.
@@ -37,7 +37,7 @@ pub struct Planned {
     /// Why, for a person.
     pub reason: String,
     /// The definition to take, if it takes one.
-    pub def: Option<Def>,
+    pub def: Option<Definition>,
     /// What is wrong with the new definition, if anything.
     pub problem: Option<String>,
 }
@@ -45,7 +45,7 @@ pub struct Planned {
 /// Per unit name, what a reload from `current` to `new` does; unchanged units are absent.
 pub fn diff(
     current: &BTreeMap<String, Current>,
-    new: &BTreeMap<String, Def>,
+    new: &BTreeMap<String, Definition>,
 ) -> BTreeMap<String, Planned> {
     let names: BTreeSet<&String> = current.keys().chain(new.keys()).collect();
     let mut out = BTreeMap::new();
@@ -88,7 +88,7 @@ pub fn diff(
 fn planned(
     action: ChangeAction,
     reason: &str,
-    def: Option<&Def>,
+    def: Option<&Definition>,
     problem: Option<&String>,
 ) -> Planned {
     Planned {
@@ -99,7 +99,7 @@ fn planned(
     }
 }
 
-fn compare(c: &Current, d: &Def) -> Option<Planned> {
+fn compare(c: &Current, d: &Definition) -> Option<Planned> {
     let active = c.running.is_some();
     if let Some(e) = &d.load_error {
         if c.def.load_error.as_ref() == Some(e) {
@@ -185,7 +185,7 @@ pub async fn reload(sup: &Arc<Supervisor>, dry_run: bool) -> Result<Reloaded, St
     if !dry_run {
         let _ = config.keep_good_copy();
     }
-    let new: BTreeMap<String, Def> = driver::read_dir(&paths.units, &config)
+    let new: BTreeMap<String, Definition> = driver::read_dir(&paths.units, &config)
         .map_err(|e| {
             format!(
                 "cannot read the units directory {}: {e}; nothing was changed",
@@ -375,7 +375,7 @@ pub async fn load(sup: &Arc<Supervisor>, names: &[String]) -> Vec<ActionResult> 
                 continue;
             }
         }
-        let (_, def) = Def::read(&path, &config);
+        let (_, def) = Definition::read(&path, &config);
         if let Some(e) = &def.load_error {
             let msg = e.clone();
             sup.define(&name, def).await;
@@ -449,17 +449,17 @@ mod tests {
     use crate::services_config::ServiceConfig;
     use serde_json::json;
 
-    fn def(exec: &str, enabled: bool) -> Def {
+    fn def(exec: &str, enabled: bool) -> Definition {
         let text = format!("[service]\nexec = [\"{exec}\"]\n");
         let unit = unit_file::parse("x.service", std::path::Path::new("units/x.service"), &text);
         let config = ServiceConfig {
             enabled,
             ..Default::default()
         };
-        Def::new("units/x.service".into(), Ok(unit.unwrap()), Ok(config))
+        Definition::new("units/x.service".into(), Ok(unit.unwrap()), Ok(config))
     }
 
-    fn cur(d: Def, running: bool) -> Current {
+    fn cur(d: Definition, running: bool) -> Current {
         let d = Arc::new(d);
         Current {
             running: running.then(|| d.clone()),
@@ -526,7 +526,7 @@ mod tests {
 
     #[test]
     fn a_broken_file_never_replaces_a_running_unit() {
-        let broken = Def::new(
+        let broken = Definition::new(
             "units/x.service".into(),
             Err("units/x.service:2:1: bad".into()),
             Ok(ServiceConfig::default_enabled()),

@@ -1,4 +1,4 @@
-//! Unit files: `units/NAME.service` in TOML, parsed into a [`Unit`].
+//! Unit files: `units/NAME.service` in TOML, each parsed into a [`UnitFile`].
 //!
 //! Unknown keys, wrong types and bad values are errors that name the file, line and column, so
 //! a typo never silently changes what runs.
@@ -58,7 +58,7 @@ pub struct Health {
 
 /// A parsed unit file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Unit {
+pub struct UnitFile {
     /// `hello.service`.
     pub name: String,
     /// The file it came from.
@@ -305,7 +305,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Parses the text of unit file `source` as unit `name`.
-pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
+pub fn parse(name: &str, source: &Path, text: &str) -> Result<UnitFile, UnitError> {
     let err = |at, message: String| UnitError {
         file: source.to_path_buf(),
         at,
@@ -468,7 +468,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
         }),
     };
     let dir = source.parent().unwrap_or(Path::new("."));
-    Ok(Unit {
+    Ok(UnitFile {
         name: name.to_string(),
         source: source.to_path_buf(),
         description: file.unit.description,
@@ -496,7 +496,7 @@ pub fn parse(name: &str, source: &Path, text: &str) -> Result<Unit, UnitError> {
 }
 
 /// Reads and parses one unit file; its name is the file name.
-pub fn load(path: &Path) -> Result<Unit, UnitError> {
+pub fn load(path: &Path) -> Result<UnitFile, UnitError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -566,7 +566,7 @@ pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
-    fn p(text: &str) -> Result<Unit, UnitError> {
+    fn p(text: &str) -> Result<UnitFile, UnitError> {
         parse("t.service", Path::new("units/t.service"), text)
     }
 

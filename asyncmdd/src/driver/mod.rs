@@ -9,7 +9,7 @@
 //! as inputs. The modules below it (process, sd_notify, health, capture, schedule, unit_file,
 //! services_config, control_socket, task_runtime, builtins) do not know it.
 //!
-//! Each unit has a [`Slot`]: its name and what the driver publishes of it (its definition and
+//! Each unit has a [`Unit`]: its name and what the driver publishes of it (its definition and
 //! live state), which anyone may read and only the driver writes. A [`Supervisor`] is the
 //! handle the rest of the daemon holds: reads go to the published state, changes to the driver.
 
@@ -31,14 +31,14 @@ use crate::cgroup::Cgroups;
 use crate::journal::{records, Journal, UnitId};
 use crate::sd_notify::Message;
 use crate::task_runtime::TaskError;
-use crate::unit_file::Unit;
+use crate::unit_file::UnitFile;
 use asyncmd_core::control::Unsupported;
 use asyncmd_core::lifecycle::Effect;
 use asyncmd_core::plan::Node;
 use asyncmd_core::table::Table;
 
 use owner::{Driver, Handler};
-pub use unit::{read_dir, Def, Paths, Slot};
+pub use unit::{read_dir, Definition, Paths, Unit};
 
 /// How long a finished process's output may keep draining before its end is recorded.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
@@ -61,85 +61,85 @@ enum Input {
     /// Add unit `name`, replacing any unit of that name.
     Add {
         name: String,
-        def: Def,
-        reply: Reply<Arc<Slot>>,
+        def: Definition,
+        reply: Reply<Arc<Unit>>,
     },
     /// Replace its definition; a running process keeps the one it was started with.
     SetDef {
-        slot: Arc<Slot>,
-        def: Def,
+        slot: Arc<Unit>,
+        def: Definition,
         reply: Reply<()>,
     },
     /// Start it: by a request (with a reply), by its restart timer (with the restart
     /// generation it is for) or by its schedule (neither).
-    Start { slot: Arc<Slot>, start: StartReq },
+    Start { slot: Arc<Unit>, start: StartReq },
     /// Stop it.
-    Stop { slot: Arc<Slot>, reply: Reply },
+    Stop { slot: Arc<Unit>, reply: Reply },
     /// Stop it for good and forget it.
-    Unload { slot: Arc<Slot>, reply: Reply },
+    Unload { slot: Arc<Unit>, reply: Reply },
     /// A plan holds it back until `deps` are ready (none: no longer).
     Wait {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         deps: Vec<String>,
         reply: Reply<()>,
     },
     /// It will not start: why (a dependency failed), and the requirement whose readiness may
     /// start it after all.
     NotStarted {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         why: String,
         held_by: Option<String>,
         reply: Reply<()>,
     },
     /// A person starts it: its restart history counts from zero again.
-    Manual { slot: Arc<Slot>, reply: Reply<()> },
+    Manual { slot: Arc<Unit>, reply: Reply<()> },
     /// `reset-failed`; the reply says whether it was failed.
-    ResetFailed { slot: Arc<Slot>, reply: Reply<bool> },
+    ResetFailed { slot: Arc<Unit>, reply: Reply<bool> },
     /// Send `sig` to its main process (`all`: every process of its run).
     Kill {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         sig: Signal,
         all: bool,
         reply: Reply,
     },
     /// Send its `reload_signal` to its main process.
-    ReloadUnit { slot: Arc<Slot>, reply: Reply },
+    ReloadUnit { slot: Arc<Unit>, reply: Reply },
     /// The main process of run `run` was reaped; `cleaning`: what it left is being stopped.
     MainExited {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         run: u32,
         cleaning: bool,
     },
     /// What run `run` left behind is gone.
-    CleanedUp { slot: Arc<Slot>, run: u32 },
+    CleanedUp { slot: Arc<Unit>, run: u32 },
     /// The newest stderr lines of run `run`.
     Traceback {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         run: u32,
         lines: Vec<String>,
     },
     /// Run `run` is over: its processes are gone and its output drained.
     Exited {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         run: u32,
         status: std::io::Result<ExitResult>,
     },
     /// Run `run` of a builtin service returned.
     BuiltinEnded {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         run: u32,
         outcome: Result<(), String>,
     },
     /// A watchdog or health check gave up on run `run`: it is to be killed with `sig`.
     Verdict {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         run: u32,
         why: String,
         sig: Signal,
     },
     /// The last health check of run `run`.
     Health {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         run: u32,
         text: String,
     },
@@ -147,7 +147,7 @@ enum Input {
     Notify(Message),
     /// A task handling the unit panicked.
     Fault {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         handler: Handler,
         error: TaskError,
     },
@@ -155,18 +155,18 @@ enum Input {
     Sweep,
     /// Its scheduler's next run is due at `next_us` (wall µs).
     ShowNext {
-        slot: Arc<Slot>,
+        slot: Arc<Unit>,
         next_us: Option<i64>,
     },
     /// Its scheduler starts the run due at `due_us`.
-    Due { slot: Arc<Slot>, due_us: i64 },
+    Due { slot: Arc<Unit>, due_us: i64 },
     /// A timer the driver set for it went off.
-    Timer { slot: Arc<Slot>, timer: Timer },
+    Timer { slot: Arc<Unit>, timer: Timer },
 }
 
 impl Input {
     /// The unit it concerns, if one.
-    fn slot(&self) -> Option<&Arc<Slot>> {
+    fn slot(&self) -> Option<&Arc<Unit>> {
         match self {
             Input::Add { .. } | Input::Notify(_) | Input::Sweep => None,
             Input::SetDef { slot, .. }
@@ -247,7 +247,7 @@ impl StartReq {
 pub struct Supervisor {
     journal: Arc<Journal>,
     /// The units, in name order; changed by the driver only.
-    units: RwLock<Table<Arc<Slot>>>,
+    units: RwLock<Table<Arc<Unit>>>,
     /// None for a runtime of in-process tasks only.
     paths: Option<Paths>,
     notify_socket: Mutex<Option<PathBuf>>,
@@ -380,12 +380,12 @@ impl Supervisor {
     }
 
     /// Whether `slot` is still the loaded unit of its name (not unloaded, nor replaced).
-    pub fn is_loaded(&self, slot: &Arc<Slot>) -> bool {
+    pub fn is_loaded(&self, slot: &Arc<Unit>) -> bool {
         !slot.read(|l| l.retired) && self.get(&slot.name).is_some_and(|s| Arc::ptr_eq(&s, slot))
     }
 
     /// Adds the unit `name`, replacing any unit of that name.
-    pub async fn add(&self, name: String, def: Def) -> Arc<Slot> {
+    pub async fn add(&self, name: String, def: Definition) -> Arc<Unit> {
         self.ask(|reply| Input::Add { name, def, reply })
             .await
             .expect("the driver lives as long as its supervisor")
@@ -393,7 +393,7 @@ impl Supervisor {
 
     /// Replaces the definition of `slot`; a running process keeps the one it was started
     /// with.
-    pub async fn set_def(&self, slot: &Arc<Slot>, def: Def) {
+    pub async fn set_def(&self, slot: &Arc<Unit>, def: Definition) {
         let slot = slot.clone();
         self.ask(|reply| Input::SetDef { slot, def, reply }).await;
     }
@@ -403,7 +403,7 @@ impl Supervisor {
     /// oneshot, how it failed. The request is sent at once, before the answer is awaited.
     pub fn start(
         &self,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
     ) -> impl Future<Output = Result<(), String>> + Send + 'static {
         let slot = slot.clone();
         let r = self.ask(|reply| Input::Start {
@@ -420,7 +420,7 @@ impl Supervisor {
     /// gone. The request is sent at once, before the answer is awaited.
     pub fn stop(
         &self,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
     ) -> impl Future<Output = Result<(), String>> + Send + 'static {
         let slot = slot.clone();
         let r = self.ask(|reply| Input::Stop { slot, reply });
@@ -434,7 +434,7 @@ impl Supervisor {
     /// sent at once, before the answer is awaited.
     pub fn unload(
         &self,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
     ) -> impl Future<Output = Result<(), String>> + Send + 'static {
         let slot = slot.clone();
         let r = self.ask(|reply| Input::Unload { slot, reply });
@@ -445,7 +445,7 @@ impl Supervisor {
     }
 
     /// Gives unit `name` the definition `def`, adding it if there is none of that name.
-    pub async fn define(&self, name: &str, def: Def) {
+    pub async fn define(&self, name: &str, def: Definition) {
         match self.get(name) {
             Some(slot) => self.set_def(&slot, def).await,
             None => {
@@ -455,14 +455,14 @@ impl Supervisor {
     }
 
     /// Marks `slot` as waiting for `deps` (or, with none left, no longer waiting).
-    pub async fn set_waiting(&self, slot: &Arc<Slot>, deps: Vec<String>) {
+    pub async fn set_waiting(&self, slot: &Arc<Unit>, deps: Vec<String>) {
         let slot = slot.clone();
         self.ask(|reply| Input::Wait { slot, deps, reply }).await;
     }
 
     /// Records that `slot` will not start because of `why` (a dependency failed); once
     /// `held_by` (the requirement that kept it back) is ready, it starts after all.
-    pub async fn not_started(&self, slot: &Arc<Slot>, why: &str, held_by: Option<&str>) {
+    pub async fn not_started(&self, slot: &Arc<Unit>, why: &str, held_by: Option<&str>) {
         let (slot, why) = (slot.clone(), why.to_string());
         let held_by = held_by.map(String::from);
         self.ask(|reply| Input::NotStarted {
@@ -476,14 +476,14 @@ impl Supervisor {
 
     /// Forgets the restart history of `slot` and gives up on a pending automatic restart: a
     /// person started it, so the start limit counts from zero again.
-    pub async fn reset_restarts(&self, slot: &Arc<Slot>) {
+    pub async fn reset_restarts(&self, slot: &Arc<Unit>) {
         let slot = slot.clone();
         self.ask(|reply| Input::Manual { slot, reply }).await;
     }
 
     /// `asyncmctl reset-failed`: forgets the restart history and turns `failed` into
     /// `inactive`; returns whether it was failed.
-    pub async fn reset_failed(&self, slot: &Arc<Slot>) -> bool {
+    pub async fn reset_failed(&self, slot: &Arc<Unit>) -> bool {
         let slot = slot.clone();
         self.ask(|reply| Input::ResetFailed { slot, reply })
             .await
@@ -491,7 +491,7 @@ impl Supervisor {
     }
 
     /// Sends `sig` to the main process of `slot`'s run (`all`: to every process of it).
-    pub async fn kill(&self, slot: &Arc<Slot>, sig: Signal, all: bool) -> Result<(), String> {
+    pub async fn kill(&self, slot: &Arc<Unit>, sig: Signal, all: bool) -> Result<(), String> {
         let slot = slot.clone();
         self.ask(|reply| Input::Kill {
             slot,
@@ -504,7 +504,7 @@ impl Supervisor {
     }
 
     /// Sends `slot`'s `reload_signal` to its main process.
-    pub async fn reload_unit(&self, slot: &Arc<Slot>) -> Result<(), String> {
+    pub async fn reload_unit(&self, slot: &Arc<Unit>) -> Result<(), String> {
         let slot = slot.clone();
         self.ask(|reply| Input::ReloadUnit { slot, reply })
             .await
@@ -543,7 +543,7 @@ impl Supervisor {
     }
 
     /// The unit named `name`.
-    pub fn get(&self, name: &str) -> Option<Arc<Slot>> {
+    pub fn get(&self, name: &str) -> Option<Arc<Unit>> {
         self.units
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -552,7 +552,7 @@ impl Supervisor {
     }
 
     /// All units, in name order.
-    pub fn all(&self) -> Vec<Arc<Slot>> {
+    pub fn all(&self) -> Vec<Arc<Unit>> {
         self.units
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -562,7 +562,7 @@ impl Supervisor {
     }
 
     /// The units matching `patterns` (all when empty), and the patterns that matched none.
-    pub fn select(&self, patterns: &[String]) -> Result<(Vec<Arc<Slot>>, Vec<String>), String> {
+    pub fn select(&self, patterns: &[String]) -> Result<(Vec<Arc<Unit>>, Vec<String>), String> {
         let units = self.units.read().unwrap_or_else(|e| e.into_inner());
         let (hits, missing) = units.select(patterns)?;
         Ok((hits.into_iter().cloned().collect(), missing))
@@ -623,7 +623,7 @@ impl Supervisor {
     /// keeps. The driver's only.
     fn spawn_for<F>(
         &self,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
         handler: Handler,
         fut: F,
     ) -> tokio::task::JoinHandle<()>
@@ -644,7 +644,7 @@ impl Supervisor {
     }
 
     /// Hands `timer` of `slot` to the driver after `delay`. The driver's only.
-    fn after(&self, delay: Duration, slot: &Arc<Slot>, timer: Timer) {
+    fn after(&self, delay: Duration, slot: &Arc<Unit>, timer: Timer) {
         let (inbox, slot) = (self.inbox.clone(), slot.clone());
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -652,12 +652,12 @@ impl Supervisor {
         });
     }
 
-    fn log(&self, slot: &Slot, level: Level, msg: &str) {
+    fn log(&self, slot: &Unit, level: Level, msg: &str) {
         self.journal.log(slot.id, level, msg);
     }
 
     /// Writes the journal lines of `fx` under `slot`'s name; returns the other effects.
-    fn carry_out(&self, slot: &Slot, fx: Vec<Effect>) -> Vec<Effect> {
+    fn carry_out(&self, slot: &Unit, fx: Vec<Effect>) -> Vec<Effect> {
         fx.into_iter()
             .filter(|e| match e {
                 Effect::Log(level, text) => {
@@ -670,7 +670,7 @@ impl Supervisor {
     }
 
     /// Extra environment for a unit's process: the notify socket, and the watchdog interval.
-    fn child_env(&self, unit: &Unit) -> Vec<(String, String)> {
+    fn child_env(&self, unit: &UnitFile) -> Vec<(String, String)> {
         let mut env = Vec::new();
         if let Some(path) = self.notify_socket() {
             env.push(("NOTIFY_SOCKET".into(), path.display().to_string()));

@@ -21,7 +21,7 @@ use crate::task_runtime::TaskError;
 use crate::unit_file::Run;
 use asyncmd_core::lifecycle::{Effect, End, Event, Life, TRACEBACK_LINES};
 
-use super::unit::{of_run, Def, Live, Slot};
+use super::unit::{of_run, Definition, Live, Unit};
 use super::{
     Input, Reply, StartReq, Supervisor, Timer, DRAIN_GRACE, FIRST_MOMENT, KILL_GRACE, SPAWN_RETRY,
     SPAWN_RETRY_EVERY,
@@ -60,7 +60,7 @@ impl Handler {
 /// Who sent an sd_notify datagram.
 enum Speaker {
     /// A process of this unit's current run.
-    Unit(Arc<Slot>),
+    Unit(Arc<Unit>),
     /// A process of no unit.
     Nobody,
     /// A process whose run tag is no current run's.
@@ -118,7 +118,7 @@ enum StopReq {
 /// A spawn that waits for file descriptors to be free.
 struct Spawn {
     start: StartReq,
-    def: Arc<Def>,
+    def: Arc<Definition>,
     argv: Vec<String>,
     tag: String,
     extra: Vec<(String, String)>,
@@ -165,12 +165,12 @@ pub(super) struct Driver {
     limit: usize,
     starting: usize,
     /// Units waiting for a place to start, in the order they asked.
-    queue: VecDeque<Arc<Slot>>,
+    queue: VecDeque<Arc<Unit>>,
     /// sd_notify datagrams ignored because their sender's run tag is no current run's.
     forged_notify: u64,
 }
 
-fn key(slot: &Arc<Slot>) -> usize {
+fn key(slot: &Arc<Unit>) -> usize {
     Arc::as_ptr(slot) as usize
 }
 
@@ -211,7 +211,7 @@ impl Driver {
         }
     }
 
-    fn private(&mut self, slot: &Arc<Slot>) -> &mut Private {
+    fn private(&mut self, slot: &Arc<Unit>) -> &mut Private {
         self.units.entry(key(slot)).or_default()
     }
 
@@ -332,8 +332,8 @@ impl Driver {
 
     /// Adds unit `name` (replacing any of that name) and its scheduler, which sleeps until
     /// the unit has a `[schedule]`.
-    fn add(&mut self, sup: &Arc<Supervisor>, name: String, def: Def) -> Arc<Slot> {
-        let slot = Arc::new(Slot {
+    fn add(&mut self, sup: &Arc<Supervisor>, name: String, def: Definition) -> Arc<Unit> {
+        let slot = Arc::new(Unit {
             id: sup.journal.unit_id(&name),
             name: name.clone(),
             live: watch::channel(Live::new(Arc::new(def))).0,
@@ -360,7 +360,7 @@ impl Driver {
     fn signal(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
         sig: Signal,
         all: bool,
     ) -> Result<(), String> {
@@ -398,7 +398,7 @@ impl Driver {
     fn answer(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
         start: StartReq,
         r: Result<(), String>,
     ) {
@@ -412,7 +412,7 @@ impl Driver {
         }
     }
 
-    fn fail_start(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, msg: &str) {
+    fn fail_start(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, msg: &str) {
         let fx = slot.write(|l| l.step(Event::StartFailed(msg.to_string())));
         sup.carry_out(slot, fx);
         self.settle(sup, slot);
@@ -420,7 +420,7 @@ impl Driver {
 
     /// Starts `slot`, or joins the start under way; answers `start` once the run has begun
     /// (a oneshot: ended; a `notify` unit: is ready).
-    fn start(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, start: StartReq) {
+    fn start(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, start: StartReq) {
         if let Some(gen) = start.due {
             if !slot.read(|l| l.life.restart_due(gen)) {
                 return self.answer(sup, slot, start, Ok(()));
@@ -514,13 +514,13 @@ impl Driver {
 
     /// Answers `start` once run `run` has lasted its first moment, or ended within it (then
     /// the start failed, as the boot report says).
-    fn first_moment(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, run: u32, start: StartReq) {
+    fn first_moment(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, run: u32, start: StartReq) {
         sup.after(FIRST_MOMENT, slot, Timer::FirstMoment { run });
         self.wait(sup, slot, Want::Moment(run), start);
     }
 
     /// Answers `start` once the unit is ready or has ended, as `want` says.
-    fn wait(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, want: Want, start: StartReq) {
+    fn wait(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, want: Want, start: StartReq) {
         self.private(slot).waiters.push((want, start));
         self.settle(sup, slot);
     }
@@ -541,7 +541,7 @@ impl Driver {
     /// Answers whatever the state of `slot` now settles: starts waiting for it to be ready
     /// or to end, its place among the units being started, stops waiting for it to be over,
     /// and starts deferred until then.
-    fn settle(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>) {
+    fn settle(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>) {
         let state = slot.state();
         let p = self.private(slot);
         let (met, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut p.waiters)
@@ -601,7 +601,7 @@ impl Driver {
     }
 
     /// The loaded units that require `name` (itself aside).
-    fn dependents(sup: &Supervisor, name: &str) -> Vec<Arc<Slot>> {
+    fn dependents(sup: &Supervisor, name: &str) -> Vec<Arc<Unit>> {
         sup.all()
             .into_iter()
             .filter(|s| s.name != name)
@@ -616,7 +616,7 @@ impl Driver {
 
     /// `slot` is ready: each unit held back for want of it starts, once every unit it requires
     /// is ready.
-    fn requirement_up(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>) {
+    fn requirement_up(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>) {
         for d in Self::dependents(sup, &slot.name) {
             if self.private(&d).held.as_deref() != Some(slot.name.as_str()) {
                 continue;
@@ -648,7 +648,7 @@ impl Driver {
 
     /// `slot` fell (`why`: it failed, stopped...): each unit that requires it and runs is
     /// stopped, and waits for it to be ready again.
-    fn take_down(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, why: &str) {
+    fn take_down(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, why: &str) {
         for d in Self::dependents(sup, &slot.name) {
             match d.state() {
                 UnitState::Running | UnitState::Starting => {
@@ -675,7 +675,7 @@ impl Driver {
 
     /// `slot` is down: a stop of a unit it requires that waited for it (and for the other
     /// units that require that one) goes ahead.
-    fn resume_stops(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>) {
+    fn resume_stops(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>) {
         let requires = slot.def().unit.as_ref().map(|u| u.requires.clone());
         for r in requires.unwrap_or_default() {
             let Some(req) = sup.get(&r) else { continue };
@@ -689,7 +689,7 @@ impl Driver {
     }
 
     /// Whether a unit that requires `slot` still runs (or is on its way down).
-    fn has_running_dependents(sup: &Supervisor, slot: &Slot) -> bool {
+    fn has_running_dependents(sup: &Supervisor, slot: &Unit) -> bool {
         Self::dependents(sup, &slot.name).iter().any(|d| {
             matches!(
                 d.state(),
@@ -702,8 +702,8 @@ impl Driver {
     fn spawn_process(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
-        def: Arc<Def>,
+        slot: &Arc<Unit>,
+        def: Arc<Definition>,
         start: StartReq,
     ) {
         let unit = def.unit.as_ref().expect("a loaded unit is started");
@@ -745,7 +745,7 @@ impl Driver {
         self.try_spawn(sup, slot, spawn);
     }
 
-    fn try_spawn(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, spawn: Spawn) {
+    fn try_spawn(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, spawn: Spawn) {
         let unit = spawn.def.unit.as_ref().expect("a loaded unit is started");
         let s = &spawn;
         match process::spawn(
@@ -790,7 +790,7 @@ impl Driver {
     }
 
     /// `slot` failed (`why`): its `on_failure` units start, told which unit failed and how.
-    fn on_failure(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, why: &str) {
+    fn on_failure(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, why: &str) {
         let def = slot.def();
         let Some(unit) = def.unit.as_ref() else {
             return;
@@ -819,7 +819,7 @@ impl Driver {
     fn started_process(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
         spawn: Spawn,
         mut child: tokio::process::Child,
     ) {
@@ -962,8 +962,8 @@ impl Driver {
     fn start_builtin(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
-        def: &Arc<Def>,
+        slot: &Arc<Unit>,
+        def: &Arc<Definition>,
         run: &Run,
     ) -> Result<(), String> {
         // The bridge of an [agent] unit is a builtin of the daemon's own, named by no file.
@@ -1045,7 +1045,7 @@ impl Driver {
     fn builtin_ended(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
         run: u32,
         outcome: Result<(), String>,
     ) {
@@ -1075,7 +1075,7 @@ impl Driver {
     fn finished(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
         run: u32,
         status: std::io::Result<ExitResult>,
     ) {
@@ -1108,7 +1108,7 @@ impl Driver {
     /// Stops `slot`: its stop signal to its process group (a builtin: its stop request), then
     /// SIGKILL after its stop timeout (a builtin: an abort); `stop` is answered once it is
     /// over. A stop under way is joined.
-    fn stop(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, stop: StopReq) {
+    fn stop(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, stop: StopReq) {
         let p = self.private(slot);
         let (queued, spawn) = (p.queued.take(), p.spawn.take());
         if queued.is_some() || spawn.is_some() {
@@ -1186,7 +1186,7 @@ impl Driver {
     fn stopped(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
         stop: StopReq,
         r: Result<(), String>,
     ) {
@@ -1224,7 +1224,7 @@ impl Driver {
         }
     }
 
-    fn timer(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, timer: Timer) {
+    fn timer(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, timer: Timer) {
         let current = |run: u32| slot.read(|l| l.life.starts == run && l.life.running);
         match timer {
             Timer::StopTimeout { run } => {
@@ -1310,7 +1310,7 @@ impl Driver {
     fn kill_run(
         &mut self,
         sup: &Arc<Supervisor>,
-        slot: &Arc<Slot>,
+        slot: &Arc<Unit>,
         run: u32,
         why: &str,
         sig: Signal,
@@ -1336,7 +1336,7 @@ impl Driver {
     /// A panic in `handler` of `slot`: the unit is marked failed with the panic and where it
     /// happened. A run still going is killed (a run no task watches any more is not left
     /// running); when the monitor was the one that died, its end is recorded here.
-    fn fault(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Slot>, handler: Handler, e: TaskError) {
+    fn fault(&mut self, sup: &Arc<Supervisor>, slot: &Arc<Unit>, handler: Handler, e: TaskError) {
         let why = format!("internal error: {} {}", handler.name(), e.chain.join(" "));
         let (kill, fx) = slot.write(|l| {
             if l.life.running {
@@ -1480,7 +1480,7 @@ impl Driver {
 
 /// Ends what a run left behind once its main process is gone: the unit's stop signal, then
 /// SIGKILL after its stop timeout.
-async fn clean_up(journal: &Journal, slot: &Slot, tag: &str, left: Vec<u32>) {
+async fn clean_up(journal: &Journal, slot: &Unit, tag: &str, left: Vec<u32>) {
     let n = left.len();
     let msg = format!("Stopping {n} leftover process(es) of this run: {left:?}");
     journal.log(slot.id, Level::Info, &msg);
@@ -1502,7 +1502,7 @@ async fn clean_up(journal: &Journal, slot: &Slot, tag: &str, left: Vec<u32>) {
 /// A unit as its scheduler sees it.
 struct OnSchedule {
     sup: Weak<Supervisor>,
-    slot: Arc<Slot>,
+    slot: Arc<Unit>,
 }
 
 impl Scheduled for OnSchedule {
@@ -1552,9 +1552,9 @@ mod tests {
     use crate::unit_file;
     use std::path::Path;
 
-    fn def(text: &str) -> Def {
+    fn def(text: &str) -> Definition {
         let unit = unit_file::parse("p.service", Path::new("p.service"), text);
-        Def::new(
+        Definition::new(
             "p.service".into(),
             unit.map_err(|e| e.to_string()),
             Ok(ServiceConfig::default_enabled()),

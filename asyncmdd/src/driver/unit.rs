@@ -1,5 +1,5 @@
-//! What a unit is ([`Def`]: its file and its `services.config` entry) and what the driver
-//! publishes of it ([`Slot`]: its definition and live state, which anyone may read and only the
+//! What a unit is ([`Definition`]: its file and its `services.config` entry) and what the driver
+//! publishes of it ([`Unit`]: its definition and live state, which anyone may read and only the
 //! driver writes).
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use crate::clock::HostClock;
 use crate::journal::UnitId;
 use crate::process;
 use crate::services_config::{ServiceConfig, ServicesConfig};
-use crate::unit_file::{self, Run, Unit};
+use crate::unit_file::{self, Run, UnitFile};
 use asyncmd_core::lifecycle::{Effect, Event, Life};
 use asyncmd_core::plan::Node;
 use asyncmd_core::status;
@@ -28,14 +28,14 @@ use asyncmd_core::status;
 #[derive(Debug, Clone)]
 pub(super) struct Live {
     /// What the unit is now (a run keeps the one it started with, `ran_with`).
-    pub(super) def: Arc<Def>,
+    pub(super) def: Arc<Definition>,
     /// Set once it is being unloaded: it never starts again.
     pub(super) retired: bool,
     pub(super) life: Life,
     /// The process of the current run (None: a builtin service, or no run).
     pub(super) pid: Option<u32>,
     /// The definition the current or last run was started with.
-    pub(super) ran_with: Option<Arc<Def>>,
+    pub(super) ran_with: Option<Arc<Definition>>,
     /// The `ASYNCMD_INVOCATION` tag of the current or last run.
     pub(super) invocation: Option<String>,
     pub(super) status_text: Option<String>,
@@ -59,7 +59,7 @@ pub(super) struct Live {
 }
 
 impl Live {
-    pub(super) fn new(def: Arc<Def>) -> Live {
+    pub(super) fn new(def: Arc<Definition>) -> Live {
         Live {
             def,
             retired: false,
@@ -113,28 +113,28 @@ impl Live {
 /// What a unit is: its file and its `services.config` entry. Replaced as a whole, never
 /// edited, so a run always sees one consistent definition.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Def {
+pub struct Definition {
     /// The file it was loaded from, as given.
     pub source: String,
     /// The parsed unit, when it loaded.
-    pub unit: Option<Unit>,
+    pub unit: Option<UnitFile>,
     /// Why it did not load (its file or its `services.config` entry is bad).
     pub load_error: Option<String>,
     /// Its `services.config` entry.
     pub config: ServiceConfig,
     /// The unit file as parsed, kept so a fixed `services.config` entry can be taken alone.
-    file: Result<Unit, String>,
+    file: Result<UnitFile, String>,
 }
 
-impl Def {
+impl Definition {
     /// Reads the unit file `path` and takes its entry of `config`.
-    pub fn read(path: &Path, config: &ServicesConfig) -> (String, Def) {
+    pub fn read(path: &Path, config: &ServicesConfig) -> (String, Definition) {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let file = unit_file::load(path).map_err(|e| e.to_string());
-        let def = Def::new(path.display().to_string(), file, config.get(&name));
+        let def = Definition::new(path.display().to_string(), file, config.get(&name));
         (name, def)
     }
 
@@ -142,9 +142,9 @@ impl Def {
     /// `services.config` entry (or why that is invalid).
     pub fn new(
         source: String,
-        file: Result<Unit, String>,
+        file: Result<UnitFile, String>,
         config: Result<ServiceConfig, String>,
-    ) -> Def {
+    ) -> Definition {
         let (unit, load_error, config) = match (&file, config) {
             (Ok(u), Ok(c)) => (Some(u.clone()), None, c),
             // Enabled, so the boot report names the bad entry.
@@ -155,7 +155,7 @@ impl Def {
                 c.unwrap_or_else(|_| ServiceConfig::default_enabled()),
             ),
         };
-        Def {
+        Definition {
             source,
             unit,
             load_error,
@@ -165,15 +165,15 @@ impl Def {
     }
 
     /// The same unit file with another `services.config` entry (or the entry's error).
-    pub fn with_config(&self, config: Result<ServiceConfig, String>) -> Def {
-        Def::new(self.source.clone(), self.file.clone(), config)
+    pub fn with_config(&self, config: Result<ServiceConfig, String>) -> Definition {
+        Definition::new(self.source.clone(), self.file.clone(), config)
     }
 
     /// Whether a run of `self` and a run of `other` would differ: the program, its
     /// environment, directory and type, and `args`/`kwargs`. Description, priority,
     /// dependencies, timeouts and `enabled` do not matter to a running process.
-    pub fn runs_like(&self, other: &Def) -> bool {
-        fn run(d: &Def) -> Option<RunKey<'_>> {
+    pub fn runs_like(&self, other: &Definition) -> bool {
+        fn run(d: &Definition) -> Option<RunKey<'_>> {
             d.unit
                 .as_ref()
                 .map(|u| (&u.run, &u.env, &u.workdir, u.kind, &u.schedule, u.watchdog))
@@ -216,8 +216,9 @@ type RunKey<'a> = (
     Option<Duration>,
 );
 
-/// One unit: its name and what the driver publishes of it.
-pub struct Slot {
+/// A unit as the driver keeps it (its slot in the unit table): its name and what the driver
+/// publishes of it.
+pub struct Unit {
     /// Unit name.
     pub name: String,
     pub(super) id: UnitId,
@@ -226,7 +227,7 @@ pub struct Slot {
     pub(super) cgroups: Option<Arc<Cgroups>>,
 }
 
-impl Slot {
+impl Unit {
     /// Reads its published state.
     pub(super) fn read<T>(&self, f: impl FnOnce(&Live) -> T) -> T {
         f(&self.live.borrow())
@@ -285,12 +286,12 @@ impl Slot {
     }
 
     /// Its current definition.
-    pub fn def(&self) -> Arc<Def> {
+    pub fn def(&self) -> Arc<Definition> {
         self.read(|l| l.def.clone())
     }
 
     /// The definition its current or last run was started with.
-    pub fn ran_with(&self) -> Option<Arc<Def>> {
+    pub fn ran_with(&self) -> Option<Arc<Definition>> {
         self.read(|l| l.ran_with.clone())
     }
 
@@ -452,10 +453,10 @@ impl Slot {
 }
 
 /// Reads every unit file of `dir`, each with its entry of `config`, in name order.
-pub fn read_dir(dir: &Path, config: &ServicesConfig) -> std::io::Result<Vec<(String, Def)>> {
+pub fn read_dir(dir: &Path, config: &ServicesConfig) -> std::io::Result<Vec<(String, Definition)>> {
     Ok(unit_file::files_in(dir)?
         .iter()
-        .map(|p| Def::read(p, config))
+        .map(|p| Definition::read(p, config))
         .collect())
 }
 
