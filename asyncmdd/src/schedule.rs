@@ -1,5 +1,6 @@
-//! The host's unit scheduler: carries out the core's scheduling policy
-//! ([`asyncmd_core::schedule`]) for a scheduled unit, on tokio timers and the system clocks.
+//! The host's one scheduler, of units and tasks alike: carries out the core's scheduling
+//! policy ([`asyncmd_core::schedule`]) for a scheduled unit or task, on tokio timers and the
+//! system clocks.
 
 use asyncmd_core::schedule::{describe, Deadline, Spec, Turn};
 use asyncmd_proto::Level;

@@ -214,7 +214,13 @@ impl Registry {
         if let Some(spec) = opts.schedule {
             let task = lock(&self.tasks).get(&name).cloned();
             if let (Some(task), Some(me)) = (task, self.me()) {
-                tokio::spawn(scheduled(me, task, spec));
+                let changes = task.gone.subscribe();
+                let unit = ScheduledTask {
+                    reg: me,
+                    task,
+                    spec,
+                };
+                tokio::spawn(crate::schedule::run(unit, changes));
             }
         }
         name
@@ -398,36 +404,31 @@ impl Task {
     }
 }
 
-/// Runs `task` on `spec` until it is deleted; a run still going when the next is due is not
-/// started twice, and the journal says so. Deadlines are absolute; `every` counts on the
-/// monotonic clock, `at` re-reads the wall clock each second (see [`crate::schedule`]).
-async fn scheduled(reg: Arc<Registry>, task: Arc<Task>, spec: asyncmd_core::schedule::Spec) {
-    use chrono::Local;
-    let mut gone = task.gone.subscribe();
-    let mut deadline =
-        asyncmd_core::schedule::Deadline::new(spec, &Local::now(), crate::clock::mono_us());
-    while let Some(when) = deadline.due().cloned() {
-        loop {
-            let wait = deadline
-                .wait(&Local::now(), crate::clock::mono_us())
-                .unwrap_or_default();
-            if wait.is_zero() {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = gone.changed() => return,
-            }
-        }
-        if *gone.borrow() {
-            return;
-        }
-        // The start is checked and made at once, so a task is never busy between the two.
-        if !reg.run(&task) {
-            let (level, line) = asyncmd_core::schedule::Turn::Skip.line(&when);
-            reg.journal.log(task.id, level, &line);
-        }
-        deadline.advance(&Local::now(), crate::clock::mono_us());
+/// A scheduled task, as the one scheduler ([`crate::schedule::run`]) sees it: its schedule
+/// holds until the task is deleted, and a due run starts unless the previous one still goes.
+struct ScheduledTask {
+    reg: Arc<Registry>,
+    task: Arc<Task>,
+    spec: asyncmd_core::schedule::Spec,
+}
+
+impl crate::schedule::Scheduled for ScheduledTask {
+    fn schedule(&self) -> Option<Option<(asyncmd_core::schedule::Spec, bool)>> {
+        (!*self.task.gone.borrow()).then_some(Some((self.spec, true)))
+    }
+
+    fn busy(&self) -> bool {
+        lock(&self.task.live).life.is_active()
+    }
+
+    fn show_next(&self, _next_us: Option<i64>) {}
+
+    fn log(&self, level: Level, line: &str) {
+        self.reg.journal.log(self.task.id, level, line);
+    }
+
+    fn start(&self, _due_us: i64) {
+        self.reg.run(&self.task);
     }
 }
 
@@ -726,14 +727,15 @@ mod tests {
                 ..Default::default()
             },
         );
-        let skipped = || {
+        let said = |what: &str| {
             let mut copy = Vec::new();
             reg.journal()
                 .with_ring(|r| r.read(&mut r.oldest(), &mut copy, usize::MAX));
             crate::journal::records(&copy)
-                .filter(|r| String::from_utf8_lossy(r.msg).starts_with("Skipped the run due at"))
+                .filter(|r| String::from_utf8_lossy(r.msg).starts_with(what))
                 .count()
         };
+        let skipped = || said("Skipped the run due at");
         for _ in 0..5000 {
             if runs.load(Ordering::SeqCst) >= 5 && skipped() >= 1 {
                 break;
@@ -746,6 +748,10 @@ mod tests {
             "the overlapping run was skipped and said so"
         );
         assert_eq!(most.load(Ordering::SeqCst), 1, "never two runs at once");
+        assert!(
+            said("Starting the run due at") >= 5,
+            "each scheduled start is said, as a unit's"
+        );
     }
 
     #[tokio::test]
