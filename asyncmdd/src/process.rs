@@ -260,25 +260,49 @@ pub fn left_by_earlier_daemon() -> Vec<(u32, String)> {
         .collect()
 }
 
+/// Asks processes to stop with `first`, waits up to `grace` for them to go, then sends
+/// SIGKILL; returns those still there at that moment (empty when all went in time). `signal`
+/// sends to all of them and `left` lists who is still there: polled every 20 ms, since these
+/// are not children of ours to wait for.
+pub async fn stop_within(
+    first: Signal,
+    grace: std::time::Duration,
+    signal: impl Fn(Signal),
+    left: impl Fn() -> Vec<u32>,
+) -> Vec<u32> {
+    signal(first);
+    let until = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < until {
+        if left().is_empty() {
+            return Vec::new();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stayed = left();
+    if !stayed.is_empty() {
+        signal(Signal::SIGKILL);
+    }
+    stayed
+}
+
 /// Stops the processes `left` (SIGTERM, then SIGKILL after `grace`) and waits until they are
 /// gone; returns how many had to be killed.
 pub async fn stop_left(left: &[(u32, String)], grace: std::time::Duration) -> usize {
-    let alive = |p: u32| proc_state(p).is_some_and(|s| s != 'Z');
-    for &(p, _) in left {
-        let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), Signal::SIGTERM);
-    }
-    let until = std::time::Instant::now() + grace;
-    while left.iter().any(|&(p, _)| alive(p)) && std::time::Instant::now() < until {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let mut killed = 0;
-    for &(p, _) in left {
-        if alive(p) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), Signal::SIGKILL);
-            killed += 1;
+    let alive = || -> Vec<u32> {
+        left.iter()
+            .map(|&(p, _)| p)
+            .filter(|&p| proc_state(p).is_some_and(|s| s != 'Z'))
+            .collect()
+    };
+    let signal = |sig| {
+        for p in alive() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), sig);
         }
-    }
-    while left.iter().any(|&(p, _)| alive(p)) {
+    };
+    let killed = stop_within(Signal::SIGTERM, grace, signal, alive)
+        .await
+        .len();
+    while !alive().is_empty() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     killed

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use asyncmd_proto::{ExitResult, Level, UnitState, UnitType};
 use nix::sys::signal::Signal;
@@ -1485,18 +1485,12 @@ async fn clean_up(journal: &Journal, slot: &Unit, tag: &str, left: Vec<u32>) {
     let msg = format!("Stopping {n} leftover process(es) of this run: {left:?}");
     journal.log(slot.id, Level::Info, &msg);
     let (sig, timeout) = slot.stop_settings();
-    slot.signal_run(None, tag, sig);
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if slot.run_pids(tag).is_empty() {
-            return;
-        }
+    let signal = |s| slot.signal_run(None, tag, s);
+    let stayed = process::stop_within(sig, timeout, signal, || slot.run_pids(tag)).await;
+    if !stayed.is_empty() {
+        let msg = format!("Leftover process(es) {stayed:?} outlived {timeout:?}: sent SIGKILL");
+        journal.log(slot.id, Level::Warning, &msg);
     }
-    let left = slot.run_pids(tag);
-    let msg = format!("Leftover process(es) {left:?} outlived {timeout:?}: sending SIGKILL");
-    journal.log(slot.id, Level::Warning, &msg);
-    slot.signal_run(None, tag, Signal::SIGKILL);
 }
 
 /// A unit as its scheduler sees it.
@@ -1551,6 +1545,7 @@ mod tests {
     use crate::services_config::ServiceConfig;
     use crate::unit_file;
     use std::path::Path;
+    use std::time::Duration;
 
     fn def(text: &str) -> Definition {
         let unit = unit_file::parse("p.service", Path::new("p.service"), text);
