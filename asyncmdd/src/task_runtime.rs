@@ -151,6 +151,8 @@ struct Task {
     stats: Arc<Mutex<Map<String, Value>>>,
     /// Turns true when the task is deleted: its scheduler ends.
     gone: tokio::sync::watch::Sender<bool>,
+    /// Told when a run's end is recorded, for a restart waiting on it.
+    ended: tokio::sync::Notify,
 }
 
 /// The registry of traceable tasks.
@@ -204,6 +206,7 @@ impl Registry {
                 counters: Arc::new(Counters::default()),
                 stats: Arc::new(Mutex::new(Map::new())),
                 gone: tokio::sync::watch::channel(false).0,
+                ended: tokio::sync::Notify::new(),
             });
             tasks.insert(unique.clone(), task);
             unique
@@ -323,13 +326,20 @@ impl Registry {
         let (tasks, _) = self.select(patterns);
         let mut restarted = Vec::new();
         for t in &tasks {
-            // The abort lands at the task's next await; wait for its end to be recorded.
-            for _ in 0..1000 {
-                if !lock(&t.live).life.is_active() {
-                    break;
+            // The abort lands at the task's next await; wait for its end to be recorded (a task
+            // that never awaits is left running, and not started twice).
+            let ended = async {
+                loop {
+                    let told = t.ended.notified();
+                    tokio::pin!(told);
+                    told.as_mut().enable();
+                    if !lock(&t.live).life.is_active() {
+                        return;
+                    }
+                    told.await;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ended).await;
             let registered = lock(&self.tasks)
                 .get(&t.name)
                 .is_some_and(|x| Arc::ptr_eq(x, t));
@@ -452,6 +462,7 @@ fn finish(task: &Arc<Task>, run: u32, outcome: TaskResult, journal: &Journal) {
             .step(Event::Ended { run, end, restart }, &HostClock);
         (fx, live.life.state == UnitState::Failed)
     };
+    task.ended.notify_waiters();
     log_effects(journal, task.id, fx);
     if failed {
         if let Some(cb) = &task.on_error {
