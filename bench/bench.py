@@ -17,7 +17,9 @@ Rows (pick with --rows 1,3,...):
   5. SIGKILL of a service's process to its replacement running, at each manager's fastest
      setting, each service having run over a second before each kill (runsv and s6-supervise
      hold back a restart within a second of the last start);
-  6. asyncmdd's idle RSS with 12 builtin tasks and a 64 KiB journal (no peer runs tasks).
+  6. asyncmdd's idle RSS with 12 builtin tasks and a 64 KiB journal (no peer runs tasks);
+  7. from the manager's launch to 500 `sleep` services running under it (--boot), the size
+     at which a boot's own work, not the services', shows.
 
 `--also LABEL=DIR` measures another build of asyncmd (DIR holds asyncmdd, asyncmctl and
 asyncmjournal) in an extra column, for an A/B of two commits in one run.
@@ -364,15 +366,15 @@ class Bench:
         return out
 
     # Row 4 -------------------------------------------------------------------------------
-    def launch_time(self, who, bindir=None, repeats=5):
+    def launch_time(self, who, bindir=None, count=None, repeats=5):
+        count = count or self.args.launch
         out = []
         for _ in range(repeats):
             tag = self.tag()
             t0 = time.monotonic()
-            p = self.launch(who, self.args.launch, tag, bindir)
+            p = self.launch(who, count, tag, bindir)
             try:
-                wait(f"{self.args.launch} services under {who}",
-                     lambda: self.running(p, self.args.launch, tag))
+                wait(f"{count} services under {who}", lambda: self.running(p, count, tag))
                 out.append(time.monotonic() - t0)
             finally:
                 p.stop()
@@ -507,10 +509,11 @@ def main():
     ap.add_argument("--bin", required=True, help="directory of the asyncmd binaries to measure")
     ap.add_argument("--also", action="append", default=[], metavar="LABEL=DIR",
                     help="another build of asyncmd to measure in a column of its own")
-    ap.add_argument("--rows", default="1,2,3,4,5,6", help="which rows to measure")
+    ap.add_argument("--rows", default="1,2,3,4,5,6,7", help="which rows to measure")
     ap.add_argument("--peers", default=",".join(PEERS),
                     help="which peers to measure (comma-separated; empty for none)")
     ap.add_argument("--launch", type=int, default=100, help="services for row 4")
+    ap.add_argument("--boot", type=int, default=500, help="services for row 7")
     ap.add_argument("--json", help="also write every sample here")
     args = ap.parse_args()
     rows = {int(r) for r in args.rows.split(",")}
@@ -544,7 +547,8 @@ def main():
         else:
             ratio = "-"
         try:
-            met = "met" if goal(ours, {w: cols[w][0] for w in peers}) else "MISSED"
+            met = "-" if goal is None else \
+                "met" if goal(ours, {w: cols[w][0] for w in peers}) else "MISSED"
         except (KeyError, ValueError):
             met = "-"  # its peer was not measured
         table.append((f"{num}. {title}", cols, ratio, goal_text, met))
@@ -582,6 +586,11 @@ def main():
     if 6 in rows:
         row(6, "idle RSS, 12 builtin tasks, 64 KiB journal", lambda who, d: b.idle(d), fmt_mem,
             True, "<= 2.3 MB", lambda o, p: o <= 2.3e6, peers=[])
+
+    if 7 in rows:
+        row(7, f"launch to {args.boot} services running",
+            lambda who, d: b.launch_time(who, d, args.boot), fmt_ms, True,
+            "-", None)
 
     if args.json:
         with open(args.json, "w") as f:
