@@ -240,8 +240,8 @@ impl Host for Daemon {
         for name in units {
             let masked = self.0.get(name).is_some_and(|s| s.def().config.masked);
             let r = if masked && enabled {
-                let stem = name.strip_suffix(".service").unwrap_or(name);
-                Err(format!("it is masked: asyncmctl unmask {stem} first"))
+                let short = asyncmd_proto::unit::short_name(name);
+                Err(format!("it is masked: asyncmctl unmask {short} first"))
             } else {
                 let edit = vec![("enabled", Value::Bool(enabled))];
                 self.edit_config(name, edit).await

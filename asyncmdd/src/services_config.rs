@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::unit_file::SUFFIX;
+use asyncmd_proto::unit::short_name;
 
 /// A unit's args and kwargs as `services.config` writes them.
 pub type Written = (Vec<Value>, Map<String, Value>);
@@ -242,8 +242,11 @@ impl ServicesConfig {
         if let Some(why) = &self.unknown {
             return Err(why.clone());
         }
-        let stem = unit.strip_suffix(SUFFIX).unwrap_or(unit);
-        match self.entries.get(stem).or_else(|| self.entries.get(unit)) {
+        match self
+            .entries
+            .get(short_name(unit))
+            .or_else(|| self.entries.get(unit))
+        {
             Some(entry) => entry.clone(),
             None => Ok(ServiceConfig::default_enabled()),
         }
@@ -254,11 +257,10 @@ impl ServicesConfig {
         &'a self,
         units: &'a [String],
     ) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries.keys().map(String::as_str).filter(move |k| {
-            !units
-                .iter()
-                .any(|u| u == k || u.strip_suffix(SUFFIX) == Some(k))
-        })
+        self.entries
+            .keys()
+            .map(String::as_str)
+            .filter(move |k| !units.iter().any(|u| u == k || short_name(u) == *k))
     }
 }
 
@@ -279,8 +281,7 @@ pub fn written(path: &Path) -> Result<Map<String, Value>, String> {
 
 /// The entry of `unit` (`hello.service`) among `entries`, under its short name or its full one.
 pub fn entry_of<'a>(entries: &'a Map<String, Value>, unit: &str) -> Option<&'a Value> {
-    let stem = unit.strip_suffix(SUFFIX).unwrap_or(unit);
-    entries.get(stem).or_else(|| entries.get(unit))
+    entries.get(short_name(unit)).or_else(|| entries.get(unit))
 }
 
 /// Where the last good copy of `config` is kept: `.NAME.last-good` beside it.
@@ -418,7 +419,7 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
     let Some(obj) = root.object_value() else {
         return Err(fail("expected a JSON object keyed by unit name".into()));
     };
-    let stem = unit.strip_suffix(SUFFIX).unwrap_or(unit);
+    let stem = short_name(unit);
     // The CST places keys, commas and indentation; values go in as placeholders replaced by
     // one-line JSON, so `{"sleep": 3}` stays on its line as a person would write it.
     let token = format!("asyncmd-placeholder-{}-{}", std::process::id(), now_nanos());
@@ -668,6 +669,35 @@ mod tests {
 
     fn cfg(text: &str) -> ServicesConfig {
         ServicesConfig::parse(Path::new("units/services.config"), text).unwrap()
+    }
+
+    /// Found by the services_config fuzzer: `h.service` is the short name of
+    /// `h.service.service` by the letter, but it is another unit's full name.
+    #[test]
+    fn a_key_ending_in_the_suffix_is_a_full_name_only() {
+        let text = r#"{"h.service": {"args": [1]}, "h.service.service": {"enabled": false}}"#;
+        let c = cfg(text);
+        assert_eq!(c.get("h.service").unwrap().args, vec![json!(1)]);
+        let hh = c.get("h.service.service").unwrap();
+        assert!(!hh.enabled && hh.args.is_empty(), "{hh:?}");
+        let units = ["h.service".to_string(), "h.service.service".to_string()];
+        assert_eq!(c.unknown_entries(&units).count(), 0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("services.config");
+        std::fs::write(&path, text).unwrap();
+        edit(&path, "h.service", &[("enabled", json!(false))]).unwrap();
+        edit(&path, "h.service.service", &[("args", json!([2]))]).unwrap();
+        let c = ServicesConfig::load(&path).unwrap();
+        let h = c.get("h.service").unwrap();
+        assert!(!h.enabled && h.args == vec![json!(1)], "{h:?}");
+        let hh = c.get("h.service.service").unwrap();
+        assert!(!hh.enabled && hh.args == vec![json!(2)], "{hh:?}");
+        // A new entry of such a unit goes under its full name.
+        edit(&path, "x.service.service", &[("enabled", json!(false))]).unwrap();
+        let written = written(&path).unwrap();
+        assert!(written.contains_key("x.service.service"), "{written:?}");
+        assert!(!written.contains_key("x.service"), "{written:?}");
     }
 
     #[test]

@@ -7,11 +7,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use asyncmd_proto::unit::short_name;
 use asyncmdd::services_config::{edit, ServicesConfig};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
-
-const SUFFIX: &str = ".service";
 
 /// A directory of this process's own, in memory when the machine has /dev/shm: an edit
 /// fsyncs, which on a disk would make each input cost milliseconds.
@@ -28,10 +27,6 @@ fn dir() -> &'static PathBuf {
         std::fs::create_dir_all(&d).expect("a directory for the fuzzer's file");
         d
     })
-}
-
-fn stem(k: &str) -> &str {
-    k.strip_suffix(SUFFIX).unwrap_or(k)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -82,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
             }
             // Every other entry reads as it did.
             if let Ok(before) = &before {
-                for k in keys.iter().filter(|k| stem(k) != stem(&unit)) {
+                for k in keys.iter().filter(|k| short_name(k) != short_name(&unit)) {
                     assert_eq!(before.get(k), after.get(k), "entry {k:?} changed");
                 }
             }

@@ -10,6 +10,16 @@ use crate::journal::Entry;
 /// The file-name suffix of a unit, which a name may leave out (`hello` for `hello.service`).
 pub const SUFFIX: &str = ".service";
 
+/// The shortest name that names unit `unit` alone: `hello` for `hello.service`. A unit whose
+/// bare name would itself end in the suffix (`h.service.service`) keeps its full name, since
+/// `h.service` is another unit's.
+pub fn short_name(unit: &str) -> &str {
+    match unit.strip_suffix(SUFFIX) {
+        Some(bare) if !bare.is_empty() && !bare.ends_with(SUFFIX) => bare,
+        _ => unit,
+    }
+}
+
 /// Whether a name pattern has wildcards (`*`, `?`, `[...]`, `{a,b}`), so that it may name many
 /// units; without them it names one unit. The daemon and the clients decide it the same way.
 pub fn is_glob(pattern: &str) -> bool {
@@ -345,4 +355,17 @@ pub struct UnitFile {
     /// Its entry of `services.config` as the file writes it, if it has one.
     #[serde(default)]
     pub config: Option<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_name;
+
+    #[test]
+    fn a_short_name_never_names_another_unit() {
+        assert_eq!(short_name("hello.service"), "hello");
+        assert_eq!(short_name("hello"), "hello");
+        assert_eq!(short_name("h.service.service"), "h.service.service");
+        assert_eq!(short_name(".service"), ".service");
+    }
 }

@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use asyncmd_core::control::unit_name;
 use asyncmd_proto::text::{local_time, now_us, EntryFormatter};
 use asyncmd_proto::{ActionOutcome, Level, Request, Response, UnitStatus};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
@@ -260,9 +261,9 @@ fn names(arg: &Value) -> Result<Vec<String>, String> {
     Ok(list)
 }
 
-/// What a `services.config` name is: `hello` for `hello` and `hello.service`.
-fn entry_name(name: &str) -> &str {
-    name.strip_suffix(".service").unwrap_or(name)
+/// The `services.config` entry of the unit a fleet names (`hello` or `hello.service`).
+fn entry_in<'a>(all: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    crate::services_config::entry_of(all, &unit_name(name))
 }
 
 impl Device {
@@ -469,9 +470,7 @@ impl Device {
                 let reply = match (Self::config_file(ctx), what.as_str()) {
                     (Err(e), _) => json!({ "error": e }),
                     (Ok(all), Some("*")) => Value::Object(all),
-                    (Ok(all), Some(name)) => {
-                        all.get(entry_name(name)).cloned().unwrap_or(json!(false))
-                    }
+                    (Ok(all), Some(name)) => entry_in(&all, name).cloned().unwrap_or(json!(false)),
                     (Ok(_), None) => json!({"error": "config get takes a name or \"*\""}),
                 };
                 self.reply("config", &reply);
@@ -890,11 +889,11 @@ async fn set_entry(answer: &Answer, ctx: &Context, name: &str, entry: &Value) ->
     };
     let mut merged = Device::config_file(ctx)
         .ok()
-        .and_then(|all| all.get(entry_name(name)).cloned())
+        .and_then(|all| entry_in(&all, name).cloned())
         .and_then(|e| e.get("kwargs").and_then(Value::as_object).cloned())
         .unwrap_or_default();
     merged.extend(kwargs.clone());
-    let unit = format!("{}.service", entry_name(name));
+    let unit = unit_name(name);
     let req = Request::Config {
         unit: unit.clone(),
         args: Some(args.clone()),

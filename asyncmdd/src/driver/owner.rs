@@ -449,7 +449,7 @@ impl Driver {
             return self.answer(sup, slot, start, Err(format!("not loaded: {why}")));
         };
         if def.config.masked && !matches!(state, UnitState::Running | UnitState::Starting) {
-            let name = slot.name.strip_suffix(".service").unwrap_or(&slot.name);
+            let name = asyncmd_proto::unit::short_name(&slot.name);
             let why = format!("it is masked: asyncmctl unmask {name} first");
             return self.answer(sup, slot, start, Err(why));
         }
