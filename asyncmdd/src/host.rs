@@ -123,7 +123,12 @@ impl Host for Daemon {
     }
 
     fn tasks(&self) -> Vec<String> {
-        let mut names = self.0.tasks().names(&[]).0;
+        let mut names = self
+            .0
+            .tasks()
+            .names(&[])
+            .map(|(n, _)| n)
+            .unwrap_or_default();
         names.extend(self.0.boards().names());
         names
     }

@@ -5,7 +5,7 @@
 //! forks, so a service that double-forks out of its process group is still found and stopped
 //! ([`invocation_pids`]). The daemon is a child subreaper: orphans of its services become its
 //! children, and [`reap_orphans`] collects those that end, never a child tokio waits for
-//! (those are registered in [`OWN`] at spawn, under the same lock the reaper takes).
+//! (those are registered at spawn, under the same lock the reaper takes).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};

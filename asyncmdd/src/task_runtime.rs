@@ -233,21 +233,26 @@ impl Registry {
         lock(&self.weak).upgrade()
     }
 
-    /// The tasks matching `patterns` (all when empty) and the patterns that matched none; a
-    /// bad pattern matches nothing (requests have had theirs checked by the core already).
-    fn select(&self, patterns: &[String]) -> (Vec<Arc<Task>>, Vec<String>) {
+    /// The tasks matching `patterns` (all when empty) and the patterns that matched none, or
+    /// why a pattern is bad (`blink[`).
+    fn try_select(&self, patterns: &[String]) -> Result<(Vec<Arc<Task>>, Vec<String>), String> {
         let tasks = lock(&self.tasks);
-        match tasks.select(patterns) {
-            Ok((hits, missing)) => (hits.into_iter().cloned().collect(), missing),
-            Err(_) => (Vec::new(), patterns.to_vec()),
-        }
+        let (hits, missing) = tasks.select(patterns).map_err(|e| e.to_string())?;
+        Ok((hits.into_iter().cloned().collect(), missing))
     }
 
-    /// The names of the tasks matching `patterns` (all when empty), and the patterns that
-    /// matched none.
-    pub fn names(&self, patterns: &[String]) -> (Vec<String>, Vec<String>) {
-        let (t, missing) = self.select(patterns);
-        (t.iter().map(|t| t.name.clone()).collect(), missing)
+    /// The tasks matching `patterns`, for the calls that act on them: a bad pattern matches
+    /// nothing there ([`Registry::names`] says why it is bad; requests have had theirs checked
+    /// by the core already).
+    fn select(&self, patterns: &[String]) -> (Vec<Arc<Task>>, Vec<String>) {
+        self.try_select(patterns).unwrap_or_default()
+    }
+
+    /// The names of the tasks matching `patterns` (all when empty) and the patterns that
+    /// matched none, or why a pattern is bad.
+    pub fn names(&self, patterns: &[String]) -> Result<(Vec<String>, Vec<String>), String> {
+        let (t, missing) = self.try_select(patterns)?;
+        Ok((t.iter().map(|t| t.name.clone()).collect(), missing))
     }
 
     /// Starts the matching tasks that are not running; returns their names.
@@ -667,7 +672,15 @@ mod tests {
         assert_eq!(s.error.as_deref(), Some("cannot save"));
         assert_eq!(s.traceback, vec!["disk gone"]);
         assert_eq!(reg.delete(&p("blink@*")), vec!["blink@1", "blink@2"]);
-        assert_eq!(reg.names(&[]).0, vec!["blink", "other", "save"]);
+        assert_eq!(reg.names(&[]).unwrap().0, vec!["blink", "other", "save"]);
+        let (hits, missing) = reg.names(&p("nope*")).unwrap();
+        assert!(hits.is_empty() && missing == p("nope*"));
+        let bad = reg.names(&p("blink[")).unwrap_err();
+        assert!(
+            bad.contains("blink["),
+            "a bad pattern is said, not missed: {bad}"
+        );
+        assert!(reg.start(&p("blink[")).is_empty());
     }
 
     #[tokio::test]
@@ -800,7 +813,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(runs.load(Ordering::SeqCst), after_delete);
-        assert!(reg.names(&[]).0.is_empty());
+        assert!(reg.names(&[]).unwrap().0.is_empty());
     }
 
     #[tokio::test]

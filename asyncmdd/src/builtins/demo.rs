@@ -6,20 +6,10 @@
 use std::time::Duration;
 
 use asyncmd_proto::Level;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
-use super::kwargs::duration;
+use super::kwargs::{duration, real};
 use super::Context;
-
-fn number(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<f64, String> {
-    match kwargs.get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .as_f64()
-            .filter(|x| x.is_finite() && (0.001..=1e9).contains(x))
-            .ok_or_else(|| format!("kwargs {key} must be a number from 0.001 to 1e9, not {v}")),
-    }
-}
 
 /// A tick every `every` that skips ticks missed during a stall rather than bursting.
 fn ticker(every: Duration) -> tokio::time::Interval {
@@ -44,7 +34,7 @@ pub async fn hello(mut ctx: Context) -> Result<(), String> {
             .as_f64()
             .filter(|x| *x >= 1.0)
             .ok_or_else(|| format!("args[0] must be an LED number, not {v}"))?,
-        None => number(&ctx.kwargs, "led", 1.0)?,
+        None => real(&ctx.kwargs, "led", 1.0)?,
     };
     let mut led = first as u32;
     let mut t = 0.0;
@@ -82,7 +72,7 @@ pub async fn world(mut ctx: Context) -> Result<(), String> {
 /// humidity (%) and pressure (hPa), publishes them as stats and logs the reading.
 pub async fn sensor(mut ctx: Context) -> Result<(), String> {
     let interval = duration(&ctx.kwargs, "interval", Duration::from_secs(5))?;
-    let seed = number(&ctx.kwargs, "seed", 3.0)?;
+    let seed = real(&ctx.kwargs, "seed", 3.0)?;
     let mut t = 0.0;
     let mut tick = ticker(interval);
     loop {

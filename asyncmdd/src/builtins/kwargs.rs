@@ -37,6 +37,17 @@ pub fn number(
     }
 }
 
+/// A number from 0.001 to 1e9 (a reading's offset, a scale), `default` when not given.
+pub fn real(kwargs: &Map<String, Value>, key: &str, default: f64) -> Result<f64, String> {
+    match kwargs.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .filter(|x| x.is_finite() && (0.001..=1e9).contains(x))
+            .ok_or_else(|| format!("kwargs {key} must be a number from 0.001 to 1e9, not {v}")),
+    }
+}
+
 /// A span of time, `default` when not given: a number of seconds (`0.5`) or a duration as unit
 /// files write them (`"500ms"`, `"1m 30s"`), from a millisecond to 10 years.
 pub fn duration(

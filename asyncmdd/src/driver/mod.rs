@@ -1,12 +1,14 @@
 //! The driver: the one owner of the units' live state. Everything that happens to a unit comes
 //! to it as an input on one channel (a request and its reply, a process's exit, an
 //! sd_notify datagram, a watchdog's or health check's verdict, a timer) and is handled there, one
-//! at a time and without waiting: it feeds the unit's lifecycle (`asyncmd_core::lifecycle`) the event, publishes the new
-//! state, and carries out the effects (journal lines, signals, spawns, replies, timers). It is
-//! the only place that spawns: a unit's process and the monitor that reaps it, the capture of
-//! its output, its watchdog and health check, its scheduler, a builtin service's task, and the
-//! timers that come back to it as inputs. Those tasks own no state: they report what they see
-//! as inputs. The modules below it (process, sd_notify, health, capture, schedule, unit_file,
+//! at a time and without waiting: it feeds the unit's lifecycle (`asyncmd_core::lifecycle`) the
+//! event, publishes the new state, and carries out the effects (journal lines, signals, spawns,
+//! replies, timers). It is the only place a unit's work is spawned: its process and the monitor
+//! that reaps it, the capture of its output, its watchdog and health check, its scheduler, a
+//! builtin service's task, and the timers that come back to it as inputs. Those tasks own no
+//! state: they report what they see as inputs. The traceable tasks of an application are not
+//! units: [`crate::task_runtime`] is their driver, over the same core lifecycle, table and
+//! scheduler. The modules below it (process, sd_notify, health, capture, schedule, unit_file,
 //! services_config, control_socket, task_runtime, builtins) do not know it.
 //!
 //! Each unit has a [`Unit`]: its name and what the driver publishes of it (its definition and
