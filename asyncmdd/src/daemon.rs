@@ -307,6 +307,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 &format!("cannot tell the service manager we are ready: {e}"),
             );
         }
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        match crate::trim::page_out_code() {
+            Ok(t) => journal.log(
+                me,
+                Level::Info,
+                &format!(
+                    "Start-up code paged out: file-backed memory {:.1} MiB -> {:.1} MiB",
+                    mib(t.before),
+                    mib(t.after)
+                ),
+            ),
+            Err(e) => journal.log(
+                me,
+                Level::Info,
+                &format!("Start-up code left in memory: {e}"),
+            ),
+        }
     };
     // Under systemd with WatchdogSec=: ping at half the interval it asked for.
     let manager_watchdog = sd_notify::manager_watchdog().map(|every| {

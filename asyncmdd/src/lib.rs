@@ -24,6 +24,7 @@ pub mod sd_notify;
 pub mod services_config;
 pub mod task_runtime;
 pub mod tracing_journal;
+pub mod trim;
 pub mod unit_file;
 
 pub use host::{serve, standalone};
