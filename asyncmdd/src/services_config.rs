@@ -242,11 +242,7 @@ impl ServicesConfig {
         if let Some(why) = &self.unknown {
             return Err(why.clone());
         }
-        match self
-            .entries
-            .get(short_name(unit))
-            .or_else(|| self.entries.get(unit))
-        {
+        match lookup(unit, |k| self.entries.get(k)) {
             Some(entry) => entry.clone(),
             None => Ok(ServiceConfig::default_enabled()),
         }
@@ -281,7 +277,13 @@ pub fn written(path: &Path) -> Result<Map<String, Value>, String> {
 
 /// The entry of `unit` (`hello.service`) among `entries`, under its short name or its full one.
 pub fn entry_of<'a>(entries: &'a Map<String, Value>, unit: &str) -> Option<&'a Value> {
-    entries.get(short_name(unit)).or_else(|| entries.get(unit))
+    lookup(unit, |k| entries.get(k))
+}
+
+/// The entry of `unit` that `get` finds: under its short name, else its full one. The one
+/// place the naming rule of entries is applied, whatever holds them.
+fn lookup<T>(unit: &str, get: impl Fn(&str) -> Option<T>) -> Option<T> {
+    get(short_name(unit)).or_else(|| get(unit))
 }
 
 /// Where the last good copy of `config` is kept: `.NAME.last-good` beside it.
@@ -425,7 +427,7 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
     let token = format!("asyncmd-placeholder-{}-{}", std::process::id(), now_nanos());
     let mark = |i: usize| jsonc_parser::cst::CstInputValue::String(format!("{token}-{i}"));
     let mut values: Vec<String> = Vec::new();
-    match obj.get(stem).or_else(|| obj.get(unit)) {
+    match lookup(unit, |k| obj.get(k)) {
         Some(prop) => {
             let Some(entry) = prop.object_value() else {
                 return Err(fail(format!(
@@ -498,7 +500,7 @@ pub fn edit(path: &Path, unit: &str, changes: &[(&str, Value)]) -> Result<(), Co
     // `hello` and `hello.service` both naming one unit: the CST edits one, a reader may
     // take the other. Say so.
     let raw: Value = serde_json::from_str(&new_text).map_err(|e| fail(e.to_string()))?;
-    let took = raw.get(stem).or_else(|| raw.get(unit));
+    let took = lookup(unit, |k| raw.get(k));
     if changes
         .iter()
         .any(|(k, v)| took.and_then(|e| e.get(k)) != Some(v).filter(|v| !v.is_null()))
