@@ -22,6 +22,7 @@ pub mod reload;
 pub mod schedule;
 pub mod sd_notify;
 pub mod services_config;
+pub mod spawn;
 pub mod task_runtime;
 pub mod tracing_journal;
 pub mod trim;

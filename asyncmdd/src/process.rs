@@ -7,8 +7,9 @@
 //! children, and [`reap_orphans`] collects those that end, never a child tokio waits for
 //! (those are registered at spawn, under the same lock the reaper takes).
 
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 
 use asyncmd_proto::ExitResult;
 use std::collections::BTreeSet;
@@ -33,7 +34,9 @@ pub fn argv(exec: &[String], config: &ServiceConfig) -> Vec<String> {
 /// Children spawned through [`spawn_registered`], which tokio reaps itself.
 static OWN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
-fn own() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
+/// The registry of children tokio or a pidfd waits for; held while one is started, so the
+/// orphan reaper never takes a child before it is registered.
+pub(crate) fn own() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
     OWN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -373,57 +376,30 @@ pub fn spawn(
     tag: &str,
     extra: &[(String, String)],
     cgroup: Option<std::ffi::CString>,
-) -> std::io::Result<Child> {
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
-        .envs(&unit.env)
-        .envs(config.env())
-        .env("ASYNCMD_UNIT", &unit.name)
-        .env(INVOCATION, tag)
-        .envs(OWNER_DIR.get().map(|o| (OWNER, o.clone())))
-        .env(DAEMON_PID, std::process::id().to_string())
-        .envs(extra.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    if let Some(dir) = &unit.workdir {
-        cmd.current_dir(dir);
+) -> std::io::Result<crate::spawn::Child> {
+    let os = |(k, v): (&str, &str)| (OsString::from(k), OsString::from(v));
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| k != "WATCHDOG_USEC" && k != "WATCHDOG_PID")
+        .collect();
+    env.extend(unit.env.iter().map(|(k, v)| os((k, v))));
+    env.extend(config.env().iter().map(|(k, v)| os((k, v))));
+    env.push(os(("ASYNCMD_UNIT", &unit.name)));
+    env.push(os((INVOCATION, tag)));
+    env.extend(OWNER_DIR.get().map(|o| os((OWNER, o))));
+    env.push(os((DAEMON_PID, &std::process::id().to_string())));
+    env.extend(extra.iter().map(|(k, v)| os((k, v))));
+    crate::spawn::Launch {
+        program: argv[0].clone().into(),
+        argv: argv.iter().map(OsString::from).collect(),
+        env,
+        workdir: unit.workdir.clone(),
+        harden: crate::spawn::Harden {
+            cgroup,
+            daemon: nix::unistd::getpid().as_raw(),
+            limits: FD_LIMITS.get().copied().filter(|(s, h)| s < h),
+        },
     }
-    let limits = FD_LIMITS.get().copied().filter(|(s, h)| s < h);
-    let daemon = nix::unistd::getpid();
-    // SAFETY: between fork and exec only system calls run (open, write, prctl, setrlimit,
-    // getppid): nothing is allocated or locked.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Into the unit's cgroup before anything runs, so every process it makes is
-            // found there.
-            if let Some(procs) = &cgroup {
-                crate::cgroup::join(procs).map_err(std::io::Error::from)?;
-            }
-            // The service hears of the daemon's death (SIGTERM) rather than living on
-            // unsupervised. The signal follows the forking thread: the daemon's runtime is
-            // its main thread, which lives as long as it does.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
-            if nix::unistd::getppid() != daemon {
-                // The daemon died between fork and prctl.
-                return Err(std::io::Error::other("asyncmdd is gone"));
-            }
-            if let Some((soft, hard)) = limits {
-                nix::sys::resource::setrlimit(
-                    nix::sys::resource::Resource::RLIMIT_NOFILE,
-                    soft,
-                    hard,
-                )
-                .map_err(std::io::Error::from)?;
-            }
-            Ok(())
-        });
-    }
-    spawn_registered(&mut cmd)
+    .spawn()
 }
 
 /// The wire form of how a process ended.

@@ -821,13 +821,13 @@ impl Driver {
         sup: &Arc<Supervisor>,
         slot: &Arc<Unit>,
         spawn: Spawn,
-        mut child: tokio::process::Child,
+        mut child: crate::spawn::Child,
     ) {
         let Spawn {
             start, def, tag, ..
         } = spawn;
         let unit = def.unit.as_ref().expect("a loaded unit is started");
-        let pid = child.id().unwrap_or(0);
+        let pid = child.id();
         let notify = unit.kind == UnitType::Notify;
         let (run, fx) = slot.write(|l| {
             let fx = l.step(Event::Started {
@@ -841,11 +841,11 @@ impl Driver {
         sup.carry_out(slot, fx);
 
         let mut pipes = Vec::new();
-        if let Some(out) = child.stdout.take().and_then(|o| o.into_owned_fd().ok()) {
+        if let Some(out) = child.stdout.take() {
             let c = capture(out, sup.journal.clone(), slot.id, Level::Info, |_| {});
             pipes.push(sup.spawn_for(slot, Handler::Capture, c));
         }
-        if let Some(err) = child.stderr.take().and_then(|e| e.into_owned_fd().ok()) {
+        if let Some(err) = child.stderr.take() {
             let (inbox, s) = (sup.inbox.clone(), slot.clone());
             let tap = move |lines: &mut dyn Iterator<Item = Line<'_>>| {
                 // Only the last lines of a batch matter: keep slices until it ends.
