@@ -6,7 +6,8 @@ Rows (pick with --rows 1,3,...):
   1. the supervisor's PSS with 100 `sleep` services: /proc/PID/smaps_rollup summed over the
      manager's own processes (asyncmdd; runsvdir and every runsv; s6-svscan and every
      s6-supervise; supervisord), never the services;
-  2. `status` of one service as a whole process (hyperfine, no shell);
+  2. `status` of one service as a whole process (hyperfine, no shell), beside the floor of any
+     Rust client: a hello world built by the same toolchain;
   3. 1,000,000 lines of 60 bytes from a service, captured and written out to a file by the
      manager's own log path (asyncmdd's journal read by `asyncmjournal -F --lossless -o cat >
      file`, which like the peers' loggers holds the service back rather than lose a line;
@@ -276,6 +277,21 @@ class Bench:
             return json.load(open(js))["results"][0]["times"]
         finally:
             p.stop()
+
+    def client_floor(self, runs=1000):
+        """A Rust program that does nothing but print, built by the same toolchain as the
+        clients (release, dynamically linked as they are), timed as row 2 times them: the
+        start-up any Rust client pays before it does anything."""
+        d = self.setup.dir(f"hello-{self.tag()}")
+        with open(f"{d}/hello.rs", "w") as f:
+            f.write('fn main() { println!("hello"); }\n')
+        subprocess.run(["rustc", "-C", "opt-level=3", "-o", f"{d}/hello", f"{d}/hello.rs"],
+                       check=True)
+        js = f"{d}/hello.json"
+        subprocess.run(["hyperfine", "-N", "--warmup", "100", "--runs", str(runs),
+                        "--export-json", js, f"{d}/hello"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return json.load(open(js))["results"][0]["times"]
 
     # Row 3 -------------------------------------------------------------------------------
     def flood_script(self, d):
@@ -559,6 +575,10 @@ def main():
     if 2 in rows:
         row(2, "status of one service, whole process", lambda who, d: b.status(who, d), fmt_ms,
             True, "<= 1.0x runit", lambda o, p: o <= p["runit"])
+        floor = b.client_floor()
+        samples["2/floor"] = floor
+        print(f"   the floor of any Rust client: a hello world built by the same toolchain: "
+              f"{cell(floor, fmt_ms)[1]}")
     if 3 in rows:
         lost = {}
 
