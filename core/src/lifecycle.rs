@@ -397,12 +397,7 @@ impl Life {
         let mut text = match (state, task) {
             (UnitState::Stopped, true) => String::from("Stopped"),
             (UnitState::Stopped, false) => format!("Stopped ({})", self.result_text()),
-            // `to_string`, not `Display`, whose pretty-printing branch a board would carry.
-            (UnitState::Done, true) => format!(
-                "Done: result {}",
-                serde_json::to_string(self.value.as_ref().unwrap_or(&Value::Null))
-                    .unwrap_or_default()
-            ),
+            (UnitState::Done, true) => done_text(self.value.as_ref()),
             (UnitState::Done, false) => String::from("Finished (exit status 0)"),
             _ => format!("Failed: {}", self.failure_reason()),
         };
@@ -442,6 +437,20 @@ impl Life {
         let level = if failed { Level::Error } else { Level::Info };
         out.insert(0, Effect::Log(level, text));
     }
+}
+
+/// The journal line of a task's run that ended returning `value`.
+#[cfg(feature = "result-in-journal")]
+fn done_text(value: Option<&Value>) -> String {
+    // `to_string`, not `Display`, whose pretty-printing branch would come along.
+    let json = serde_json::to_string(value.unwrap_or(&Value::Null)).unwrap_or_default();
+    format!("Done: result {json}")
+}
+
+/// The journal line of a task's run that ended returning a value, which is in its status.
+#[cfg(not(feature = "result-in-journal"))]
+fn done_text(_: Option<&Value>) -> String {
+    String::from("Done (its result is in its status)")
 }
 
 #[cfg(test)]
@@ -744,7 +753,12 @@ mod tests {
             },
             &clock,
         );
-        assert_eq!(fx, vec![Effect::Log(Level::Info, "Done: result 42".into())]);
+        let text = if cfg!(feature = "result-in-journal") {
+            "Done: result 42"
+        } else {
+            "Done (its result is in its status)"
+        };
+        assert_eq!(fx, vec![Effect::Log(Level::Info, text.into())]);
         assert_eq!(life.value, Some(Value::from(42)));
         started(&mut life, &clock);
         assert_eq!(life.value, None);
