@@ -72,7 +72,7 @@ impl Agent {
                 level,
             } => self.entries(units, after_seq, lines, level, ENTRY_BYTES),
             other => match other.into_request() {
-                Some(req) => Reply::from_response(&control::answer_tasks(&Board(self), req).await),
+                Some(req) => Reply::from_response(control::answer_tasks(&Board(self), req).await),
                 None => Reply::Error {
                     code: ErrorCode::BadRequest,
                     message: "not a request".into(),

@@ -189,18 +189,18 @@ pub enum Stat {
     Object(Vec<(String, Stat)>),
 }
 
-impl From<&Value> for Stat {
-    fn from(v: &Value) -> Stat {
+impl From<Value> for Stat {
+    fn from(v: Value) -> Stat {
         match v {
             Value::Null => Stat::Null,
-            Value::Bool(b) => Stat::Bool(*b),
+            Value::Bool(b) => Stat::Bool(b),
             Value::Number(n) => match n.as_i64() {
                 Some(i) => Stat::Int(i),
                 None => Stat::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
-            Value::String(s) => Stat::Text(s.clone()),
+            Value::String(s) => Stat::Text(s),
             // Carried as structure, so a board never formats JSON text.
-            Value::Array(a) => Stat::List(a.iter().map(Stat::from).collect()),
+            Value::Array(a) => Stat::List(a.into_iter().map(Stat::from).collect()),
             Value::Object(m) => Stat::Object(stats_of(m)),
         }
     }
@@ -220,8 +220,8 @@ impl From<Stat> for Value {
     }
 }
 
-fn stats_of(m: &Map<String, Value>) -> Vec<(String, Stat)> {
-    m.iter().map(|(k, v)| (k.clone(), Stat::from(v))).collect()
+fn stats_of(m: Map<String, Value>) -> Vec<(String, Stat)> {
+    m.into_iter().map(|(k, v)| (k, Stat::from(v))).collect()
 }
 
 fn map_of(v: Vec<(String, Stat)>) -> Map<String, Value> {
@@ -267,29 +267,26 @@ pub struct TaskStatus {
     pub journal: Vec<Entry>,
 }
 
-impl From<&UnitStatus> for TaskStatus {
-    fn from(s: &UnitStatus) -> TaskStatus {
+impl From<UnitStatus> for TaskStatus {
+    fn from(s: UnitStatus) -> TaskStatus {
         TaskStatus {
-            name: s.name.clone(),
+            name: s.name,
             kind: s.kind,
             state: s.state,
             since_us: s.since_us,
             started_us: s.started_us,
             done_us: s.done_us,
-            error: s.error.clone(),
-            traceback: s.traceback.clone(),
+            error: s.error,
+            traceback: s.traceback,
             starts: s.starts,
-            last_exit: s.last_exit.clone(),
-            schedule: s
-                .schedule
-                .as_ref()
-                .map(|sc| (sc.spec.clone(), sc.last_us, sc.next_us)),
-            stats: stats_of(&s.stats),
-            args: s.args.iter().map(Stat::from).collect(),
-            kwargs: stats_of(&s.kwargs),
-            result: s.task_result.as_ref().map(Stat::from),
+            last_exit: s.last_exit,
+            schedule: s.schedule.map(|sc| (sc.spec, sc.last_us, sc.next_us)),
+            stats: stats_of(s.stats),
+            args: s.args.into_iter().map(Stat::from).collect(),
+            kwargs: stats_of(s.kwargs),
+            result: s.task_result.map(Stat::from),
             loop_info: s.loop_info,
-            journal: s.journal.clone(),
+            journal: s.journal,
         }
     }
 }
@@ -510,17 +507,14 @@ pub enum Reply {
 
 impl Reply {
     /// The link form of a board's `resp` to a socket request.
-    pub fn from_response(resp: &Response) -> Reply {
+    pub fn from_response(resp: Response) -> Reply {
         match resp {
             Response::Status { units, .. } => {
-                Reply::Status(units.iter().map(TaskStatus::from).collect())
+                Reply::Status(units.into_iter().map(TaskStatus::from).collect())
             }
-            Response::List { units, .. } => Reply::List(units.clone()),
-            Response::Actions { results } => Reply::Actions(results.clone()),
-            Response::Error { code, message } => Reply::Error {
-                code: *code,
-                message: message.clone(),
-            },
+            Response::List { units, .. } => Reply::List(units),
+            Response::Actions { results } => Reply::Actions(results),
+            Response::Error { code, message } => Reply::Error { code, message },
             _ => Reply::Error {
                 code: ErrorCode::Internal,
                 message: "the board has no link form for this answer".into(),
@@ -669,7 +663,7 @@ mod tests {
             }
             .into_status("pyboard")
         };
-        let wire = TaskStatus::from(&s);
+        let wire = TaskStatus::from(s.clone());
         let mut f = frame(&Reply::Status(vec![wire]));
         let end = f.len() - 1;
         let back: Reply = decode(&mut f[..end]).unwrap();
