@@ -1,7 +1,6 @@
 //! The names records are logged under: each unit or task name gets a small id once, so a record
 //! stores four bytes instead of its name.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -10,25 +9,36 @@ use super::ring::UnitId;
 /// The name table: ids handed out from 0 upwards, never reused.
 #[derive(Debug, Clone, Default)]
 pub struct Names {
+    /// The names, by id.
     list: Vec<String>,
-    ids: BTreeMap<String, UnitId>,
+    /// The ids in their names' order, to find a name by binary search: each name is kept
+    /// once, and a board carries no map for it.
+    by_name: Vec<UnitId>,
 }
 
 impl Names {
+    /// Where `name` is in `by_name`, or where it would go.
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.by_name
+            .binary_search_by(|id| self.list[id.index()].as_str().cmp(name))
+    }
+
     /// The id of `name`, if it has one.
     pub fn get(&self, name: &str) -> Option<UnitId> {
-        self.ids.get(name).copied()
+        self.find(name).ok().map(|at| self.by_name[at])
     }
 
     /// The id of `name`, registering it on first use.
     pub fn id(&mut self, name: &str) -> UnitId {
-        if let Some(id) = self.get(name) {
-            return id;
+        match self.find(name) {
+            Ok(at) => self.by_name[at],
+            Err(at) => {
+                let id = UnitId(self.list.len() as u32);
+                self.list.push(name.into());
+                self.by_name.insert(at, id);
+                id
+            }
         }
-        let id = UnitId(self.list.len() as u32);
-        self.list.push(name.into());
-        self.ids.insert(name.into(), id);
-        id
     }
 
     /// The name of `id`; `None` for an id this table never handed out.
@@ -69,6 +79,7 @@ impl UnitNames for Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
 
     #[test]
     fn ids_are_stable_and_dense() {
@@ -80,5 +91,26 @@ mod tests {
         assert_eq!(n.name(b), Some("@1"));
         assert_eq!(n.name(UnitId(9)), None);
         assert_eq!(n.len(), 2);
+    }
+
+    #[test]
+    fn every_name_is_found_whatever_the_order_they_came_in() {
+        let mut n = Names::default();
+        // 500 names in a scrambled order (a multiplier coprime to 500), each asked twice.
+        let names: Vec<String> = (0..500).map(|i| format!("u{}", i * 7 % 500)).collect();
+        let ids: Vec<UnitId> = names.iter().map(|name| n.id(name)).collect();
+        for (name, id) in names.iter().zip(&ids) {
+            assert_eq!(n.id(name), *id);
+            assert_eq!(n.get(name), Some(*id));
+            assert_eq!(n.name(*id), Some(name.as_str()));
+        }
+        assert_eq!(
+            ids.iter().map(|id| id.index()).collect::<Vec<_>>(),
+            (0..500).collect::<Vec<_>>()
+        );
+        for missing in ["", "u", "u500", "u01", "v1"] {
+            assert_eq!(n.get(missing), None, "{missing}");
+        }
+        assert_eq!(n.len(), 500);
     }
 }
