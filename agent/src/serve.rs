@@ -5,7 +5,6 @@
 //! error for a frame it could not read. Garbage and corrupt frames are answered with such an
 //! error and logged; the link resynchronises at the next frame.
 
-use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -115,7 +114,10 @@ impl Agent {
                 _ => 0,
             };
             let mut copy = Vec::new();
-            let mut picked = VecDeque::new();
+            // The entries picked are `picked[first..]`: the oldest go by moving `first` on,
+            // and the vector is compacted now and then (a deque would cost a board its code).
+            let mut picked = Vec::new();
+            let mut first = 0;
             let mut bytes = 0;
             let newest = lines.map(|n| n as usize);
             // Paging: where the next page starts, when this one ends before the ring does.
@@ -134,17 +136,21 @@ impl Agent {
                     let mut e = r.to_entry(filter.name(&st.names, r.unit));
                     truncate(&mut e.msg, budget / 2);
                     let size = entry_bytes(&e);
-                    if newest.is_none() && !picked.is_empty() && bytes + size > budget {
+                    if newest.is_none() && picked.len() > first && bytes + size > budget {
                         // It goes first on the next page.
                         stopped_at = Some(r.seq);
                         break 'pages;
                     }
                     bytes += size;
-                    picked.push_back(e);
+                    picked.push(e);
                     // The newest `lines` (and no more than a frame holds): the oldest go.
-                    while newest.is_some_and(|n| picked.len() > n) || bytes > budget {
-                        let old = picked.pop_front().expect("one at least");
-                        bytes -= entry_bytes(&old);
+                    while newest.is_some_and(|n| picked.len() - first > n) || bytes > budget {
+                        bytes -= entry_bytes(&picked[first]);
+                        first += 1;
+                    }
+                    if first > 32 && first * 2 > picked.len() {
+                        picked.drain(..first);
+                        first = 0;
                     }
                 }
             }
@@ -152,11 +158,12 @@ impl Agent {
             let clock = BoardClock {
                 wall_offset_us: st.wall_offset_us,
             };
+            picked.drain(..first);
             for e in picked.iter_mut() {
                 e.time_us = clock.fix(e.time_us);
             }
             Reply::Entries {
-                entries: picked.into(),
+                entries: picked,
                 missed,
                 next_seq,
             }

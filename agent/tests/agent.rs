@@ -333,6 +333,22 @@ fn paging_through_a_big_journal_loses_nothing_and_a_status_fits_a_frame() {
             .position(|w| *w == lines[0])
             .expect("a line logged");
         assert_eq!(lines, want[first..].to_vec());
+        // The newest 7 of flood's: exactly the last seven it logged, in order.
+        let reply = a
+            .answer(Ask::Journal {
+                units: vec!["flood".into()],
+                after_seq: None,
+                lines: Some(7),
+                level: None,
+            })
+            .await;
+        let Reply::Entries { entries, .. } = reply else {
+            panic!("{reply:?}")
+        };
+        let newest: Vec<String> = entries.into_iter().map(|e| e.msg).collect();
+        let done = newest.last().expect("seven lines").clone();
+        assert!(done.starts_with("Done"), "{newest:?}");
+        assert_eq!(newest[..6], want[294..].to_vec()[..], "{newest:?}");
         // The newest N at most, and a status with a big journal, still fit a frame.
         let reply = a
             .answer(Ask::Journal {
