@@ -21,6 +21,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
+use nix::errno::Errno;
 use nix::libc::{self, c_int, c_void};
 use tokio::io::unix::AsyncFd;
 
@@ -53,50 +54,28 @@ impl Harden {
     /// limits; an errno, or 0. Only system calls: it runs in a child that shares the daemon's
     /// memory.
     fn apply(&self) -> c_int {
-        // SAFETY: plain system calls on values owned by `self`, which outlives the child's use.
-        unsafe {
-            if let Some(procs) = &self.cgroup {
-                // Into the unit's cgroup before anything runs, so every process it makes is
-                // found there ("0" is the writer itself).
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return errno();
-                }
-                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-                let e = errno();
-                libc::close(fd);
-                if n != 1 {
-                    return e;
-                }
-            }
-            // The service hears of the daemon's death (SIGTERM) rather than living on
-            // unsupervised. The signal follows the thread that started it: the daemon's
-            // runtime is its main thread, which lives as long as it does.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
-                return errno();
-            }
-            if libc::getppid() != self.daemon {
-                // The daemon died between the start and the prctl.
-                return libc::ESRCH;
-            }
-            if let Some((soft, hard)) = self.limits {
-                let lim = libc::rlimit {
-                    rlim_cur: soft,
-                    rlim_max: hard,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return errno();
-                }
-            }
-        }
-        0
+        self.try_apply().err().map_or(0, |e| e as c_int)
     }
-}
 
-fn errno() -> c_int {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+    fn try_apply(&self) -> nix::Result<()> {
+        // Into the unit's cgroup before anything runs, so every process it makes is found there.
+        if let Some(procs) = &self.cgroup {
+            crate::cgroup::join(procs)?;
+        }
+        // The service hears of the daemon's death (SIGTERM) rather than living on
+        // unsupervised. The signal follows the thread that started it: the daemon's runtime is
+        // its main thread, which lives as long as it does.
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+        if nix::unistd::getppid().as_raw() != self.daemon {
+            // The daemon died between the start and the prctl.
+            return Err(Errno::ESRCH);
+        }
+        if let Some((soft, hard)) = self.limits {
+            use nix::sys::resource::{setrlimit, Resource};
+            setrlimit(Resource::RLIMIT_NOFILE, soft, hard)?;
+        }
+        Ok(())
+    }
 }
 
 /// A started service process: its PID, its output pipes, and its end to await.
@@ -162,7 +141,7 @@ fn reap(pid: u32, flags: c_int) -> io::Result<Option<ExitStatus>> {
         match r {
             0 => return Ok(None),
             r if r > 0 => return Ok(Some(ExitStatus::from_raw(status))),
-            _ if errno() == libc::EINTR => continue,
+            _ if Errno::last_raw() == libc::EINTR => continue,
             _ => return Err(io::Error::last_os_error()),
         }
     }
@@ -311,7 +290,7 @@ impl Launch {
                 &shared as *const Shared as *mut c_void,
                 &mut pidfd as *mut c_int,
             );
-            let e = errno();
+            let e = Errno::last_raw();
             libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
             if pid < 0 {
                 return Err(io::Error::from_raw_os_error(e));
@@ -401,7 +380,7 @@ fn before_exec(s: &Shared) -> c_int {
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
 
         if libc::setpgid(0, 0) != 0 {
-            return errno();
+            return Errno::last_raw();
         }
         let e = s.harden.apply();
         if e != 0 {
@@ -411,12 +390,12 @@ fn before_exec(s: &Shared) -> c_int {
         // source; dup2 clears close-on-exec on the copy.
         for (to, &from) in s.stdio.iter().enumerate() {
             if libc::dup2(from, to as c_int) < 0 {
-                return errno();
+                return Errno::last_raw();
             }
         }
         if let Some(dir) = s.workdir {
             if libc::chdir(dir.as_ptr()) != 0 {
-                return errno();
+                return Errno::last_raw();
             }
         }
         // As execvp: the next candidate when this one is not there or not ours to run.
@@ -424,7 +403,7 @@ fn before_exec(s: &Shared) -> c_int {
         let mut denied = false;
         for path in s.candidates {
             libc::execve(path.as_ptr(), s.argv, s.env);
-            err = errno();
+            err = Errno::last_raw();
             match err {
                 libc::EACCES => denied = true,
                 libc::ENOENT | libc::ENOTDIR => {}
