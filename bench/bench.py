@@ -270,11 +270,7 @@ class Bench:
             wait(f"`{cmd}` to succeed", lambda: subprocess.run(
                 cmd.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0,
                  timeout=60, every=0.1)
-            js = f"{self.work}/status-{tag}.json"
-            subprocess.run(["hyperfine", "-N", "--warmup", str(min(runs, 100)), "--runs", str(runs),
-                            "--export-json", js, cmd], check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-            return json.load(open(js))["results"][0]["times"]
+            return self.hyperfine(cmd, runs, f"{self.work}/status-{tag}.json")
         finally:
             p.stop()
 
@@ -287,10 +283,14 @@ class Bench:
             f.write('fn main() { println!("hello"); }\n')
         subprocess.run(["rustc", "-C", "opt-level=3", "-o", f"{d}/hello", f"{d}/hello.rs"],
                        check=True)
-        js = f"{d}/hello.json"
-        subprocess.run(["hyperfine", "-N", "--warmup", "100", "--runs", str(runs),
-                        "--export-json", js, f"{d}/hello"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self.hyperfine(f"{d}/hello", runs, f"{d}/hello.json")
+
+    @staticmethod
+    def hyperfine(cmd, runs, js):
+        """The times of `runs` runs of `cmd` as a whole process (no shell), after a warm-up."""
+        subprocess.run(["hyperfine", "-N", "--warmup", str(min(runs, 100)), "--runs", str(runs),
+                        "--export-json", js, cmd], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         return json.load(open(js))["results"][0]["times"]
 
     # Row 3 -------------------------------------------------------------------------------
