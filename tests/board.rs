@@ -144,6 +144,17 @@ fn status_stop_start_and_the_journal_of_the_board_through_the_real_clients() {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
         (v[0]["state"] == "running" && v[0]["starts"] == 2).then_some(())
     });
+    // A task's args, kwargs and stats, kept on the board in the link's form, read as JSON.
+    wait_for("blink and sensor to show their stats", || {
+        let o = b.ctl(&["status", "--json", "blink", "sensor"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let (blink, sensor) = (&v[0], &v[1]);
+        assert_eq!(blink["args"], serde_json::json!([2]), "{blink}");
+        assert_eq!(blink["kwargs"], serde_json::json!({"sleep": 1}), "{blink}");
+        let toggles = blink["stats"]["toggles"].as_u64()?;
+        let temp = sensor["stats"]["temp"].as_f64()?;
+        (toggles >= 1 && (15.0..30.0).contains(&temp)).then_some(())
+    });
     let o = b.ctl(&["stop", "nope"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let o = b.ctl(&["reload"]);

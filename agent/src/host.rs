@@ -1,5 +1,9 @@
 //! The agent as the core's control [`Host`]: a board has tasks and no units, so what needs unit
 //! files or a configuration keeps the trait's `unsupported` answers.
+//!
+//! A task's args, kwargs and stats are kept in the link's form ([`crate::Values`]), not as
+//! JSON: the serve loop puts them into a status answer ([`Agent::add_values`]), so that the
+//! status here leaves them empty.
 
 use alloc::string::String;
 use alloc::vec;
@@ -7,7 +11,7 @@ use alloc::vec::Vec;
 
 use asyncmd_core::control::{Host, Outcomes};
 use asyncmd_core::status;
-use asyncmd_proto::link::Reply;
+use asyncmd_proto::link::{Reply, Stat, TaskStatus};
 use asyncmd_proto::unit::{ScheduleStatus, UnitSummary};
 use asyncmd_proto::{Entry, UnitStatus, UnitType};
 use serde_json::{Map, Value};
@@ -43,9 +47,6 @@ impl Host for Board {
                 agent.with(|st| {
                     let slot = &st.slots[i];
                     UnitStatus {
-                        stats: slot.stats.clone(),
-                        args: def.args.clone(),
-                        kwargs: slot.kwargs.clone(),
                         schedule: def.schedule.map(|spec| ScheduleStatus {
                             spec: asyncmd_core::schedule::describe(&spec),
                             last_us: slot.schedule_last_us,
@@ -144,8 +145,26 @@ impl Host for Board {
         let Some(i) = self.index(task) else {
             return false;
         };
+        let kwargs = kwargs
+            .into_iter()
+            .map(|(k, v)| (k, Stat::from(v)))
+            .collect();
         self.0.with(|st| st.slots[i].kwargs = kwargs);
         true
+    }
+}
+
+impl Agent {
+    /// Puts the args, kwargs and stats of the task `status` is of into it.
+    pub(crate) fn add_values(&self, status: &mut TaskStatus) {
+        self.with(|st| {
+            let Some(&i) = st.table.get(&status.name) else {
+                return;
+            };
+            status.args = self.defs[i].args.clone();
+            status.kwargs = st.slots[i].kwargs.clone();
+            status.stats = st.slots[i].stats.clone();
+        });
     }
 }
 

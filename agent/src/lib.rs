@@ -32,13 +32,14 @@ use asyncmd_core::journal::{Names, Ring, TooSmall, UnitId};
 use asyncmd_core::lifecycle::{Effect, End, Event, Life};
 use asyncmd_core::schedule::{Deadline, Spec, Turn};
 use asyncmd_core::table::Table;
+use asyncmd_proto::link::Stat;
 use asyncmd_proto::Level;
 use chrono::{DateTime, Utc};
 use embassy_futures::select::{select, Either};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use host::Board;
 
@@ -49,6 +50,18 @@ pub type TaskFuture = Pin<Box<dyn Future<Output = TaskResult>>>;
 /// Makes a task's run from its context.
 pub type TaskFn = fn(Ctx) -> TaskFuture;
 
+/// Keyword arguments or stats: names and values in the link's form, in the order they were
+/// first set. A board keeps its values so, and carries no JSON map.
+pub type Values = Vec<(String, Stat)>;
+
+/// Sets `key` to `value` in `values`.
+fn set(values: &mut Values, key: &str, value: Stat) {
+    match values.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value,
+        None => values.push((key.into(), value)),
+    }
+}
+
 /// A task of the board.
 pub struct TaskDef {
     /// Its name (`blink`).
@@ -56,9 +69,9 @@ pub struct TaskDef {
     /// What it runs.
     pub run: TaskFn,
     /// Its arguments.
-    pub args: Vec<Value>,
-    /// Its keyword arguments (a request may change them for its next start).
-    pub kwargs: Map<String, Value>,
+    pub args: Vec<Stat>,
+    /// Its keyword arguments.
+    pub kwargs: Values,
     /// Start it at boot.
     pub start: bool,
     /// Run it on this schedule.
@@ -72,21 +85,21 @@ impl TaskDef {
             name,
             run,
             args: Vec::new(),
-            kwargs: Map::new(),
+            kwargs: Values::new(),
             start: false,
             schedule: None,
         }
     }
 
     /// With these arguments.
-    pub fn args(mut self, args: Vec<Value>) -> TaskDef {
+    pub fn args(mut self, args: Vec<Stat>) -> TaskDef {
         self.args = args;
         self
     }
 
     /// With the keyword argument `key`.
-    pub fn kwarg(mut self, key: &str, value: impl Into<Value>) -> TaskDef {
-        self.kwargs.insert(key.into(), value.into());
+    pub fn kwarg(mut self, key: &str, value: impl Into<Stat>) -> TaskDef {
+        set(&mut self.kwargs, key, value.into());
         self
     }
 
@@ -108,9 +121,9 @@ pub struct Ctx {
     agent: &'static Agent,
     index: usize,
     /// Its arguments.
-    pub args: Vec<Value>,
+    pub args: Vec<Stat>,
     /// Its keyword arguments, as they were when this run started.
-    pub kwargs: Map<String, Value>,
+    pub kwargs: Values,
 }
 
 impl Ctx {
@@ -125,23 +138,23 @@ impl Ctx {
     }
 
     /// Sets the stat `key` (shown under `Stats:` in status).
-    pub fn set_stat(&self, key: &str, value: impl Into<Value>) {
+    pub fn set_stat(&self, key: &str, value: impl Into<Stat>) {
         let value = value.into();
-        self.agent.with(|st| {
-            st.slots[self.index].stats.insert(key.into(), value);
-        });
+        self.agent
+            .with(|st| set(&mut st.slots[self.index].stats, key, value));
+    }
+
+    /// Keyword argument `key`.
+    pub fn kwarg(&self, key: &str) -> Option<&Stat> {
+        self.kwargs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// A number of seconds from kwargs (`sleep = 0.5`), in milliseconds, or `default_ms`.
     /// Computed in `f32`, which the Cortex-M4F does in hardware: 1 ms steps up to hours.
     pub fn kwarg_ms(&self, key: &str, default_ms: u64) -> u64 {
-        match self.kwargs.get(key) {
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(secs) => secs.saturating_mul(1000),
-                None => n
-                    .as_f64()
-                    .map_or(default_ms, |s| (s as f32 * 1000.0) as u64),
-            },
+        match self.kwarg(key) {
+            Some(&Stat::Int(secs)) => u64::try_from(secs).map_or(0, |s| s.saturating_mul(1000)),
+            Some(&Stat::Float(secs)) => (secs as f32 * 1000.0) as u64,
             _ => default_ms,
         }
     }
@@ -158,8 +171,8 @@ enum Cmd {
 struct Slot {
     id: UnitId,
     life: Life,
-    kwargs: Map<String, Value>,
-    stats: Map<String, Value>,
+    kwargs: Values,
+    stats: Values,
     /// When its last scheduled run was due, and its next one is (wall µs).
     schedule_last_us: Option<i64>,
     schedule_next_us: Option<i64>,
@@ -240,7 +253,7 @@ impl Agent {
                 id: names.id(d.name),
                 life: Life::new(Some(0)),
                 kwargs: d.kwargs.clone(),
-                stats: Map::new(),
+                stats: Values::new(),
                 schedule_last_us: None,
                 schedule_next_us: None,
             });

@@ -71,7 +71,14 @@ impl Agent {
                 level,
             } => self.entries(units, after_seq, lines, level, ENTRY_BYTES),
             other => match other.into_request() {
-                Some(req) => Reply::from_response(control::answer_tasks(&Board(self), req).await),
+                Some(req) => {
+                    let resp = control::answer_tasks(&Board(self), req).await;
+                    let mut reply = Reply::from_response(resp);
+                    if let Reply::Status(tasks) = &mut reply {
+                        tasks.iter_mut().for_each(|t| self.add_values(t));
+                    }
+                    reply
+                }
                 None => Reply::Error {
                     code: ErrorCode::BadRequest,
                     message: "not a request".into(),

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use asyncmd_agent::{Agent, Ctx, TaskDef, TaskFuture};
 use asyncmd_core::schedule::Spec;
-use asyncmd_proto::link::{Ask, Reply, TaskStatus};
+use asyncmd_proto::link::{Ask, Reply, Stat, TaskStatus};
 use asyncmd_proto::{ActionOutcome, Level, UnitState};
 use embassy_futures::select::{select, Either};
 use embassy_time::Timer;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 fn count(ctx: Ctx) -> TaskFuture {
     Box::pin(async move {
@@ -45,14 +45,12 @@ fn fails(_ctx: Ctx) -> TaskFuture {
 
 fn agent() -> &'static Agent {
     let ring: &'static mut [u8] = Box::leak(vec![0u8; 8 * 1024].into_boxed_slice());
-    let mut kw = Map::new();
-    kw.insert("sleep".into(), Value::from(0.005));
     let defs = vec![
         TaskDef {
             name: "count",
             run: count,
-            args: vec![Value::from(2)],
-            kwargs: kw,
+            args: vec![Stat::Int(2)],
+            kwargs: vec![("sleep".into(), Stat::Float(0.005))],
             start: true,
             schedule: None,
         },
@@ -60,7 +58,7 @@ fn agent() -> &'static Agent {
             name: "once",
             run: once,
             args: Vec::new(),
-            kwargs: Map::new(),
+            kwargs: Vec::new(),
             start: false,
             schedule: Some(
                 Spec::new(
@@ -75,7 +73,7 @@ fn agent() -> &'static Agent {
             name: "flood",
             run: flood,
             args: Vec::new(),
-            kwargs: Map::new(),
+            kwargs: Vec::new(),
             start: false,
             schedule: None,
         },
@@ -83,7 +81,7 @@ fn agent() -> &'static Agent {
             name: "fails",
             run: fails,
             args: Vec::new(),
-            kwargs: Map::new(),
+            kwargs: Vec::new(),
             start: false,
             schedule: None,
         },
@@ -148,7 +146,7 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
         let s = until(a, "count", "count to tick a few times", |s| {
             s.stats
                 .iter()
-                .any(|(k, v)| k == "n" && matches!(v, asyncmd_proto::link::Stat::Int(n) if *n >= 3))
+                .any(|(k, v)| k == "n" && matches!(v, Stat::Int(n) if *n >= 3))
         })
         .await;
         assert_eq!(s.state, UnitState::Running);
@@ -177,7 +175,13 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
             s.starts == 2 && s.state == UnitState::Running
         })
         .await;
-        assert_eq!(s.args, vec![asyncmd_proto::link::Stat::Int(2)]);
+        assert_eq!(s.args, vec![Stat::Int(2)]);
+        assert_eq!(s.kwargs, vec![("sleep".into(), Stat::Float(0.005))]);
+        assert!(
+            matches!(&s.stats[..], [(k, Stat::Int(_))] if k == "n"),
+            "{:?}",
+            s.stats
+        );
 
         // A failing task: its error, and the core's words for it.
         a.answer(Ask::Start {

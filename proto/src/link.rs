@@ -220,6 +220,74 @@ impl From<Stat> for Value {
     }
 }
 
+impl Stat {
+    /// The integer it is, if it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Stat::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The number it is, if it is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Stat::Int(i) => Some(i as f64),
+            Stat::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl From<bool> for Stat {
+    fn from(b: bool) -> Stat {
+        Stat::Bool(b)
+    }
+}
+
+impl From<i64> for Stat {
+    fn from(i: i64) -> Stat {
+        Stat::Int(i)
+    }
+}
+
+impl From<i32> for Stat {
+    fn from(i: i32) -> Stat {
+        Stat::Int(i.into())
+    }
+}
+
+impl From<u32> for Stat {
+    fn from(i: u32) -> Stat {
+        Stat::Int(i.into())
+    }
+}
+
+impl From<u64> for Stat {
+    /// Above `i64::MAX`, a float, as JSON would read it.
+    fn from(i: u64) -> Stat {
+        i64::try_from(i).map_or(Stat::Float(i as f64), Stat::Int)
+    }
+}
+
+impl From<f64> for Stat {
+    fn from(f: f64) -> Stat {
+        Stat::Float(f)
+    }
+}
+
+impl From<&str> for Stat {
+    fn from(s: &str) -> Stat {
+        Stat::Text(s.into())
+    }
+}
+
+impl From<String> for Stat {
+    fn from(s: String) -> Stat {
+        Stat::Text(s)
+    }
+}
+
 fn stats_of(m: Map<String, Value>) -> Vec<(String, Stat)> {
     m.into_iter().map(|(k, v)| (k, Stat::from(v))).collect()
 }
@@ -624,6 +692,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains(&format!("version {}", LINK_VERSION + 1)));
+    }
+
+    #[test]
+    fn a_board_value_reads_as_json_reads_it() {
+        assert_eq!(Stat::from(7u64), Stat::from(Value::from(7u64)));
+        assert_eq!(Stat::from(u64::MAX), Stat::from(Value::from(u64::MAX)));
+        assert_eq!(Stat::from(-3i32), Stat::Int(-3));
+        assert_eq!(Stat::from("on"), Stat::from(Value::from("on")));
+        assert_eq!(Stat::from(21.5).as_f64(), Some(21.5));
+        assert_eq!(
+            (Stat::Int(2).as_i64(), Stat::Int(2).as_f64()),
+            (Some(2), Some(2.0))
+        );
+        assert_eq!(
+            (Stat::Float(2.5).as_i64(), Stat::Null.as_f64()),
+            (None, None)
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use asyncmd_agent::{demo, Agent, Ctx, TaskDef, TaskFuture};
+use asyncmd_proto::link::Stat;
 use embassy_time::Timer;
-use serde_json::Value;
 use static_cell::{ConstStaticCell, StaticCell};
 
 /// Bytes of the journal ring.
@@ -41,7 +41,7 @@ static EXECUTOR: StaticCell<executor::Executor> = StaticCell::new();
 /// Toggles a simulated LED on the pin of its first argument, every `sleep` seconds.
 fn blink(ctx: Ctx) -> TaskFuture {
     Box::pin(async move {
-        let pin = ctx.args.first().and_then(Value::as_u64).unwrap_or(2);
+        let pin = ctx.args.first().and_then(Stat::as_i64).unwrap_or(2);
         let sleep_ms = ctx.kwarg_ms("sleep", 1000);
         let mut toggles = 0u64;
         loop {
@@ -80,7 +80,7 @@ fn sensor(ctx: Ctx) -> TaskFuture {
 fn tasks() -> Vec<TaskDef> {
     vec![
         TaskDef::new("blink", blink)
-            .args(vec![Value::from(2)])
+            .args(vec![Stat::Int(2)])
             .kwarg("sleep", 1)
             .at_boot(),
         TaskDef::new("sensor", sensor).at_boot(),

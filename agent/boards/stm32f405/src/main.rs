@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use asyncmd_agent::{demo, Agent, Ctx, TaskDef, TaskFuture};
+use asyncmd_proto::link::Stat;
 use embassy_executor::Spawner;
 use embassy_stm32::adc::{Adc, SampleTime, Temperature};
 use embassy_stm32::gpio::{Level, Output, Speed};
@@ -30,7 +31,6 @@ use embassy_stm32::{bind_interrupts, Peri};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_time::Timer;
-use serde_json::Value;
 use static_cell::{ConstStaticCell, StaticCell};
 
 /// Bytes of the journal ring.
@@ -69,7 +69,7 @@ fn blink(ctx: Ctx) -> TaskFuture {
         let led = ctx
             .args
             .first()
-            .and_then(Value::as_u64)
+            .and_then(Stat::as_i64)
             .unwrap_or(1)
             .clamp(1, 4) as usize;
         let sleep_ms = ctx.kwarg_ms("sleep", 1000);
@@ -125,7 +125,7 @@ fn watcher(ctx: Ctx) -> TaskFuture {
 fn tasks() -> Vec<TaskDef> {
     vec![
         TaskDef::new("blink", blink)
-            .args(vec![Value::from(1)])
+            .args(vec![Stat::Int(1)])
             .at_boot(),
         TaskDef::new("sensor", sensor).at_boot(),
         TaskDef::new("watcher", watcher).at_boot(),
