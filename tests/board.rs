@@ -153,7 +153,10 @@ fn status_stop_start_and_the_journal_of_the_board_through_the_real_clients() {
         assert_eq!(blink["kwargs"], serde_json::json!({"sleep": 1}), "{blink}");
         let toggles = blink["stats"]["toggles"].as_u64()?;
         let temp = sensor["stats"]["temp"].as_f64()?;
-        (toggles >= 1 && (15.0..30.0).contains(&temp)).then_some(())
+        // Sent in tenths (`Stat::Decimal`), it reads as the JSON `21.3` would.
+        let tenths = (temp * 10.0).round();
+        assert_eq!(temp, tenths / 10.0, "{sensor}");
+        (toggles >= 1 && (150.0..300.0).contains(&tenths)).then_some(())
     });
     let o = b.ctl(&["stop", "nope"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));

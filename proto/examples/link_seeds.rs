@@ -57,6 +57,7 @@ fn main() -> std::io::Result<()> {
         stats: vec![
             ("led".into(), Stat::Int(3)),
             ("t".into(), Stat::Float(21.5)),
+            ("temp".into(), Stat::Decimal(213, 1)),
             (
                 "pins".into(),
                 Stat::List(vec![Stat::Bool(true), Stat::Null, Stat::Text("x".into())]),

@@ -24,7 +24,7 @@ use crate::request::{ActionResult, ErrorCode, Request, Response};
 use crate::unit::{LoopInfo, ScheduleStatus, UnitState, UnitStatus, UnitSummary, UnitType};
 
 /// The link protocol's version; both ends refuse a frame of another.
-pub const LINK_VERSION: u16 = 3;
+pub const LINK_VERSION: u16 = 4;
 
 /// The most bytes a frame may take, decoded (message and CRC): a board's buffers are this big.
 pub const MAX_LINK_FRAME: usize = 2048;
@@ -187,6 +187,10 @@ pub enum Stat {
     List(Vec<Stat>),
     /// An object, its keys in order.
     Object(Vec<(String, Stat)>),
+    /// A fixed-point number, `.0 / 10^.1`: a reading in tenths is `Decimal(213, 1)`, 21.3. A
+    /// board without double-precision hardware hands its readings over so, and the host
+    /// divides (a float division in software costs a board 1 KiB of flash).
+    Decimal(i64, u8),
 }
 
 impl From<Value> for Stat {
@@ -216,6 +220,7 @@ impl From<Stat> for Value {
             Stat::Text(t) => Value::String(t),
             Stat::List(a) => Value::Array(a.into_iter().map(Value::from).collect()),
             Stat::Object(m) => Value::Object(map_of(m)),
+            Stat::Decimal(..) => s.as_f64().map_or(Value::Null, Value::from),
         }
     }
 }
@@ -234,6 +239,10 @@ impl Stat {
         match *self {
             Stat::Int(i) => Some(i as f64),
             Stat::Float(f) => Some(f),
+            // Exact powers of ten up to 10^22, so the quotient is rounded once.
+            Stat::Decimal(units, scale) => {
+                Some(units as f64 / (0..scale).fold(1.0, |d: f64, _| d * 10.0))
+            }
             _ => None,
         }
     }
@@ -709,6 +718,10 @@ mod tests {
             (Stat::Float(2.5).as_i64(), Stat::Null.as_f64()),
             (None, None)
         );
+        // A reading in tenths reads as the nearest double, as if written `21.3` in JSON.
+        assert_eq!(Value::from(Stat::Decimal(213, 1)), serde_json::json!(21.3));
+        assert_eq!(Value::from(Stat::Decimal(-5, 2)), serde_json::json!(-0.05));
+        assert_eq!(Stat::Decimal(7, 0).as_f64(), Some(7.0));
     }
 
     #[test]

@@ -68,8 +68,7 @@ fn sensor(ctx: Ctx) -> TaskFuture {
                 } else {
                     (40 - phase) * 2
                 };
-            let celsius = tenths as f64 / 10.0;
-            ctx.set_stat("temp", celsius);
+            ctx.set_stat("temp", Stat::Decimal(tenths, 1));
             ctx.info(&format!("temp {}.{} C", tenths / 10, tenths % 10));
             t += 1;
             Timer::after_millis(every_ms.max(1)).await;

@@ -100,7 +100,7 @@ fn sensor(ctx: Ctx) -> TaskFuture {
             // mV at a 3.3 V reference over 12 bits; tenths of a degree.
             let mv = i64::from(raw) * 3300 / 4095;
             let tenths = (mv - 760) * 10 * 10 / 25 + 250;
-            ctx.set_stat("temp", tenths as f64 / 10.0);
+            ctx.set_stat("temp", Stat::Decimal(tenths, 1));
             ctx.info(&format!("temp {}.{} C", tenths / 10, (tenths % 10).abs()));
             Timer::after_millis(every_ms.max(1)).await;
         }
