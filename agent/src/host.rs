@@ -29,6 +29,8 @@ impl Board {
 }
 
 impl Host for Board {
+    const UNITS: bool = false;
+
     fn units(&self) -> Vec<String> {
         Vec::new()
     }

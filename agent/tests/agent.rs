@@ -204,6 +204,16 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
             matches!(&r, Reply::Actions(v) if v[0].outcome == ActionOutcome::NoSuchUnit),
             "{r:?}"
         );
+        // A typo of a task's name gets the task it likely meant, from a board's tasks alone.
+        let r = a
+            .answer(Ask::Stop {
+                units: vec!["cuont".into()],
+            })
+            .await;
+        assert!(
+            matches!(&r, Reply::Actions(v) if v[0].message == "Unit cuont not found. Did you mean count?"),
+            "{r:?}"
+        );
     });
 }
 

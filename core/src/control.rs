@@ -67,6 +67,9 @@ pub struct Reloaded {
 // that spawns them (tokio) knows its own concrete futures are.
 #[allow(async_fn_in_trait)]
 pub trait Host {
+    /// Whether it has units at all. A board's agent has tasks only: what only units need is
+    /// left out of its answers, and of its firmware.
+    const UNITS: bool = true;
     /// The loaded units' names, in name order.
     fn units(&self) -> Vec<String>;
     /// The tasks' names, in name order.
@@ -679,15 +682,22 @@ pub fn missing_message<H: Host>(host: &H, pattern: &str) -> String {
     if is_glob(pattern) {
         return format!("No unit matches {pattern}.");
     }
-    let unloaded = host.unloaded();
-    if unloaded.contains(&unit_name(pattern)) {
-        return format!(
-            "Unit {pattern} not found. Its unit file is there but not loaded: asyncmctl load {pattern}"
-        );
-    }
-    let (units, tasks) = (host.units(), host.tasks());
-    let known = units.iter().chain(&tasks).chain(&unloaded);
-    match crate::suggest::nearest(pattern, known.map(String::as_str)) {
+    let tasks = host.tasks();
+    let tasks = tasks.iter().map(String::as_str);
+    let near = if H::UNITS {
+        let unloaded = host.unloaded();
+        if unloaded.contains(&unit_name(pattern)) {
+            return format!(
+                "Unit {pattern} not found. Its unit file is there but not loaded: asyncmctl load {pattern}"
+            );
+        }
+        let units = host.units();
+        let known = units.iter().chain(&unloaded).map(String::as_str);
+        crate::suggest::nearest(pattern, known.chain(tasks)).map(String::from)
+    } else {
+        crate::suggest::nearest(pattern, tasks).map(String::from)
+    };
+    match near {
         Some(n) => format!("Unit {pattern} not found. Did you mean {n}?"),
         None => format!("Unit {pattern} not found."),
     }
