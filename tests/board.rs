@@ -196,6 +196,8 @@ fn status_stop_start_and_the_journal_of_the_board_through_the_real_clients() {
     });
     let out = stdout(&b.ctl(&["status", "report"]));
     assert!(out.contains("result: "), "{out}");
+    // The board sends its schedule's parts; the host describes it as the daemon would.
+    assert!(out.contains("(first in 5s, every 10s)"), "{out}");
 }
 
 #[test]

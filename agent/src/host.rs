@@ -2,8 +2,9 @@
 //! files or a configuration keeps the trait's `unsupported` answers.
 //!
 //! A task's args, kwargs and stats are kept in the link's form ([`crate::Values`]), not as
-//! JSON: the serve loop puts them into a status answer ([`Agent::add_values`]), so that the
-//! status here leaves them empty.
+//! JSON, and its schedule goes as its parts, for the host to describe: the serve loop puts
+//! them into a status answer ([`Agent::add_values`]), so that the status here leaves them
+//! empty.
 
 use alloc::string::String;
 use alloc::vec;
@@ -11,12 +12,12 @@ use alloc::vec::Vec;
 
 use asyncmd_core::control::{Host, Outcomes};
 use asyncmd_core::status;
-use asyncmd_proto::link::{Reply, Stat, TaskStatus};
-use asyncmd_proto::unit::{ScheduleStatus, UnitSummary};
+use asyncmd_proto::link::{LinkSpec, Reply, Stat, TaskStatus};
+use asyncmd_proto::unit::UnitSummary;
 use asyncmd_proto::{Entry, UnitStatus, UnitType};
 use serde_json::{Map, Value};
 
-use crate::Agent;
+use crate::{Agent, BoardClock};
 
 /// A board's agent as the host of requests.
 #[derive(Clone, Copy)]
@@ -48,14 +49,7 @@ impl Host for Board {
                 let def = &agent.defs[i];
                 agent.with(|st| {
                     let slot = &st.slots[i];
-                    UnitStatus {
-                        schedule: def.schedule.map(|spec| ScheduleStatus {
-                            spec: asyncmd_core::schedule::describe(&spec),
-                            last_us: slot.schedule_last_us,
-                            next_us: slot.schedule_next_us,
-                        }),
-                        ..status::of(def.name, "task", UnitType::Task, &slot.life, agent.board)
-                    }
+                    status::of(def.name, "task", UnitType::Task, &slot.life, agent.board)
                 })
             })
             .collect();
@@ -69,11 +63,6 @@ impl Host for Board {
                 .flatten()
             {
                 *t = clock.fix(*t);
-            }
-            if let Some(sc) = s.schedule.as_mut() {
-                for t in [&mut sc.last_us, &mut sc.next_us].into_iter().flatten() {
-                    *t = clock.fix(*t);
-                }
             }
         }
         out
@@ -157,15 +146,24 @@ impl Host for Board {
 }
 
 impl Agent {
-    /// Puts the args, kwargs and stats of the task `status` is of into it.
+    /// Puts the args, kwargs, stats and schedule of the task `status` is of into it.
     pub(crate) fn add_values(&self, status: &mut TaskStatus) {
         self.with(|st| {
             let Some(&i) = st.table.get(&status.name) else {
                 return;
             };
+            let slot = &st.slots[i];
             status.args = self.defs[i].args.clone();
-            status.kwargs = st.slots[i].kwargs.clone();
-            status.stats = st.slots[i].stats.clone();
+            status.kwargs = slot.kwargs.clone();
+            status.stats = slot.stats.clone();
+            let clock = BoardClock {
+                wall_offset_us: st.wall_offset_us,
+            };
+            let fix = |t: Option<i64>| t.map(|t| clock.fix(t));
+            status.schedule = self.defs[i].schedule.map(|spec| {
+                let last = fix(slot.schedule_last_us);
+                (LinkSpec::from(&spec), last, fix(slot.schedule_next_us))
+            });
         });
     }
 }

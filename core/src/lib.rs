@@ -12,7 +12,8 @@ extern crate alloc;
 
 pub mod clock;
 pub mod control;
-pub mod duration;
+/// Durations as people read them: the protocol's, as a schedule's description is written there.
+pub use asyncmd_proto::duration;
 pub mod journal;
 pub mod lifecycle;
 pub mod pattern;

@@ -2,8 +2,11 @@
 //! every ask and reply as the daemon and a board send them, which a fuzzer could not forge
 //! alone for their CRC. Run: `cargo run -p asyncmd-proto --example link_seeds -- DIR`.
 
-use asyncmd_proto::link::{encode, Ask, Reply, Stat, TaskStatus};
+use std::time::Duration;
+
+use asyncmd_proto::link::{encode, Ask, LinkSpec, Reply, Stat, TaskStatus};
 use asyncmd_proto::request::{ActionOutcome, ActionResult, ErrorCode};
+use asyncmd_proto::schedule::Spec;
 use asyncmd_proto::unit::{LoopInfo, UnitSummary};
 use asyncmd_proto::{Entry, Level, UnitState, UnitType};
 
@@ -53,7 +56,11 @@ fn main() -> std::io::Result<()> {
         traceback: vec!["Traceback".into()],
         starts: 2,
         last_exit: Some("exited 1".into()),
-        schedule: Some(("every 1s".into(), Some(1), Some(2))),
+        schedule: Some((
+            LinkSpec::from(&Spec::new(None, Some(Duration::from_secs(1)), Some("07:30")).unwrap()),
+            Some(1),
+            Some(2),
+        )),
         stats: vec![
             ("led".into(), Stat::Int(3)),
             ("t".into(), Stat::Float(21.5)),

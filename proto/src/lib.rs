@@ -9,10 +9,12 @@
 
 extern crate alloc;
 
+pub mod duration;
 pub mod frame;
 pub mod journal;
 pub mod link;
 pub mod request;
+pub mod schedule;
 pub mod unit;
 
 #[cfg(feature = "std")]

@@ -14,6 +14,9 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use core::time::Duration;
+
+use chrono::{DateTime, FixedOffset, NaiveTime, Timelike};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::journal::{Entry, Level};
 use crate::request::{ActionResult, ErrorCode, Request, Response};
+use crate::schedule::{describe, At, Spec};
 use crate::unit::{LoopInfo, ScheduleStatus, UnitState, UnitStatus, UnitSummary, UnitType};
 
 /// The link protocol's version; both ends refuse a frame of another.
@@ -305,6 +309,85 @@ fn map_of(v: Vec<(String, Stat)>) -> Map<String, Value> {
     v.into_iter().map(|(k, s)| (k, Value::from(s))).collect()
 }
 
+/// A board's schedule on the link: its keys as numbers, so that the host describes it (the
+/// description would cost a board 1.1 KiB of flash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSpec {
+    /// `start_in`.
+    pub start_in: Option<Duration>,
+    /// `every`.
+    pub every: Option<Duration>,
+    /// `at`.
+    pub at: Option<LinkAt>,
+}
+
+/// The `at` of a schedule on the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkAt {
+    /// Every day at this time of day.
+    Daily {
+        /// Seconds after midnight.
+        secs: u32,
+        /// And nanoseconds.
+        nanos: u32,
+    },
+    /// Once, at this instant.
+    Once {
+        /// µs since the Unix epoch.
+        us: i64,
+        /// Its UTC offset as written, in seconds.
+        offset_s: i32,
+    },
+}
+
+impl From<&Spec> for LinkSpec {
+    fn from(spec: &Spec) -> LinkSpec {
+        LinkSpec {
+            start_in: spec.start_in,
+            every: spec.every,
+            at: spec.at.map(|at| match at {
+                At::Daily(t) => LinkAt::Daily {
+                    secs: t.num_seconds_from_midnight(),
+                    nanos: t.nanosecond(),
+                },
+                At::Once(i) => LinkAt::Once {
+                    us: i.timestamp_micros(),
+                    offset_s: i.offset().local_minus_utc(),
+                },
+            }),
+        }
+    }
+}
+
+impl LinkSpec {
+    /// The schedule it is; None when a part is out of range (a time of day past midnight).
+    pub fn to_spec(&self) -> Option<Spec> {
+        let at = match self.at {
+            None => None,
+            Some(LinkAt::Daily { secs, nanos }) => Some(At::Daily(
+                NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos)?,
+            )),
+            Some(LinkAt::Once { us, offset_s }) => Some(At::Once(
+                DateTime::from_timestamp_micros(us)?
+                    .with_timezone(&FixedOffset::east_opt(offset_s)?),
+            )),
+        };
+        Some(Spec {
+            start_in: self.start_in,
+            every: self.every,
+            at,
+        })
+    }
+
+    /// How it reads to a person: as the daemon writes a schedule (`first in 5s, every 10s`).
+    pub fn describe(&self) -> String {
+        match self.to_spec() {
+            Some(spec) => describe(&spec),
+            None => String::from("(a schedule out of range)"),
+        }
+    }
+}
+
 /// A task's status on the link: the fields of [`UnitStatus`] a board has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskStatus {
@@ -328,8 +411,8 @@ pub struct TaskStatus {
     pub starts: u32,
     /// Why the last failed run failed.
     pub last_exit: Option<String>,
-    /// Its schedule.
-    pub schedule: Option<(String, Option<i64>, Option<i64>)>,
+    /// Its schedule, and when its last run was due and its next one is.
+    pub schedule: Option<(LinkSpec, Option<i64>, Option<i64>)>,
     /// Stats it set.
     pub stats: Vec<(String, Stat)>,
     /// Its arguments.
@@ -357,7 +440,8 @@ impl From<UnitStatus> for TaskStatus {
             traceback: s.traceback,
             starts: s.starts,
             last_exit: s.last_exit,
-            schedule: s.schedule.map(|sc| (sc.spec, sc.last_us, sc.next_us)),
+            // A status has its schedule as text; a board puts in the parts it has.
+            schedule: None,
             stats: stats_of(s.stats),
             args: s.args.into_iter().map(Stat::from).collect(),
             kwargs: stats_of(s.kwargs),
@@ -406,7 +490,7 @@ impl TaskStatus {
             schedule: self
                 .schedule
                 .map(|(spec, last_us, next_us)| ScheduleStatus {
-                    spec,
+                    spec: spec.describe(),
                     last_us,
                     next_us,
                 }),
@@ -726,6 +810,12 @@ mod tests {
 
     #[test]
     fn a_status_crosses_the_link_as_it_was() {
+        let daily = Spec::new(
+            Some(Duration::from_secs(2)),
+            Some(Duration::from_secs(3600)),
+            Some("07:30"),
+        )
+        .unwrap();
         let mut stats = Map::new();
         stats.insert("temp".into(), Value::from(21.5));
         stats.insert("toggles".into(), Value::from(3));
@@ -748,7 +838,7 @@ mod tests {
                 traceback: vec![],
                 starts: 2,
                 last_exit: None,
-                schedule: Some(("every 1s".into(), None, Some(9))),
+                schedule: Some((LinkSpec::from(&daily), None, Some(9))),
                 stats: vec![],
                 args: vec![Stat::Int(2)],
                 kwargs: vec![("sleep".into(), Stat::Float(0.5))],
@@ -761,7 +851,15 @@ mod tests {
             }
             .into_status("pyboard")
         };
-        let wire = TaskStatus::from(s.clone());
+        assert_eq!(
+            s.schedule.as_ref().map(|sc| sc.spec.as_str()),
+            Some("first in 2s, at 07:30:00 daily, every 1h")
+        );
+        // A board puts in its schedule's parts; the rest comes from its status.
+        let wire = TaskStatus {
+            schedule: Some((LinkSpec::from(&daily), None, Some(9))),
+            ..TaskStatus::from(s.clone())
+        };
         let mut f = frame(&Reply::Status(vec![wire]));
         let end = f.len() - 1;
         let back: Reply = decode(&mut f[..end]).unwrap();
@@ -769,6 +867,30 @@ mod tests {
             panic!("not a status");
         };
         assert_eq!(units, vec![s]);
+    }
+
+    #[test]
+    fn a_schedule_crosses_the_link_as_its_parts() {
+        for at in [None, Some("07:30:15"), Some("2026-12-24T18:00:00.25+01:00")] {
+            let spec = Spec::new(Some(Duration::from_millis(1500)), None, at).unwrap();
+            let link = LinkSpec::from(&spec);
+            let mut f = frame(&link);
+            let end = f.len() - 1;
+            let back: LinkSpec = decode(&mut f[..end]).unwrap();
+            assert_eq!(back.to_spec(), Some(spec));
+            assert_eq!(back.describe(), describe(&spec));
+        }
+        // A board's nonsense is said to be so, not trusted.
+        let hostile = LinkSpec {
+            start_in: None,
+            every: None,
+            at: Some(LinkAt::Daily {
+                secs: 86_400 * 3,
+                nanos: 0,
+            }),
+        };
+        assert_eq!(hostile.to_spec(), None);
+        assert_eq!(hostile.describe(), "(a schedule out of range)");
     }
 
     #[test]

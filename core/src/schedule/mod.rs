@@ -11,11 +11,12 @@
 
 pub mod next;
 pub mod policy;
-pub mod spec;
 
+/// What a schedule says: the protocol's, so a host describes a board's schedule from its parts.
+pub use asyncmd_proto::schedule as spec;
+pub use asyncmd_proto::schedule::{describe, parse_at, At, Spec};
 pub use next::{after, first, next_daily};
 pub use policy::{Deadline, Turn};
-pub use spec::{describe, parse_at, At, Spec};
 
 #[cfg(test)]
 mod tests {
