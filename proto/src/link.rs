@@ -64,7 +64,10 @@ impl fmt::Display for LinkError {
             LinkError::Crc => f.write_str("corrupt link frame (CRC mismatch): dropped"),
             LinkError::Version { theirs } => write!(
                 f,
-                "the other end speaks link version {theirs}; this one speaks {LINK_VERSION}"
+                "the other end speaks link version {}; this one speaks {}",
+                // As u32: a board then formats no u16, whose code is its own.
+                u32::from(*theirs),
+                u32::from(LINK_VERSION)
             ),
             LinkError::Malformed(e) => write!(f, "malformed link message: {e}"),
             LinkError::Encode(e) => write!(f, "cannot encode link message: {e}"),

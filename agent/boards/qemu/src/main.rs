@@ -41,7 +41,9 @@ static EXECUTOR: StaticCell<executor::Executor> = StaticCell::new();
 /// Toggles a simulated LED on the pin of its first argument, every `sleep` seconds.
 fn blink(ctx: Ctx) -> TaskFuture {
     Box::pin(async move {
-        let pin = ctx.args.first().and_then(Stat::as_i64).unwrap_or(2);
+        let pin = ctx.args.first().and_then(Stat::as_i64);
+        // As u32: each integer type's formatting is its own code in flash.
+        let pin = pin.and_then(|p| u32::try_from(p).ok()).unwrap_or(2);
         let sleep_ms = ctx.kwarg_ms("sleep", 1000);
         let mut toggles = 0u64;
         loop {
@@ -59,7 +61,7 @@ fn blink(ctx: Ctx) -> TaskFuture {
 fn sensor(ctx: Ctx) -> TaskFuture {
     Box::pin(async move {
         let every_ms = ctx.kwarg_ms("interval", 2000);
-        let mut t: i64 = 0;
+        let mut t: u32 = 0;
         loop {
             let phase = t % 40;
             let tenths = 190
@@ -68,7 +70,7 @@ fn sensor(ctx: Ctx) -> TaskFuture {
                 } else {
                     (40 - phase) * 2
                 };
-            ctx.set_stat("temp", Stat::Decimal(tenths, 1));
+            ctx.set_stat("temp", Stat::Decimal(tenths.into(), 1));
             ctx.info(&format!("temp {}.{} C", tenths / 10, tenths % 10));
             t += 1;
             Timer::after_millis(every_ms.max(1)).await;

@@ -98,10 +98,13 @@ fn sensor(ctx: Ctx) -> TaskFuture {
                 return Err("no ADC".into());
             };
             // mV at a 3.3 V reference over 12 bits; tenths of a degree.
-            let mv = i64::from(raw) * 3300 / 4095;
+            // In i32, which the Cortex-M4 divides in hardware.
+            let mv = i32::from(raw) * 3300 / 4095;
             let tenths = (mv - 760) * 10 * 10 / 25 + 250;
-            ctx.set_stat("temp", Stat::Decimal(tenths, 1));
-            ctx.info(&format!("temp {}.{} C", tenths / 10, (tenths % 10).abs()));
+            ctx.set_stat("temp", Stat::Decimal(tenths.into(), 1));
+            let sign = if tenths < 0 { "-" } else { "" };
+            let t = tenths.unsigned_abs();
+            ctx.info(&format!("temp {sign}{}.{} C", t / 10, t % 10));
             Timer::after_millis(every_ms.max(1)).await;
         }
     })
