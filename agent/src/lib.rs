@@ -29,7 +29,7 @@ use core::pin::Pin;
 
 use asyncmd_core::clock::Clock;
 use asyncmd_core::journal::{Names, Ring, TooSmall, UnitId};
-use asyncmd_core::lifecycle::{Effect, End, Event, Life};
+use asyncmd_core::lifecycle::{Effect, End, Life};
 use asyncmd_core::schedule::{Deadline, Spec, Turn};
 use asyncmd_core::table::Table;
 use asyncmd_proto::link::Stat;
@@ -308,29 +308,32 @@ impl Agent {
         });
     }
 
-    /// Steps task `index`'s lifecycle, writes the journal lines it asks for, and tells its
-    /// runner to stop when it asks to end the run.
-    fn apply(&self, index: usize, event: Event) -> Vec<Effect> {
+    /// Steps task `index`'s lifecycle by `step` (a transition a task has: started, ended,
+    /// stop), writes the journal lines it asks for, and tells its runner to stop when it asks
+    /// to end the run.
+    fn apply(&self, index: usize, step: impl FnOnce(&mut Life, &BoardClock) -> Vec<Effect>) {
         let clock = self.clock();
-        let fx = self.with(|st| {
-            let fx = st.slots[index].life.step(event, &clock);
+        let fx = self.with(|st| step(&mut st.slots[index].life, &clock));
+        self.carry_out(index, fx, &clock);
+    }
+
+    /// What [`Agent::apply`] does with a step's effects (apart, so it is in flash once).
+    fn carry_out(&self, index: usize, fx: Vec<Effect>, clock: &BoardClock) {
+        let mut stop = false;
+        self.with(|st| {
             let id = st.slots[index].id;
-            let mut rest = Vec::new();
             for e in fx {
                 match e {
-                    Effect::Log(level, text) => push(st, &clock, id, level, &text),
-                    other => rest.push(other),
+                    Effect::Log(level, text) => push(st, clock, id, level, &text),
+                    Effect::Terminate | Effect::Kill => stop = true,
+                    // A task has no restart policy.
+                    Effect::ArmRestart { .. } => {}
                 }
             }
-            rest
         });
-        if fx
-            .iter()
-            .any(|e| matches!(e, Effect::Terminate | Effect::Kill))
-        {
+        if stop {
             self.cmds[index].signal(Cmd::Stop);
         }
-        fx
     }
 
     /// Asks task `index` to start, unless a run goes.
@@ -343,7 +346,7 @@ impl Agent {
     /// Asks task `index`'s run to stop.
     fn stop(&self, index: usize) {
         if self.with(|st| st.slots[index].life.state) == asyncmd_proto::UnitState::Running {
-            self.apply(index, Event::Stop);
+            self.apply(index, |life, clock| life.stop(clock));
         }
     }
 
@@ -367,13 +370,7 @@ impl Agent {
             };
             let run = (def.run)(ctx);
             self.with(|st| st.slots[index].stats.clear());
-            self.apply(
-                index,
-                Event::Started {
-                    ready: true,
-                    what: None,
-                },
-            );
+            self.apply(index, |life, clock| life.started(true, None, clock));
             let number = self.with(|st| st.slots[index].life.starts);
             let end = match select(run, self.until_stop(index)).await {
                 Either::First(Ok(v)) => End::Value(v),
@@ -386,15 +383,8 @@ impl Agent {
                     chain: Vec::new(),
                 },
             };
-            let restart = None;
-            self.apply(
-                index,
-                Event::Ended {
-                    run: number,
-                    end,
-                    restart,
-                },
-            );
+            // A task has no restart policy: it runs again when asked, or when it is due.
+            self.apply(index, |life, clock| life.ended(number, end, None, clock));
         }
     }
 

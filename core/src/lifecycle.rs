@@ -10,6 +10,7 @@
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -259,32 +260,7 @@ impl Life {
                 self.set(UnitState::Starting, clock);
                 self.waiting_for.clear();
             }
-            Event::Started { ready, what } => {
-                let state = if ready {
-                    UnitState::Running
-                } else {
-                    UnitState::Starting
-                };
-                self.set(state, clock);
-                self.waiting_for.clear();
-                self.started_us = self.since_us;
-                self.started_mono = Some(clock.mono_us());
-                self.done_us = None;
-                self.running = true;
-                self.result = None;
-                self.value = None;
-                self.error = None;
-                self.traceback.clear();
-                self.starts += 1;
-                self.stop_requested = false;
-                self.next_restart_us = None;
-                self.kill_reason = None;
-                let line = match what {
-                    Some(w) => format!("Started ({w})"),
-                    None => String::from("Started"),
-                };
-                out.push(Effect::Log(Level::Info, line));
-            }
+            Event::Started { ready, what } => return self.started(ready, what, clock),
             Event::StartFailed(msg) => {
                 self.waiting_for.clear();
                 self.set(UnitState::Failed, clock);
@@ -306,30 +282,8 @@ impl Life {
                     out.push(Effect::Kill);
                 }
             }
-            Event::Ended { run, end, restart } => self.ended(run, end, restart, clock, &mut out),
-            Event::Stop => match self.state {
-                UnitState::Restarting => {
-                    self.restart_gen += 1;
-                    self.next_restart_us = None;
-                    self.set(UnitState::Stopped, clock);
-                    out.push(Effect::Log(Level::Info, "Pending restart cancelled".into()));
-                }
-                UnitState::Waiting => {
-                    self.waiting_for.clear();
-                    self.cancels += 1;
-                    self.set(UnitState::Stopped, clock);
-                    out.push(Effect::Log(
-                        Level::Info,
-                        "Start cancelled while waiting for dependencies".into(),
-                    ));
-                }
-                UnitState::Running | UnitState::Stopping | UnitState::Starting if self.running => {
-                    self.stop_requested = true;
-                    self.set(UnitState::Stopping, clock);
-                    out.push(Effect::Terminate);
-                }
-                _ => {}
-            },
+            Event::Ended { run, end, restart } => return self.ended(run, end, restart, clock),
+            Event::Stop => return self.stop(clock),
             Event::StopFailed => {
                 self.stop_requested = false;
                 if self.state == UnitState::Stopping {
@@ -353,21 +307,84 @@ impl Life {
         out
     }
 
-    fn ended(
+    /// [`Event::Started`]: a driver that has only tasks calls this, [`Life::ended`] and
+    /// [`Life::stop`] directly, so that the events of units stay out of a board's firmware.
+    pub fn started(
+        &mut self,
+        ready: bool,
+        what: Option<String>,
+        clock: &impl Clock,
+    ) -> Vec<Effect> {
+        let state = if ready {
+            UnitState::Running
+        } else {
+            UnitState::Starting
+        };
+        self.set(state, clock);
+        self.waiting_for.clear();
+        self.started_us = self.since_us;
+        self.started_mono = Some(clock.mono_us());
+        self.done_us = None;
+        self.running = true;
+        self.result = None;
+        self.value = None;
+        self.error = None;
+        self.traceback.clear();
+        self.starts += 1;
+        self.stop_requested = false;
+        self.next_restart_us = None;
+        self.kill_reason = None;
+        let line = match what {
+            Some(w) => format!("Started ({w})"),
+            None => String::from("Started"),
+        };
+        vec![Effect::Log(Level::Info, line)]
+    }
+
+    /// [`Event::Stop`].
+    pub fn stop(&mut self, clock: &impl Clock) -> Vec<Effect> {
+        let fx = match self.state {
+            UnitState::Restarting => {
+                self.restart_gen += 1;
+                self.next_restart_us = None;
+                self.set(UnitState::Stopped, clock);
+                Effect::Log(Level::Info, "Pending restart cancelled".into())
+            }
+            UnitState::Waiting => {
+                self.waiting_for.clear();
+                self.cancels += 1;
+                self.set(UnitState::Stopped, clock);
+                Effect::Log(
+                    Level::Info,
+                    "Start cancelled while waiting for dependencies".into(),
+                )
+            }
+            UnitState::Running | UnitState::Stopping | UnitState::Starting if self.running => {
+                self.stop_requested = true;
+                self.set(UnitState::Stopping, clock);
+                Effect::Terminate
+            }
+            _ => return Vec::new(),
+        };
+        vec![fx]
+    }
+
+    /// [`Event::Ended`]: run `run` ended as `end`, under the restart policy `restart`.
+    pub fn ended(
         &mut self,
         run: u32,
         end: End,
         restart: Option<(Restart, Backoff)>,
         clock: &impl Clock,
-        out: &mut Vec<Effect>,
-    ) {
+    ) -> Vec<Effect> {
+        let mut out = Vec::new();
         if self.starts != run {
             // A later run already owns the state; this one's end is only history.
             out.push(Effect::Log(
                 Level::Warning,
                 format!("An earlier run (start #{run}) ended"),
             ));
-            return;
+            return out;
         }
         let condemned = self.kill_reason.take();
         let stopped = self.stop_requested;
@@ -436,6 +453,7 @@ impl Life {
         self.set(state, clock);
         let level = if failed { Level::Error } else { Level::Info };
         out.insert(0, Effect::Log(level, text));
+        out
     }
 }
 
@@ -790,6 +808,48 @@ mod tests {
         );
         assert_eq!(fx, vec![Effect::Log(Level::Info, "Stopped".into())]);
         assert_eq!(life.error, None);
+    }
+
+    #[test]
+    fn a_tasks_transitions_called_directly_are_steps() {
+        let (a, b) = (MockClock::new(0, 0), MockClock::new(0, 0));
+        let (mut by_step, mut direct) = (Life::new(None), Life::new(None));
+        let end = || End::Error {
+            message: "bad pin".into(),
+            chain: vec!["bad pin".into()],
+        };
+        for run in 1..=3 {
+            let what = Some(format!("run {run}"));
+            let (ready, what2) = (run != 2, what.clone());
+            let fx = by_step.step(Event::Started { ready, what }, &a);
+            assert_eq!(fx, direct.started(ready, what2, &b));
+            a.pass(5);
+            b.pass(5);
+            if run == 3 {
+                assert_eq!(by_step.step(Event::Stop, &a), direct.stop(&b));
+                assert_eq!(direct.state, UnitState::Stopping);
+            }
+            let fx = by_step.step(
+                Event::Ended {
+                    run,
+                    end: end(),
+                    restart: None,
+                },
+                &a,
+            );
+            assert_eq!(fx, direct.ended(run, end(), None, &b));
+            assert_eq!(
+                (
+                    by_step.state,
+                    by_step.since_us,
+                    &by_step.error,
+                    by_step.starts
+                ),
+                (direct.state, direct.since_us, &direct.error, direct.starts)
+            );
+        }
+        assert_eq!(direct.state, UnitState::Stopped);
+        assert_eq!(by_step.stop(&a), direct.stop(&b), "nothing to stop");
     }
 
     #[test]
