@@ -10,11 +10,11 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use asyncmd_core::control::{Host, Outcomes};
+use asyncmd_core::control::{Host, Outcomes, Verb};
 use asyncmd_core::status;
 use asyncmd_proto::link::{LinkSpec, Reply, Stat, TaskStatus};
 use asyncmd_proto::unit::UnitSummary;
-use asyncmd_proto::{Entry, UnitStatus, UnitType};
+use asyncmd_proto::{ActionResult, Entry, UnitStatus, UnitType};
 use serde_json::{Map, Value};
 
 use crate::{Agent, BoardClock};
@@ -130,6 +130,10 @@ impl Host for Board {
 
     async fn reset_failed(&self, _unit: &str) -> bool {
         false
+    }
+
+    async fn act_on_units(&self, _verb: Verb, _units: &[String]) -> Vec<ActionResult> {
+        Vec::new()
     }
 
     fn set_task_kwargs(&self, task: &str, kwargs: Map<String, Value>) -> bool {

@@ -178,6 +178,16 @@ pub trait Host {
     fn unloaded(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The units' part of a start, stop or restart request ([`act_on_units`]), for `units` it
+    /// listed. A runtime without units (a board) answers nothing here, so that its firmware
+    /// carries none of that part: an async method's code comes along whether or not its
+    /// branch can be taken, so only an override leaves it out.
+    async fn act_on_units(&self, verb: Verb, units: &[String]) -> Vec<ActionResult>
+    where
+        Self: Sized,
+    {
+        act_on_units(self, verb, units).await
+    }
 }
 
 /// The units and tasks a request's patterns name.
@@ -429,10 +439,14 @@ pub async fn answer_tasks<H: Host>(host: &H, req: Request) -> Response {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Verb {
+/// What a start, stop or restart request does to what it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// Start.
     Start,
+    /// Stop.
     Stop,
+    /// Stop, then start again.
     Restart,
 }
 
@@ -444,17 +458,6 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bool) 
         Ok(s) => s,
         Err(e) => return error(ErrorCode::BadRequest, e),
     };
-    // What goes down with them: the running units that require them, said by name.
-    let knock_on = match verb {
-        Verb::Start => Vec::new(),
-        Verb::Stop | Verb::Restart => host.dependents(&s.units),
-    };
-    let too = |requirement: &str| match verb {
-        Verb::Restart => format!(
-            "stopped too: it requires {requirement}; it starts again once that one is ready"
-        ),
-        _ => format!("stopped too: it requires {requirement}"),
-    };
     if dry_run {
         let word = match verb {
             Verb::Start => "would start",
@@ -463,8 +466,10 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bool) 
         };
         let mut results = not_found(host, s.missing);
         results.extend(s.units.iter().chain(&s.tasks).map(|n| ok(n, word)));
-        for (d, r) in &knock_on {
-            results.push(ok(d, &format!("would be {}", too(r))));
+        if H::UNITS {
+            for (d, r) in knock_on(host, verb, &s.units) {
+                results.push(ok(&d, &format!("would be {}", too(verb, &r))));
+            }
         }
         by_unit(&mut results);
         return Response::Actions { results };
@@ -476,13 +481,25 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bool) 
             Verb::Restart => host.restart_tasks(&s.tasks).await,
         }
     }
+    let mut results = not_found(host, s.missing);
+    results.extend(s.tasks.iter().map(|t| ok(t, "")));
+    if !s.units.is_empty() {
+        results.extend(host.act_on_units(verb, &s.units).await);
+    }
+    by_unit(&mut results);
+    Response::Actions { results }
+}
+
+/// The units' part of a start, stop or restart of `units`: each one's result, then the
+/// running units that went down with them ([`Host::act_on_units`]).
+pub async fn act_on_units<H: Host>(host: &H, verb: Verb, units: &[String]) -> Vec<ActionResult> {
+    let knocked = knock_on(host, verb, units);
     let outcomes = match verb {
-        Verb::Stop => stop(host, &s.units).await,
-        Verb::Start => start(host, &s.units).await,
+        Verb::Stop => stop(host, units).await,
+        Verb::Start => start(host, units).await,
         Verb::Restart => {
-            let mut stopped = stop(host, &s.units).await;
-            let again: Vec<String> = s
-                .units
+            let mut stopped = stop(host, units).await;
+            let again: Vec<String> = units
                 .iter()
                 .filter(|n| matches!(stopped.get(*n), Some(Ok(()))))
                 .cloned()
@@ -491,19 +508,36 @@ async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bool) 
             stopped
         }
     };
-    let mut results = not_found(host, s.missing);
-    for name in &s.units {
+    let mut results = Vec::new();
+    for name in units {
         results.push(match outcomes.get(name) {
             Some(Err(e)) => failed(name, e.clone()),
             _ => ok(name, ""),
         });
     }
-    results.extend(s.tasks.iter().map(|t| ok(t, "")));
-    for (d, r) in &knock_on {
-        results.push(ok(d, &too(r)));
+    for (d, r) in &knocked {
+        results.push(ok(d, &too(verb, r)));
     }
-    by_unit(&mut results);
-    Response::Actions { results }
+    results
+}
+
+/// What goes down with `units` when they stop: the running units that require them, each
+/// with the one it requires.
+fn knock_on<H: Host>(host: &H, verb: Verb, units: &[String]) -> Vec<(String, String)> {
+    match verb {
+        Verb::Start => Vec::new(),
+        Verb::Stop | Verb::Restart => host.dependents(units),
+    }
+}
+
+/// What a unit that went down with one it requires is told.
+fn too(verb: Verb, requirement: &str) -> String {
+    match verb {
+        Verb::Restart => format!(
+            "stopped too: it requires {requirement}; it starts again once that one is ready"
+        ),
+        _ => format!("stopped too: it requires {requirement}"),
+    }
 }
 
 async fn cat<H: Host>(host: &H, patterns: &[String]) -> Response {
