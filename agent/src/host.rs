@@ -2,9 +2,9 @@
 //! files or a configuration keeps the trait's `unsupported` answers.
 //!
 //! A task's args, kwargs and stats are kept in the link's form ([`crate::Values`]), not as
-//! JSON, and its schedule goes as its parts, for the host to describe: the serve loop puts
-//! them into a status answer ([`Agent::add_values`]), so that the status here leaves them
-//! empty.
+//! JSON; its schedule goes as its parts, for the host to describe; its last value is put in
+//! the link's form without a JSON copy. The serve loop puts them all into a status answer
+//! ([`Agent::add_values`]), so the status here leaves them empty.
 
 use alloc::string::String;
 use alloc::vec;
@@ -150,7 +150,7 @@ impl Host for Board {
 }
 
 impl Agent {
-    /// Puts the args, kwargs, stats and schedule of the task `status` is of into it.
+    /// Puts the args, kwargs, stats, schedule and last value of the task `status` is of into it.
     pub(crate) fn add_values(&self, status: &mut TaskStatus) {
         self.with(|st| {
             let Some(&i) = st.table.get(&status.name) else {
@@ -160,6 +160,7 @@ impl Agent {
             status.args = self.defs[i].args.clone();
             status.kwargs = slot.kwargs.clone();
             status.stats = slot.stats.clone();
+            status.result = slot.life.value.as_ref().map(Stat::from);
             let clock = BoardClock {
                 wall_offset_us: st.wall_offset_us,
             };

@@ -414,6 +414,7 @@ impl Task {
             args: self.args.clone(),
             kwargs: lock(&self.kwargs).clone(),
             loop_info: Some(self.counters.loop_info()),
+            task_result: live.life.value.clone(),
             ..status::of(&self.name, "task", UnitType::Task, &live.life, host)
         }
     }

@@ -12,7 +12,9 @@ use serde_json::Map;
 use crate::lifecycle::Life;
 
 /// The status of `name` (a `kind` loaded from `source`, on `host`) as its lifecycle `life`
-/// tells it; every field the lifecycle does not know is empty.
+/// tells it; every field the lifecycle does not know is empty, and so is the value of its last
+/// run (`task_result`): a host puts that in, in the form it carries it (the daemon as JSON, a
+/// board in its link's form), so that a board clones no JSON.
 pub fn of(name: &str, source: &str, kind: UnitType, life: &Life, host: &str) -> UnitStatus {
     UnitStatus {
         name: name.to_string(),
@@ -53,7 +55,7 @@ pub fn of(name: &str, source: &str, kind: UnitType, life: &Life, host: &str) -> 
         kwargs: Map::new(),
         journal: Vec::new(),
         host: host.to_string(),
-        task_result: life.value.clone(),
+        task_result: None,
         loop_info: None,
     }
 }
@@ -123,6 +125,7 @@ mod tests {
         assert_eq!(s.traceback, ["oops"]);
         assert_eq!(s.last_exit.as_deref(), Some("exit status 3: oops"));
         assert_eq!((s.host.as_str(), s.kind), ("box", UnitType::Runtime));
+        assert_eq!(s.task_result, None, "the host's to put in");
         let row = summary("a.service", UnitType::Runtime, false, true, &life, "A");
         assert_eq!((row.state, row.enabled), (UnitState::Failed, false));
     }

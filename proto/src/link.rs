@@ -200,20 +200,27 @@ pub enum Stat {
     Decimal(i64, u8),
 }
 
-impl From<Value> for Stat {
-    fn from(v: Value) -> Stat {
+impl From<&Value> for Stat {
+    fn from(v: &Value) -> Stat {
         match v {
             Value::Null => Stat::Null,
-            Value::Bool(b) => Stat::Bool(b),
+            Value::Bool(b) => Stat::Bool(*b),
             Value::Number(n) => match n.as_i64() {
                 Some(i) => Stat::Int(i),
                 None => Stat::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
-            Value::String(s) => Stat::Text(s),
+            Value::String(s) => Stat::Text(s.clone()),
             // Carried as structure, so a board never formats JSON text.
-            Value::Array(a) => Stat::List(a.into_iter().map(Stat::from).collect()),
+            Value::Array(a) => Stat::List(a.iter().map(Stat::from).collect()),
             Value::Object(m) => Stat::Object(stats_of(m)),
         }
+    }
+}
+
+impl From<Value> for Stat {
+    fn from(v: Value) -> Stat {
+        // By reference, so a board has the conversion once.
+        Stat::from(&v)
     }
 }
 
@@ -304,8 +311,8 @@ impl From<String> for Stat {
     }
 }
 
-fn stats_of(m: Map<String, Value>) -> Vec<(String, Stat)> {
-    m.into_iter().map(|(k, v)| (k, Stat::from(v))).collect()
+fn stats_of(m: &Map<String, Value>) -> Vec<(String, Stat)> {
+    m.iter().map(|(k, v)| (k.clone(), Stat::from(v))).collect()
 }
 
 fn map_of(v: Vec<(String, Stat)>) -> Map<String, Value> {
@@ -445,10 +452,10 @@ impl From<UnitStatus> for TaskStatus {
             last_exit: s.last_exit,
             // A status has its schedule as text; a board puts in the parts it has.
             schedule: None,
-            stats: stats_of(s.stats),
-            args: s.args.into_iter().map(Stat::from).collect(),
-            kwargs: stats_of(s.kwargs),
-            result: s.task_result.map(Stat::from),
+            stats: stats_of(&s.stats),
+            args: s.args.iter().map(Stat::from).collect(),
+            kwargs: stats_of(&s.kwargs),
+            result: s.task_result.as_ref().map(Stat::from),
             loop_info: s.loop_info,
             journal: s.journal,
         }

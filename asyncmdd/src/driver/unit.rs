@@ -421,6 +421,7 @@ impl Unit {
             loop_info: live.counters.as_ref().map(|c| c.loop_info()),
             cgroup: (self.cgroups.as_ref()).map(|cg| cg.dir(&self.name).display().to_string()),
             tasks,
+            task_result: live.life.value.clone(),
             ..status::of(&self.name, &def.source, kind, &live.life, host)
         }
     }
