@@ -10,7 +10,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use asyncmd_core::clock::Clock;
-use asyncmd_core::control;
+use asyncmd_core::control::{self, Verb};
 use asyncmd_core::journal::{records, Filter, Grep};
 use asyncmd_proto::link::{self, Ask, Deframer, LinkError, Reply, MAX_LINK_FRAME};
 use asyncmd_proto::{ErrorCode, JournalQuery, Level};
@@ -56,35 +56,33 @@ impl Agent {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request: status, list, start, stop and restart by the core's handlers of
+    /// them, as the daemon answers them.
     pub async fn answer(&'static self, ask: Ask) -> Reply {
-        match ask {
+        let board = Board(self);
+        let resp = match ask {
             Ask::Hello { host_wall_us } => {
                 let mono = self.clock().mono_us() as i64;
                 self.with(|st| st.wall_offset_us = host_wall_us.saturating_sub(mono));
-                self.hello()
+                return self.hello();
             }
             Ask::Journal {
                 units,
                 after_seq,
                 lines,
                 level,
-            } => self.entries(units, after_seq, lines, level, ENTRY_BYTES),
-            other => match other.into_request() {
-                Some(req) => {
-                    let resp = control::answer_tasks(&Board(self), req).await;
-                    let mut reply = Reply::from_response(resp);
-                    if let Reply::Status(tasks) = &mut reply {
-                        tasks.iter_mut().for_each(|t| self.add_values(t));
-                    }
-                    reply
-                }
-                None => Reply::Error {
-                    code: ErrorCode::BadRequest,
-                    message: "not a request".into(),
-                },
-            },
+            } => return self.entries(units, after_seq, lines, level, ENTRY_BYTES),
+            Ask::Status { patterns, lines } => control::status(&board, &patterns, lines).await,
+            Ask::List { patterns } => control::list(&board, &patterns).await,
+            Ask::Start { units } => control::act(&board, Verb::Start, &units, false).await,
+            Ask::Stop { units } => control::act(&board, Verb::Stop, &units, false).await,
+            Ask::Restart { units } => control::act(&board, Verb::Restart, &units, false).await,
+        };
+        let mut reply = Reply::from_response(resp);
+        if let Reply::Status(tasks) = &mut reply {
+            tasks.iter_mut().for_each(|t| self.add_values(t));
         }
+        reply
     }
 
     /// Journal entries after `after_seq` (or the newest `lines`), at most `budget` bytes of

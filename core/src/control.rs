@@ -394,32 +394,8 @@ pub async fn answer<H: Host>(host: &H, req: Request) -> Response {
 /// more calls [`answer`]).
 pub async fn answer_tasks<H: Host>(host: &H, req: Request) -> Response {
     match req {
-        Request::Status { patterns, lines } => {
-            match select(&host.units(), &host.tasks(), &patterns).await {
-                Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
-                    error(ErrorCode::NoSuchUnit, no_such(host, &s.missing))
-                }
-                Ok(s) => {
-                    let lines = lines.min(MAX_STATUS_LINES) as usize;
-                    Response::Status {
-                        units: host.status(&s.units, &s.tasks, lines).await,
-                        debug: host.debug(),
-                        missing: not_found(host, s.missing),
-                    }
-                }
-                Err(e) => error(ErrorCode::BadRequest, e),
-            }
-        }
-        Request::List { patterns } => match select(&host.units(), &host.tasks(), &patterns).await {
-            Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
-                error(ErrorCode::NoSuchUnit, no_such(host, &s.missing))
-            }
-            Ok(s) => Response::List {
-                units: host.list(&s.units, &s.tasks),
-                missing: not_found(host, s.missing),
-            },
-            Err(e) => error(ErrorCode::BadRequest, e),
-        },
+        Request::Status { patterns, lines } => status(host, &patterns, lines).await,
+        Request::List { patterns } => list(host, &patterns).await,
         Request::Debug { on } => {
             if let Some(on) = on {
                 host.set_debug(on);
@@ -439,6 +415,40 @@ pub async fn answer_tasks<H: Host>(host: &H, req: Request) -> Response {
     }
 }
 
+/// Answers a status request: the units and tasks `patterns` name (all when empty), each with
+/// its newest `lines` journal entries. A board's agent calls it (and [`list`], [`act`]) from
+/// its link's requests directly.
+pub async fn status<H: Host>(host: &H, patterns: &[String], lines: u32) -> Response {
+    match select(&host.units(), &host.tasks(), patterns).await {
+        Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
+            error(ErrorCode::NoSuchUnit, no_such(host, &s.missing))
+        }
+        Ok(s) => {
+            let lines = lines.min(MAX_STATUS_LINES) as usize;
+            Response::Status {
+                units: host.status(&s.units, &s.tasks, lines).await,
+                debug: host.debug(),
+                missing: not_found(host, s.missing),
+            }
+        }
+        Err(e) => error(ErrorCode::BadRequest, e),
+    }
+}
+
+/// Answers a list request: the rows of the units and tasks `patterns` name.
+pub async fn list<H: Host>(host: &H, patterns: &[String]) -> Response {
+    match select(&host.units(), &host.tasks(), patterns).await {
+        Ok(s) if s.units.is_empty() && s.tasks.is_empty() && !s.missing.is_empty() => {
+            error(ErrorCode::NoSuchUnit, no_such(host, &s.missing))
+        }
+        Ok(s) => Response::List {
+            units: host.list(&s.units, &s.tasks),
+            missing: not_found(host, s.missing),
+        },
+        Err(e) => error(ErrorCode::BadRequest, e),
+    }
+}
+
 /// What a start, stop or restart request does to what it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -450,7 +460,9 @@ pub enum Verb {
     Restart,
 }
 
-async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bool) -> Response {
+/// Answers a start, stop or restart (`verb`) of what `patterns` name; `dry_run` says what it
+/// would do.
+pub async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bool) -> Response {
     if patterns.is_empty() {
         return error(ErrorCode::BadRequest, "name at least one unit".into());
     }

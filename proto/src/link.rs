@@ -596,24 +596,6 @@ impl Ask {
             }
         })
     }
-
-    /// The socket request this asks for (a journal query is answered apart, so None).
-    pub fn into_request(self) -> Option<Request> {
-        Some(match self {
-            Ask::Status { patterns, lines } => Request::Status { patterns, lines },
-            Ask::List { patterns } => Request::List { patterns },
-            Ask::Start { units } => Request::Start { units },
-            Ask::Stop { units } => Request::Stop {
-                units,
-                dry_run: false,
-            },
-            Ask::Restart { units } => Request::Restart {
-                units,
-                dry_run: false,
-            },
-            Ask::Hello { .. } | Ask::Journal { .. } => return None,
-        })
-    }
 }
 
 fn request_name(r: &Request) -> &'static str {
