@@ -155,6 +155,10 @@ impl Ctx {
         match self.kwarg(key) {
             Some(&Stat::Int(secs)) => u64::try_from(secs).map_or(0, |s| s.saturating_mul(1000)),
             Some(&Stat::Float(secs)) => (secs as f32 * 1000.0) as u64,
+            Some(&Stat::Decimal(units, scale)) => {
+                let ms = u64::try_from(units).map_or(0, |u| u.saturating_mul(1000));
+                (0..scale).fold(ms, |ms, _| ms / 10)
+            }
             _ => default_ms,
         }
     }

@@ -75,8 +75,10 @@ impl Agent {
             Ask::Status { patterns, lines } => control::status(&board, &patterns, lines).await,
             Ask::List { patterns } => control::list(&board, &patterns).await,
             Ask::Start { units } => control::act(&board, Verb::Start, &units, false).await,
-            Ask::Stop { units } => control::act(&board, Verb::Stop, &units, false).await,
-            Ask::Restart { units } => control::act(&board, Verb::Restart, &units, false).await,
+            Ask::Stop { units, dry_run } => control::act(&board, Verb::Stop, &units, dry_run).await,
+            Ask::Restart { units, dry_run } => {
+                control::act(&board, Verb::Restart, &units, dry_run).await
+            }
         };
         let mut reply = Reply::from_response(resp);
         if let Reply::Status(tasks) = &mut reply {

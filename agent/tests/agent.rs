@@ -26,6 +26,10 @@ fn count(ctx: Ctx) -> TaskFuture {
 fn once(ctx: Ctx) -> TaskFuture {
     Box::pin(async move {
         ctx.log(Level::Warning, "once: ran");
+        // Seconds as each kind of number a kwarg may be, in milliseconds.
+        for key in ["int", "float", "decimal", "text"] {
+            ctx.set_stat(key, ctx.kwarg_ms(key, 7));
+        }
         Ok(Value::from(42))
     })
 }
@@ -58,7 +62,12 @@ fn agent() -> &'static Agent {
             name: "once",
             run: once,
             args: Vec::new(),
-            kwargs: Vec::new(),
+            kwargs: vec![
+                ("int".into(), Stat::Int(2)),
+                ("float".into(), Stat::Float(0.25)),
+                ("decimal".into(), Stat::Decimal(15, 1)),
+                ("text".into(), Stat::from("soon")),
+            ],
             start: false,
             schedule: Some(
                 Spec::new(
@@ -153,10 +162,24 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
         assert_eq!(s.journal.len(), 3, "the newest 3 lines: {:?}", s.journal);
         assert!(s.journal.iter().all(|e| e.msg.starts_with("tick ")));
 
+        // A dry run says what it would do, and does nothing.
+        let r = a
+            .answer(Ask::Stop {
+                units: vec!["count".into()],
+                dry_run: true,
+            })
+            .await;
+        assert!(
+            matches!(&r, Reply::Actions(v) if v[0].message == "would stop"),
+            "{r:?}"
+        );
+        assert_eq!(status(a, "count").await[0].state, UnitState::Running);
+
         // Stop, then start again: a second run.
         let r = a
             .answer(Ask::Stop {
                 units: vec!["count".into()],
+                dry_run: false,
             })
             .await;
         assert!(
@@ -198,6 +221,7 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
         let r = a
             .answer(Ask::Restart {
                 units: vec!["nope".into()],
+                dry_run: false,
             })
             .await;
         assert!(
@@ -208,6 +232,7 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
         let r = a
             .answer(Ask::Stop {
                 units: vec!["cuont".into()],
+                dry_run: false,
             })
             .await;
         assert!(
@@ -230,6 +255,20 @@ fn a_schedule_fires_and_the_journal_pages_from_a_sequence_number() {
         assert_eq!(spec.describe(), "first in 20ms, every 40ms");
         assert!(next.is_some());
         assert_eq!(s.result, Some(asyncmd_proto::link::Stat::Int(42)));
+        let ms: Vec<_> = s
+            .stats
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_i64()))
+            .collect();
+        assert_eq!(
+            ms,
+            [
+                ("int", Some(2000)),
+                ("float", Some(250)),
+                ("decimal", Some(1500)),
+                ("text", Some(7))
+            ]
+        );
 
         // The journal of `once`, from the start, then from where the last page ended.
         let page = |after_seq| {

@@ -1,7 +1,8 @@
 //! Request handling: a [`Request`] becomes a [`Response`] over a [`Host`], the trait for what a
-//! runtime can do. The local socket, a serial line and MQTT are only transports around
-//! [`answer`]; what a host cannot do at all it refuses as [`Unsupported`], and the answer says
-//! so instead of failing.
+//! runtime can do. The local socket and MQTT are only transports around [`answer`], and a
+//! board's serial line around the handlers it serves ([`status`], [`list`], [`act`]); what a
+//! host cannot do at all it refuses as [`Unsupported`], and the answer says so instead of
+//! failing.
 //!
 //! Here live the rules every transport shares: which units and tasks a pattern names (a name
 //! that is exactly a task's means the task only), what a pattern that matched nothing answers,
@@ -68,7 +69,8 @@ pub struct Reloaded {
 #[allow(async_fn_in_trait)]
 pub trait Host {
     /// Whether it has units at all. A board's agent has tasks only: what only units need is
-    /// left out of its answers, and of its firmware.
+    /// left out of its answers, and of its firmware. Such a runtime also answers
+    /// [`Host::act_on_units`] with nothing, as a const cannot leave out async code.
     const UNITS: bool = true;
     /// The loaded units' names, in name order.
     fn units(&self) -> Vec<String>;
@@ -389,9 +391,9 @@ pub async fn answer<H: Host>(host: &H, req: Request) -> Response {
     }
 }
 
-/// Answers the requests every runtime serves, a board's agent included: status, list, debug,
-/// start, stop and restart. Anything else is answered as unsupported (a runtime that serves
-/// more calls [`answer`]).
+/// Answers the requests every runtime serves: status, list, debug, start, stop and restart.
+/// Anything else is answered as unsupported (a runtime that serves more calls [`answer`]; a
+/// board's agent calls the handlers of what it serves directly).
 pub async fn answer_tasks<H: Host>(host: &H, req: Request) -> Response {
     match req {
         Request::Status { patterns, lines } => status(host, &patterns, lines).await,
@@ -486,6 +488,12 @@ pub async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bo
         by_unit(&mut results);
         return Response::Actions { results };
     }
+    // What goes down with them, as it stands before anything is done.
+    let knocked = if H::UNITS {
+        knock_on(host, verb, &s.units)
+    } else {
+        Vec::new()
+    };
     if !s.tasks.is_empty() {
         match verb {
             Verb::Start => host.start_tasks(&s.tasks),
@@ -498,14 +506,16 @@ pub async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bo
     if !s.units.is_empty() {
         results.extend(host.act_on_units(verb, &s.units).await);
     }
+    for (d, r) in &knocked {
+        results.push(ok(d, &too(verb, r)));
+    }
     by_unit(&mut results);
     Response::Actions { results }
 }
 
-/// The units' part of a start, stop or restart of `units`: each one's result, then the
-/// running units that went down with them ([`Host::act_on_units`]).
+/// The units' part of a start, stop or restart of `units`: each one's result
+/// ([`Host::act_on_units`]; what went down with them is said apart).
 pub async fn act_on_units<H: Host>(host: &H, verb: Verb, units: &[String]) -> Vec<ActionResult> {
-    let knocked = knock_on(host, verb, units);
     let outcomes = match verb {
         Verb::Stop => stop(host, units).await,
         Verb::Start => start(host, units).await,
@@ -526,9 +536,6 @@ pub async fn act_on_units<H: Host>(host: &H, verb: Verb, units: &[String]) -> Ve
             Some(Err(e)) => failed(name, e.clone()),
             _ => ok(name, ""),
         });
-    }
-    for (d, r) in &knocked {
-        results.push(ok(d, &too(verb, r)));
     }
     results
 }

@@ -2,9 +2,11 @@
 //! (state, effects)`, as s6-supervise's action table is.
 //!
 //! A [`Life`] holds what describes the runs of one unit or task (its state, the current run's
-//! number, how the last one ended, its restart bookkeeping); [`Life::step`] is the only thing
-//! that changes it. The driver feeds it what happened ([`Event`]) and carries out what it asks
-//! for ([`Effect`]): a journal line, a stop of the run's processes, a restart timer. A late
+//! number, how the last one ended, its restart bookkeeping); [`Life::step`] changes it, and so
+//! do the three transitions a task has, which are `step`'s own arms and may be called by name
+//! ([`Life::started`], [`Life::ended`], [`Life::stop`]: a board's agent does, so that the rest
+//! is not in its firmware). The driver feeds it what happened ([`Event`]) and carries out what
+//! it asks for ([`Effect`]): a journal line, a stop of the run's processes, a restart timer. A late
 //! event of an earlier run names its run number and is told apart here, once.
 
 use alloc::collections::VecDeque;

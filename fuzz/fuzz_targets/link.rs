@@ -1,7 +1,8 @@
 //! The serial link between the daemon and a board, on a noisy line: bytes of any kind are
 //! split into COBS frames, checked (CRC, version) and decoded as the board decodes asks and
-//! the host decodes replies. Nothing may panic, nothing past the frame limit is held, and a
-//! message that decodes encodes back to the same bytes.
+//! the host decodes replies, and the host reads a reply as it would show it. Nothing may
+//! panic, nothing past the frame limit is held, and a message that decodes encodes back to
+//! the same bytes.
 
 #![no_main]
 
@@ -15,15 +16,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let chunk = usize::from(chunk) + 1;
-    run::<(u16, Ask)>(bytes, chunk);
-    run::<(u16, Reply)>(bytes, chunk);
+    run::<(u16, Ask)>(bytes, chunk, |_| {});
+    // What a host makes of a board's reply: schedules described, decimals divided.
+    run::<(u16, Reply)>(bytes, chunk, |(_, reply)| {
+        let _ = reply.clone().into_response("board");
+    });
 });
 
-fn run<T: Serialize + DeserializeOwned>(bytes: &[u8], chunk: usize) {
+fn run<T: Serialize + DeserializeOwned>(bytes: &[u8], chunk: usize, read: impl Fn(&T)) {
     let mut deframer = Deframer::new();
     for part in bytes.chunks(chunk) {
         deframer.feed::<T>(part, |got| match got {
-            Ok(msg) => round_trip(&msg),
+            Ok(msg) => {
+                read(&msg);
+                round_trip(&msg)
+            }
             Err(LinkError::Encode(e)) => panic!("decoding reported an encode error: {e}"),
             Err(_) => {}
         });

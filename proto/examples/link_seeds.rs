@@ -28,8 +28,12 @@ fn main() -> std::io::Result<()> {
         },
         Ask::Stop {
             units: blink.clone(),
+            dry_run: false,
         },
-        Ask::Restart { units: blink },
+        Ask::Restart {
+            units: blink,
+            dry_run: true,
+        },
         Ask::Journal {
             units: vec!["b*".into()],
             after_seq: Some(7),

@@ -1,7 +1,10 @@
 //! Wire protocol of asyncmd: the requests clients send to `asyncmdd`, the responses and journal
 //! entries it sends back, and the newline-delimited JSON framing with its hard size limits.
 //!
-//! This crate holds types and framing only: no sockets policy, no business logic. It builds
+//! This crate holds types and framing only: no sockets policy, no business logic. Two things
+//! a client must read as the daemon writes them live here too: durations as people read them
+//! ([`duration`]) and a schedule's keys with its description ([`schedule`]), so that a host
+//! describes a board's schedule from its parts; the scheduling itself is the core's. It builds
 //! `no_std` with `alloc` (disable the default `std` feature) so the embedded agent speaks the same
 //! types; with `std` it adds the shared text formats ([`text`]), the default socket path
 //! ([`endpoint`]) and a small blocking client ([`client`]).

@@ -253,7 +253,8 @@ impl Stat {
         match *self {
             Stat::Int(i) => Some(i as f64),
             Stat::Float(f) => Some(f),
-            // Exact powers of ten up to 10^22, so the quotient is rounded once.
+            // Powers of ten are exact up to 10^22, so up to there (and for |units| up to 2^53)
+            // the quotient is rounded once.
             Stat::Decimal(units, scale) => {
                 Some(units as f64 / (0..scale).fold(1.0, |d: f64, _| d * 10.0))
             }
@@ -274,15 +275,22 @@ impl From<i64> for Stat {
     }
 }
 
-impl From<i32> for Stat {
-    fn from(i: i32) -> Stat {
-        Stat::Int(i.into())
-    }
+/// The integers that fit an `i64` as they are.
+macro_rules! stat_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Stat {
+            fn from(i: $t) -> Stat {
+                Stat::Int(i.into())
+            }
+        }
+    )*};
 }
 
-impl From<u32> for Stat {
-    fn from(i: u32) -> Stat {
-        Stat::Int(i.into())
+stat_from_int!(i8, i16, i32, u8, u16, u32);
+
+impl From<usize> for Stat {
+    fn from(i: usize) -> Stat {
+        Stat::from(i as u64)
     }
 }
 
@@ -437,6 +445,7 @@ pub struct TaskStatus {
     pub journal: Vec<Entry>,
 }
 
+/// Its schedule is left out (a status has it as text only): a board puts in the parts it has.
 impl From<UnitStatus> for TaskStatus {
     fn from(s: UnitStatus) -> TaskStatus {
         TaskStatus {
@@ -546,11 +555,15 @@ pub enum Ask {
     Stop {
         /// Task names or globs.
         units: Vec<String>,
+        /// Say what it would do, and do nothing.
+        dry_run: bool,
     },
     /// [`Request::Restart`].
     Restart {
         /// Task names or globs.
         units: Vec<String>,
+        /// Say what it would do, and do nothing.
+        dry_run: bool,
     },
     /// Journal entries after `after_seq` (from the oldest when None), of `units` (all when
     /// empty), at `level` or more severe, at most the newest `lines` of them when given. A
@@ -581,11 +594,13 @@ impl Ask {
             Request::Start { units } => Ask::Start {
                 units: units.clone(),
             },
-            Request::Stop { units, .. } => Ask::Stop {
+            Request::Stop { units, dry_run } => Ask::Stop {
                 units: units.clone(),
+                dry_run: *dry_run,
             },
-            Request::Restart { units, .. } => Ask::Restart {
+            Request::Restart { units, dry_run } => Ask::Restart {
                 units: units.clone(),
+                dry_run: *dry_run,
             },
             other => {
                 return Err(alloc::format!(

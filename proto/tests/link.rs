@@ -15,7 +15,8 @@ fn ask() -> impl Strategy<Value = Ask> {
         Just(Ask::Hello { host_wall_us: 0 }),
         (prop::collection::vec("[a-z*@]{0,12}", 0..4), any::<u32>())
             .prop_map(|(patterns, lines)| Ask::Status { patterns, lines }),
-        prop::collection::vec("[a-z]{1,8}", 0..4).prop_map(|units| Ask::Stop { units }),
+        (prop::collection::vec("[a-z]{1,8}", 0..4), any::<bool>())
+            .prop_map(|(units, dry_run)| Ask::Stop { units, dry_run }),
         (any::<Option<u64>>(), any::<Option<u32>>()).prop_map(|(after_seq, lines)| {
             Ask::Journal {
                 units: Vec::new(),
