@@ -17,7 +17,7 @@ use asyncmd_proto::unit::UnitSummary;
 use asyncmd_proto::{ActionResult, Entry, UnitStatus, UnitType};
 use serde_json::{Map, Value};
 
-use crate::{Agent, BoardClock};
+use crate::Agent;
 
 /// A board's agent as the host of requests.
 #[derive(Clone, Copy)]
@@ -161,9 +161,7 @@ impl Agent {
             status.kwargs = slot.kwargs.clone();
             status.stats = slot.stats.clone();
             status.result = slot.life.value.as_ref().map(Stat::from);
-            let clock = BoardClock {
-                wall_offset_us: st.wall_offset_us,
-            };
+            let clock = st.clock();
             let fix = |t: Option<i64>| t.map(|t| clock.fix(t));
             status.schedule = self.defs[i].schedule.map(|spec| {
                 let last = fix(slot.schedule_last_us);

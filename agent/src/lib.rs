@@ -194,6 +194,15 @@ struct State {
     me: UnitId,
 }
 
+impl State {
+    /// The board's clocks as the host last set them.
+    fn clock(&self) -> BoardClock {
+        BoardClock {
+            wall_offset_us: self.wall_offset_us,
+        }
+    }
+}
+
 /// The board's clocks: embassy-time's monotonic clock, and a wall clock set from the host.
 #[derive(Debug, Clone, Copy)]
 struct BoardClock {
@@ -289,9 +298,7 @@ impl Agent {
     }
 
     fn clock(&self) -> BoardClock {
-        BoardClock {
-            wall_offset_us: self.with(|st| st.wall_offset_us),
-        }
+        self.with(|st| st.clock())
     }
 
     /// Logs `msg` under task `index`'s name.

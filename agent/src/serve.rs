@@ -16,7 +16,7 @@ use asyncmd_proto::link::{self, Ask, Deframer, LinkError, Reply, MAX_LINK_FRAME}
 use asyncmd_proto::{ErrorCode, JournalQuery, Level};
 use embedded_io_async::{Read, Write};
 
-use crate::{Agent, Board, BoardClock};
+use crate::{Agent, Board};
 
 /// A board does not match messages by regular expression: the host does.
 enum NoGrep {}
@@ -162,9 +162,7 @@ impl Agent {
                 }
             }
             let next_seq = stopped_at.unwrap_or(cursor.seq());
-            let clock = BoardClock {
-                wall_offset_us: st.wall_offset_us,
-            };
+            let clock = st.clock();
             picked.drain(..first);
             for e in picked.iter_mut() {
                 e.time_us = clock.fix(e.time_us);

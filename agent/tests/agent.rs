@@ -114,6 +114,12 @@ fn drive<F: std::future::Future>(a: &'static Agent, script: F) -> F::Output {
     }
 }
 
+/// Task `name` asked to stop (or what that would do).
+async fn stop(a: &'static Agent, name: &str, dry_run: bool) -> Reply {
+    let units = vec![name.into()];
+    a.answer(Ask::Stop { units, dry_run }).await
+}
+
 async fn status(a: &'static Agent, pattern: &str) -> Vec<TaskStatus> {
     match a
         .answer(Ask::Status {
@@ -163,12 +169,7 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
         assert!(s.journal.iter().all(|e| e.msg.starts_with("tick ")));
 
         // A dry run says what it would do, and does nothing.
-        let r = a
-            .answer(Ask::Stop {
-                units: vec!["count".into()],
-                dry_run: true,
-            })
-            .await;
+        let r = stop(a, "count", true).await;
         assert!(
             matches!(&r, Reply::Actions(v) if v[0].message == "would stop"),
             "{r:?}"
@@ -176,12 +177,7 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
         assert_eq!(status(a, "count").await[0].state, UnitState::Running);
 
         // Stop, then start again: a second run.
-        let r = a
-            .answer(Ask::Stop {
-                units: vec!["count".into()],
-                dry_run: false,
-            })
-            .await;
+        let r = stop(a, "count", false).await;
         assert!(
             matches!(&r, Reply::Actions(v) if v[0].outcome == ActionOutcome::Ok),
             "{r:?}"
@@ -229,12 +225,7 @@ fn tasks_run_stop_start_and_report_through_the_link_answers() {
             "{r:?}"
         );
         // A typo of a task's name gets the task it likely meant, from a board's tasks alone.
-        let r = a
-            .answer(Ask::Stop {
-                units: vec!["cuont".into()],
-                dry_run: false,
-            })
-            .await;
+        let r = stop(a, "cuont", false).await;
         assert!(
             matches!(&r, Reply::Actions(v) if v[0].message == "Unit cuont not found. Did you mean count?"),
             "{r:?}"
