@@ -497,8 +497,12 @@ mod tests {
         })
     }
 
-    const SELF_REPORT: &str = "echo \"pid=$$ pgid=$(cut -d' ' -f5 /proc/$$/stat)\"; \
-        grep -E '^(SigBlk|SigIgn|SigCgt):' /proc/$$/status; \
+    /// The shell reads its own /proc files with builtins before it starts any child: dash
+    /// blocks every signal while it waits for one, and a reader then would see that mask.
+    const SELF_REPORT: &str = "read -r st < /proc/$$/stat; set -- $st; \
+        echo \"pid=$$ pgid=$5\"; \
+        while read -r l; do case $l in SigBlk:*|SigIgn:*|SigCgt:*) echo \"$l\";; esac; \
+        done < /proc/$$/status; \
         echo \"cwd=$(pwd) x=$X\"; readlink /proc/$$/fd/0; ls /proc/$$/fd; \
         echo to-stderr >&2; exit 3";
 
