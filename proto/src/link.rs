@@ -20,12 +20,17 @@ use chrono::{DateTime, FixedOffset, NaiveTime, Timelike};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::journal::{Entry, Level};
 use crate::request::{ActionResult, ErrorCode, Request, Response};
 use crate::schedule::{describe, At, Spec};
 use crate::unit::{LoopInfo, ScheduleStatus, UnitState, UnitStatus, UnitSummary, UnitType};
+
+mod stat;
+
+use stat::{map_of, stats_of};
+pub use stat::{Stat, MAX_NESTING};
 
 /// The link protocol's version; both ends refuse a frame of another.
 pub const LINK_VERSION: u16 = 4;
@@ -116,8 +121,10 @@ pub fn decode<T: DeserializeOwned>(frame: &mut [u8]) -> Result<T, LinkError> {
     if version != LINK_VERSION {
         return Err(LinkError::Version { theirs: version });
     }
-    let (msg, left) =
-        postcard::take_from_bytes::<T>(rest).map_err(|e| LinkError::Malformed(e.to_string()))?;
+    stat::took_too_deep();
+    let (msg, left) = postcard::take_from_bytes::<T>(rest).map_err(|e| {
+        LinkError::Malformed(stat::took_too_deep().unwrap_or_else(|| e.to_string()))
+    })?;
     if !left.is_empty() {
         return Err(LinkError::Malformed(alloc::format!(
             "{} bytes after the message",
@@ -175,156 +182,6 @@ impl Deframer {
             self.buf.clear();
         }
     }
-}
-
-/// A value as the link carries it (`serde_json::Value` is not postcard).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Stat {
-    /// `null`.
-    Null,
-    /// `true` or `false`.
-    Bool(bool),
-    /// An integer.
-    Int(i64),
-    /// Any other number.
-    Float(f64),
-    /// A string.
-    Text(String),
-    /// An array.
-    List(Vec<Stat>),
-    /// An object, its keys in order.
-    Object(Vec<(String, Stat)>),
-    /// A fixed-point number, `.0 / 10^.1`: a reading in tenths is `Decimal(213, 1)`, 21.3. A
-    /// board without double-precision hardware hands its readings over so, and the host
-    /// divides (a float division in software costs a board 1 KiB of flash).
-    Decimal(i64, u8),
-}
-
-impl From<&Value> for Stat {
-    fn from(v: &Value) -> Stat {
-        match v {
-            Value::Null => Stat::Null,
-            Value::Bool(b) => Stat::Bool(*b),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Stat::Int(i),
-                None => Stat::Float(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            Value::String(s) => Stat::Text(s.clone()),
-            // Carried as structure, so a board never formats JSON text.
-            Value::Array(a) => Stat::List(a.iter().map(Stat::from).collect()),
-            Value::Object(m) => Stat::Object(stats_of(m)),
-        }
-    }
-}
-
-impl From<Value> for Stat {
-    fn from(v: Value) -> Stat {
-        // By reference, so a board has the conversion once.
-        Stat::from(&v)
-    }
-}
-
-impl From<Stat> for Value {
-    fn from(s: Stat) -> Value {
-        match s {
-            Stat::Null => Value::Null,
-            Stat::Bool(b) => Value::Bool(b),
-            Stat::Int(i) => Value::from(i),
-            Stat::Float(f) => Value::from(f),
-            Stat::Text(t) => Value::String(t),
-            Stat::List(a) => Value::Array(a.into_iter().map(Value::from).collect()),
-            Stat::Object(m) => Value::Object(map_of(m)),
-            Stat::Decimal(..) => s.as_f64().map_or(Value::Null, Value::from),
-        }
-    }
-}
-
-impl Stat {
-    /// The integer it is, if it is one.
-    pub fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Stat::Int(i) => Some(i),
-            _ => None,
-        }
-    }
-
-    /// The number it is, if it is one.
-    pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            Stat::Int(i) => Some(i as f64),
-            Stat::Float(f) => Some(f),
-            // Powers of ten are exact up to 10^22, so up to there (and for |units| up to 2^53)
-            // the quotient is rounded once.
-            Stat::Decimal(units, scale) => {
-                Some(units as f64 / (0..scale).fold(1.0, |d: f64, _| d * 10.0))
-            }
-            _ => None,
-        }
-    }
-}
-
-impl From<bool> for Stat {
-    fn from(b: bool) -> Stat {
-        Stat::Bool(b)
-    }
-}
-
-impl From<i64> for Stat {
-    fn from(i: i64) -> Stat {
-        Stat::Int(i)
-    }
-}
-
-/// The integers that fit an `i64` as they are.
-macro_rules! stat_from_int {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Stat {
-            fn from(i: $t) -> Stat {
-                Stat::Int(i.into())
-            }
-        }
-    )*};
-}
-
-stat_from_int!(i8, i16, i32, u8, u16, u32);
-
-impl From<usize> for Stat {
-    fn from(i: usize) -> Stat {
-        Stat::from(i as u64)
-    }
-}
-
-impl From<u64> for Stat {
-    /// Above `i64::MAX`, a float, as JSON would read it.
-    fn from(i: u64) -> Stat {
-        i64::try_from(i).map_or(Stat::Float(i as f64), Stat::Int)
-    }
-}
-
-impl From<f64> for Stat {
-    fn from(f: f64) -> Stat {
-        Stat::Float(f)
-    }
-}
-
-impl From<&str> for Stat {
-    fn from(s: &str) -> Stat {
-        Stat::Text(s.into())
-    }
-}
-
-impl From<String> for Stat {
-    fn from(s: String) -> Stat {
-        Stat::Text(s)
-    }
-}
-
-fn stats_of(m: &Map<String, Value>) -> Vec<(String, Stat)> {
-    m.iter().map(|(k, v)| (k.clone(), Stat::from(v))).collect()
-}
-
-fn map_of(v: Vec<(String, Stat)>) -> Map<String, Value> {
-    v.into_iter().map(|(k, s)| (k, Value::from(s))).collect()
 }
 
 /// A board's schedule on the link: its keys as numbers, so that the host describes it (the
@@ -713,6 +570,7 @@ impl Reply {
 mod tests {
     use super::*;
     use alloc::vec;
+    use serde_json::Map;
 
     fn frame<T: Serialize>(msg: &T) -> Vec<u8> {
         let mut out = Vec::new();
@@ -795,27 +653,6 @@ mod tests {
     }
 
     #[test]
-    fn a_board_value_reads_as_json_reads_it() {
-        assert_eq!(Stat::from(7u64), Stat::from(Value::from(7u64)));
-        assert_eq!(Stat::from(u64::MAX), Stat::from(Value::from(u64::MAX)));
-        assert_eq!(Stat::from(-3i32), Stat::Int(-3));
-        assert_eq!(Stat::from("on"), Stat::from(Value::from("on")));
-        assert_eq!(Stat::from(21.5).as_f64(), Some(21.5));
-        assert_eq!(
-            (Stat::Int(2).as_i64(), Stat::Int(2).as_f64()),
-            (Some(2), Some(2.0))
-        );
-        assert_eq!(
-            (Stat::Float(2.5).as_i64(), Stat::Null.as_f64()),
-            (None, None)
-        );
-        // A reading in tenths reads as the nearest double, as if written `21.3` in JSON.
-        assert_eq!(Value::from(Stat::Decimal(213, 1)), serde_json::json!(21.3));
-        assert_eq!(Value::from(Stat::Decimal(-5, 2)), serde_json::json!(-0.05));
-        assert_eq!(Stat::Decimal(7, 0).as_f64(), Some(7.0));
-    }
-
-    #[test]
     fn a_status_crosses_the_link_as_it_was() {
         let daily = Spec::new(
             Some(Duration::from_secs(2)),
@@ -874,6 +711,79 @@ mod tests {
             panic!("not a status");
         };
         assert_eq!(units, vec![s]);
+    }
+
+    /// A board's reply whose result is `depth` lists, each inside the last, with `leaf` in
+    /// the deepest; built byte by byte, as a hostile board would send it.
+    fn nested_reply(depth: usize, leaf: Stat) -> Vec<u8> {
+        let task = TaskStatus {
+            name: "deep".into(),
+            kind: UnitType::Task,
+            state: UnitState::Inactive,
+            since_us: None,
+            started_us: None,
+            done_us: None,
+            error: None,
+            traceback: vec![],
+            starts: 0,
+            last_exit: None,
+            schedule: None,
+            stats: vec![],
+            args: vec![],
+            kwargs: vec![],
+            result: Some(Stat::Null),
+            loop_info: None,
+            journal: vec![],
+        };
+        let mut body = postcard::to_allocvec(&LINK_VERSION).unwrap();
+        body.extend(postcard::to_allocvec(&Reply::Status(vec![task])).unwrap());
+        // The status ends: result Some(Null), loop_info None, no journal.
+        assert_eq!(body.split_off(body.len() - 4), [1, 0, 0, 0]);
+        body.push(1);
+        for _ in 0..depth {
+            body.extend([5, 1]); // Stat::List of one
+        }
+        body.extend(postcard::to_allocvec(&leaf).unwrap());
+        body.extend([0, 0]);
+        body.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
+        let mut f = vec![0; cobs::max_encoding_length(body.len())];
+        let n = cobs::encode(&body, &mut f);
+        f.truncate(n);
+        f
+    }
+
+    #[test]
+    fn a_value_nested_past_the_limit_is_refused_not_followed_down() {
+        // On a thread with a small stack: decoding, converting or dropping 1,000 levels
+        // would overflow it.
+        let run = |depth: usize| {
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let mut f = nested_reply(depth, Stat::Int(7));
+                    assert!(f.len() < MAX_LINK_FRAME, "{} bytes", f.len());
+                    decode::<Reply>(&mut f).map(|r| r.into_response("pyboard"))
+                })
+                .unwrap()
+                .join()
+                .expect("the decoding thread's stack held")
+        };
+        let Ok(Some(Response::Status { units, .. })) = run(MAX_NESTING) else {
+            panic!("the deepest value allowed was refused");
+        };
+        let mut v = units[0].task_result.as_ref().unwrap();
+        for _ in 0..MAX_NESTING {
+            v = &v[0];
+        }
+        assert_eq!(v, &Value::from(7));
+        for depth in [MAX_NESTING + 1, 1000] {
+            let e = run(depth).expect_err("too deep");
+            assert!(
+                e.to_string()
+                    .contains(&format!("nested deeper than {MAX_NESTING}")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
