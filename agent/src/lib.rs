@@ -439,10 +439,12 @@ impl Agent {
                 };
                 let busy = self.with(|st| st.slots[*i].life.is_active());
                 let turn = Turn::when_busy(busy);
-                // Due times count from the boot until a host sets the clock.
-                let shown = DateTime::from_timestamp_micros(clock.fix(when.timestamp_micros()))
-                    .unwrap_or(when);
-                let (level, line) = turn.line(&shown);
+                // Due times count from the boot until a host sets the clock, and are said so.
+                let shown = clock.fix(when.timestamp_micros());
+                let (level, line) = match DateTime::from_timestamp_micros(shown) {
+                    Some(at) if shown >= CLOCK_SET => turn.line(&at),
+                    _ => turn.line_at(&since_boot(shown)),
+                };
                 self.log(*i, level, &line);
                 if turn == Turn::Start {
                     self.with(|st| st.slots[*i].schedule_last_us = Some(when.timestamp_micros()));
@@ -456,6 +458,17 @@ impl Agent {
             }
         }
     }
+}
+
+/// `us` after the boot, as a person reads it: `5.000s after boot`. In u32 parts, whose
+/// formatting a board has already (136 years of seconds).
+fn since_boot(us: i64) -> String {
+    let ms = (us.max(0) / 1000) as u64;
+    alloc::format!(
+        "{}.{:03}s after boot",
+        (ms / 1000) as u32,
+        (ms % 1000) as u32
+    )
 }
 
 /// Appends `msg` to the journal under `id`, a line per line.

@@ -283,6 +283,17 @@ fn a_schedule_fires_and_the_journal_pages_from_a_sequence_number() {
             .iter()
             .any(|e| e.msg == "once: ran" && e.level == Level::Warning));
         assert!(entries.iter().all(|e| e.unit == "once"));
+        // No host has told the time yet: a due time is said as time since the boot.
+        let due: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e.msg.strip_prefix("Starting the run due at "))
+            .collect();
+        assert!(due.len() >= 2, "{entries:?}");
+        for d in &due {
+            let secs = d.strip_suffix("s after boot").expect(d);
+            let (s, ms) = secs.split_once('.').expect(d);
+            assert!(s.parse::<u32>().is_ok() && ms.len() == 3, "{d}");
+        }
         let Reply::Entries { entries: later, .. } = page(Some(next_seq)).await else {
             panic!()
         };
@@ -298,6 +309,20 @@ fn a_schedule_fires_and_the_journal_pages_from_a_sequence_number() {
             panic!()
         };
         assert_eq!(board, "testboard");
+        // From then on, on the wall clock (2025-11-24, as the host told it).
+        let runs = until(a, "once", "a run after the clock was set", |_| true)
+            .await
+            .starts;
+        until(a, "once", "another run", |s| s.starts > runs).await;
+        let Reply::Entries { entries, .. } = page(Some(next_seq)).await else {
+            panic!()
+        };
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.msg.starts_with("Starting the run due at 2025-11-24 ")),
+            "{entries:?}"
+        );
         a.answer(Ask::Start {
             units: vec!["fails".into()],
         })

@@ -48,6 +48,12 @@ impl Turn {
             t.second(),
             t.nanosecond() / 1_000_000 % 1000
         );
+        self.line_at(&at)
+    }
+
+    /// The journal line for this turn of the run due at `at`, already written out (a board
+    /// whose clock no host has set yet says how long after its boot).
+    pub fn line_at(self, at: &str) -> (Level, String) {
         match self {
             Turn::Start => (Level::Info, format!("Starting the run due at {at}")),
             Turn::Skip => (
