@@ -244,7 +244,14 @@ fn garbage_and_a_corrupt_frame_get_an_error_and_the_board_goes_on() {
         matches!(&got.last().unwrap().1, Reply::List(rows) if rows.len() == 3),
         "the good frame after them is answered: {got:?}"
     );
+    // A client that dies mid-frame leaves half a frame in the board's buffer: the next
+    // client's first frame is read on its own all the same.
+    let mut half = Vec::new();
+    link::encode(&(7u16, Ask::List { patterns: vec![] }), &mut half).unwrap();
+    line.write_all(&half[..half.len() / 2]).unwrap();
     drop(line);
+    let out = stdout(&b.ctl(&["list"]));
+    assert!(out.contains("blink"), "{out}");
     // And the board logged what it dropped.
     let out = stdout(&b.journal(&["-u", "agent"]));
     assert!(out.contains("[WARNING] [agent] link: "), "{out}");

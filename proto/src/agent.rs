@@ -269,7 +269,11 @@ impl AgentClient {
     pub fn ask(&mut self, ask: &Ask) -> Result<Reply, AgentError> {
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let id = self.next_id;
+        // A delimiter first: what line noise or a client that died mid-frame left in the
+        // board's buffer ends there and is dropped alone, instead of spoiling this frame. The
+        // board skips a lone delimiter.
         self.out.clear();
+        self.out.push(0);
         link::encode(&(id, ask), &mut self.out).map_err(AgentError::Link)?;
         self.line.write_all(&self.out).map_err(AgentError::Io)?;
         let deadline = Instant::now() + ANSWER_TIMEOUT;
