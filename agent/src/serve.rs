@@ -180,6 +180,9 @@ impl Agent {
         let mut out = Vec::new();
         let mut deframer = Deframer::new();
         let mut buf = [0u8; 64];
+        // A delimiter first: half a reply cut off by a reset ends there, and the host reads
+        // this greeting on its own (and so sees the reset).
+        let _ = tx.write_all(&[0]).await;
         self.send(&mut tx, &mut out, 0, &self.hello()).await;
         loop {
             let n = match rx.read(&mut buf).await {

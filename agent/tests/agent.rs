@@ -439,3 +439,58 @@ fn paging_through_a_big_journal_loses_nothing_and_a_status_fits_a_frame() {
         asyncmd_proto::link::encode(&(1u16, reply), &mut f).expect("a status fits a frame");
     });
 }
+
+/// The board's end of a line: nothing comes in; what goes out is kept.
+struct Line(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl embedded_io_async::ErrorType for Line {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io_async::Read for Line {
+    async fn read(&mut self, _buf: &mut [u8]) -> Result<usize, Self::Error> {
+        core::future::pending().await
+    }
+}
+
+impl embedded_io_async::Write for Line {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_board_that_reset_mid_reply_is_greeted_on_its_own() {
+    let a = agent();
+    let sent = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let line = Line(sent.clone());
+    drive(a, async {
+        let serve = a.serve(Line(line.0.clone()), line);
+        let wait = async {
+            // Until a whole frame is out.
+            while !(sent.borrow().len() > 1 && sent.borrow().ends_with(&[0])) {
+                Timer::after_millis(1).await;
+            }
+        };
+        let Either::Second(()) = select(serve, wait).await;
+    });
+    // What the host reads: half a reply the reset cut off, then what the board sent at boot.
+    let mut bytes = Vec::new();
+    asyncmd_proto::link::encode(&(3u16, Reply::List(Vec::new())), &mut bytes).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    bytes.extend(sent.borrow().iter());
+    let mut got = Vec::new();
+    asyncmd_proto::link::Deframer::new().feed::<(u16, Reply)>(&bytes, |r| got.push(r));
+    assert!(
+        matches!(
+            got.iter().find_map(|r| r.as_ref().ok()),
+            Some((0, Reply::Hello { board, .. })) if board == "testboard"
+        ),
+        "{got:?}"
+    );
+}
