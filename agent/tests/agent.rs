@@ -309,20 +309,30 @@ fn a_schedule_fires_and_the_journal_pages_from_a_sequence_number() {
             panic!()
         };
         assert_eq!(board, "testboard");
-        // From then on, on the wall clock (2025-11-24, as the host told it).
-        let runs = until(a, "once", "a run after the clock was set", |_| true)
-            .await
-            .starts;
-        until(a, "once", "another run", |s| s.starts > runs).await;
-        let Reply::Entries { entries, .. } = page(Some(next_seq)).await else {
-            panic!()
-        };
-        assert!(
-            entries
+        // From then on, on the wall clock (2025-11-24, as the host told it): a run comes
+        // every 40 ms, so one is logged soon.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut from = next_seq;
+        loop {
+            let Reply::Entries {
+                entries, next_seq, ..
+            } = page(Some(from)).await
+            else {
+                panic!()
+            };
+            from = next_seq;
+            if entries
                 .iter()
-                .any(|e| e.msg.starts_with("Starting the run due at 2025-11-24 ")),
-            "{entries:?}"
-        );
+                .any(|e| e.msg.starts_with("Starting the run due at 2025-11-24 "))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no run due on the wall clock: {entries:?}"
+            );
+            Timer::after_millis(2).await;
+        }
         a.answer(Ask::Start {
             units: vec!["fails".into()],
         })
@@ -473,7 +483,13 @@ fn a_board_that_reset_mid_reply_is_greeted_on_its_own() {
         let serve = a.serve(Line(line.0.clone()), line);
         let wait = async {
             // Until a whole frame is out.
+            let deadline = Instant::now() + Duration::from_secs(20);
             while !(sent.borrow().len() > 1 && sent.borrow().ends_with(&[0])) {
+                assert!(
+                    Instant::now() < deadline,
+                    "no greeting: {:?}",
+                    sent.borrow()
+                );
                 Timer::after_millis(1).await;
             }
         };

@@ -320,8 +320,10 @@ impl AgentClient {
                         self.regreet = true;
                         resend_at = Some(Instant::now() + RESEND_AFTER_RESET);
                     }
-                    Err(LinkError::Version { theirs }) => {
-                        return Err(AgentError::Link(LinkError::Version { theirs }))
+                    // Whole and intact (its CRC holds), yet not readable here: the board's
+                    // answer, which this host cannot take. Said now, not waited out.
+                    Err(e @ (LinkError::Version { .. } | LinkError::Malformed(_))) => {
+                        return Err(AgentError::Link(e))
                     }
                     // An answer to an earlier request, the board's word on line noise, or a
                     // frame spoilt on the way (the board will not answer it twice).
@@ -350,5 +352,65 @@ impl AgentClient {
         self.ask(&ask)?.into_response(&board).ok_or_else(|| {
             AgentError::Link(LinkError::Malformed("an answer of another kind".into()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::{nested_reply, Ask, Stat};
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_reply_too_deep_to_read_fails_the_request_and_says_why() {
+        // A hostile board: it greets as it should, then answers with a value a thousand
+        // levels deep.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let board = std::thread::spawn(move || {
+            let (mut line, _) = listener.accept().unwrap();
+            let mut deframer = Deframer::new();
+            let mut buf = [0u8; 256];
+            loop {
+                let n = line.read(&mut buf).unwrap();
+                if n == 0 {
+                    return;
+                }
+                let mut asks = Vec::new();
+                deframer.feed::<(u16, Ask)>(&buf[..n], |r| asks.push(r.unwrap()));
+                for (id, ask) in asks {
+                    let mut out = Vec::new();
+                    if let Ask::Hello { .. } = ask {
+                        let hello = Reply::Hello {
+                            board: "hostile".into(),
+                            firmware: "0".into(),
+                            uptime_us: 1,
+                        };
+                        link::encode(&(id, hello), &mut out).unwrap();
+                    } else {
+                        out = nested_reply(Some(id), 1000, Stat::Int(7));
+                        out.push(0);
+                    }
+                    line.write_all(&out).unwrap();
+                }
+            }
+        });
+        let mut c = AgentClient::connect(&format!("tcp:127.0.0.1:{port}")).unwrap();
+        assert_eq!(c.board(), "hostile");
+        let e = c
+            .call(Request::Status {
+                patterns: Vec::new(),
+                lines: 0,
+            })
+            .unwrap_err();
+        assert!(matches!(e, AgentError::Link(_)), "not waited out: {e:?}");
+        assert_eq!(
+            e.to_string(),
+            "bad answer from the board: malformed link message: a value nested deeper than 32 \
+             lists or objects"
+        );
+        drop(c);
+        board.join().unwrap();
     }
 }

@@ -30,7 +30,7 @@ use crate::unit::{LoopInfo, ScheduleStatus, UnitState, UnitStatus, UnitSummary, 
 mod stat;
 
 use stat::{map_of, stats_of};
-pub use stat::{Stat, MAX_NESTING};
+pub use stat::{Stat, CUT, MAX_NESTING};
 
 /// The link protocol's version; both ends refuse a frame of another.
 pub const LINK_VERSION: u16 = 4;
@@ -121,7 +121,7 @@ pub fn decode<T: DeserializeOwned>(frame: &mut [u8]) -> Result<T, LinkError> {
     if version != LINK_VERSION {
         return Err(LinkError::Version { theirs: version });
     }
-    stat::took_too_deep();
+    stat::clear_too_deep();
     let (msg, left) = postcard::take_from_bytes::<T>(rest).map_err(|e| {
         LinkError::Malformed(stat::took_too_deep().unwrap_or_else(|| e.to_string()))
     })?;
@@ -566,6 +566,51 @@ impl Reply {
     }
 }
 
+/// A board's reply (to request `id`, if given) whose result is `depth` lists, each inside the
+/// last, with `leaf` in the deepest; built byte by byte, as a hostile board would send it, and
+/// COBS-encoded without its closing zero.
+#[cfg(test)]
+pub(crate) fn nested_reply(id: Option<u16>, depth: usize, leaf: Stat) -> Vec<u8> {
+    use alloc::vec;
+    let task = TaskStatus {
+        name: "deep".into(),
+        kind: UnitType::Task,
+        state: UnitState::Inactive,
+        since_us: None,
+        started_us: None,
+        done_us: None,
+        error: None,
+        traceback: vec![],
+        starts: 0,
+        last_exit: None,
+        schedule: None,
+        stats: vec![],
+        args: vec![],
+        kwargs: vec![],
+        result: Some(Stat::Null),
+        loop_info: None,
+        journal: vec![],
+    };
+    let mut body = postcard::to_allocvec(&LINK_VERSION).unwrap();
+    if let Some(id) = id {
+        body.extend(postcard::to_allocvec(&id).unwrap());
+    }
+    body.extend(postcard::to_allocvec(&Reply::Status(vec![task])).unwrap());
+    // The status ends: result Some(Null), loop_info None, no journal.
+    assert_eq!(body.split_off(body.len() - 4), [1, 0, 0, 0]);
+    body.push(1);
+    for _ in 0..depth {
+        body.extend([5, 1]); // Stat::List of one
+    }
+    body.extend(postcard::to_allocvec(&leaf).unwrap());
+    body.extend([0, 0]);
+    body.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
+    let mut f = vec![0; cobs::max_encoding_length(body.len())];
+    let n = cobs::encode(&body, &mut f);
+    f.truncate(n);
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -713,45 +758,6 @@ mod tests {
         assert_eq!(units, vec![s]);
     }
 
-    /// A board's reply whose result is `depth` lists, each inside the last, with `leaf` in
-    /// the deepest; built byte by byte, as a hostile board would send it.
-    fn nested_reply(depth: usize, leaf: Stat) -> Vec<u8> {
-        let task = TaskStatus {
-            name: "deep".into(),
-            kind: UnitType::Task,
-            state: UnitState::Inactive,
-            since_us: None,
-            started_us: None,
-            done_us: None,
-            error: None,
-            traceback: vec![],
-            starts: 0,
-            last_exit: None,
-            schedule: None,
-            stats: vec![],
-            args: vec![],
-            kwargs: vec![],
-            result: Some(Stat::Null),
-            loop_info: None,
-            journal: vec![],
-        };
-        let mut body = postcard::to_allocvec(&LINK_VERSION).unwrap();
-        body.extend(postcard::to_allocvec(&Reply::Status(vec![task])).unwrap());
-        // The status ends: result Some(Null), loop_info None, no journal.
-        assert_eq!(body.split_off(body.len() - 4), [1, 0, 0, 0]);
-        body.push(1);
-        for _ in 0..depth {
-            body.extend([5, 1]); // Stat::List of one
-        }
-        body.extend(postcard::to_allocvec(&leaf).unwrap());
-        body.extend([0, 0]);
-        body.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
-        let mut f = vec![0; cobs::max_encoding_length(body.len())];
-        let n = cobs::encode(&body, &mut f);
-        f.truncate(n);
-        f
-    }
-
     #[test]
     fn a_value_nested_past_the_limit_is_refused_not_followed_down() {
         // On a thread with a small stack: decoding, converting or dropping 1,000 levels
@@ -760,13 +766,14 @@ mod tests {
             std::thread::Builder::new()
                 .stack_size(128 * 1024)
                 .spawn(move || {
-                    let mut f = nested_reply(depth, Stat::Int(7));
+                    let mut f = nested_reply(None, depth, Stat::Int(7));
                     assert!(f.len() < MAX_LINK_FRAME, "{} bytes", f.len());
                     decode::<Reply>(&mut f).map(|r| r.into_response("pyboard"))
                 })
                 .unwrap()
                 .join()
-                .expect("the decoding thread's stack held")
+                // (An overflow would abort the whole test binary, not end up here.)
+                .expect("the decoding thread ends")
         };
         let Ok(Some(Response::Status { units, .. })) = run(MAX_NESTING) else {
             panic!("the deepest value allowed was refused");

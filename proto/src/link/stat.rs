@@ -8,6 +8,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, EnumAccess, SeqAccess, VariantAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -43,21 +44,37 @@ pub enum Stat {
 }
 
 impl From<&Value> for Stat {
+    /// Lists and objects nested past [`MAX_NESTING`] are cut there, so that a host never
+    /// refuses a board's honest value.
     fn from(v: &Value) -> Stat {
-        match v {
-            Value::Null => Stat::Null,
-            Value::Bool(b) => Stat::Bool(*b),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Stat::Int(i),
-                None => Stat::Float(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            Value::String(s) => Stat::Text(s.clone()),
-            // Carried as structure, so a board never formats JSON text.
-            Value::Array(a) => Stat::List(a.iter().map(Stat::from).collect()),
-            Value::Object(m) => Stat::Object(stats_of(m)),
-        }
+        cut(v, MAX_NESTING)
     }
 }
+
+/// `v` as a `Stat`, with `depth` more levels of lists and objects kept.
+fn cut(v: &Value, depth: usize) -> Stat {
+    match v {
+        Value::Null => Stat::Null,
+        Value::Bool(b) => Stat::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Stat::Int(i),
+            None => Stat::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Stat::Text(s.clone()),
+        Value::Array(_) | Value::Object(_) if depth == 0 => Stat::Text(CUT.into()),
+        // Carried as structure, so a board never formats JSON text.
+        Value::Array(a) => Stat::List(a.iter().map(|v| cut(v, depth - 1)).collect()),
+        Value::Object(m) => Stat::Object(entries(m, depth - 1)),
+    }
+}
+
+/// The entries of `m`, with `depth` more levels kept in their values.
+fn entries(m: &Map<String, Value>, depth: usize) -> Vec<(String, Stat)> {
+    m.iter().map(|(k, v)| (k.clone(), cut(v, depth))).collect()
+}
+
+/// What stands for a list or object nested past [`MAX_NESTING`] in a board's value.
+pub const CUT: &str = "(nested too deep)";
 
 impl From<Value> for Stat {
     fn from(v: Value) -> Stat {
@@ -162,7 +179,7 @@ impl From<String> for Stat {
 }
 
 pub(crate) fn stats_of(m: &Map<String, Value>) -> Vec<(String, Stat)> {
-    m.iter().map(|(k, v)| (k.clone(), Stat::from(v))).collect()
+    entries(m, MAX_NESTING)
 }
 
 pub(crate) fn map_of(v: Vec<(String, Stat)>) -> Map<String, Value> {
@@ -185,6 +202,12 @@ impl<'de> Deserialize<'de> for Stat {
 #[cfg(feature = "std")]
 std::thread_local! {
     static TOO_DEEP: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Forgets a refusal noted before, so that the next decode's is its own.
+pub(crate) fn clear_too_deep() {
+    #[cfg(feature = "std")]
+    TOO_DEEP.with(|t| t.set(false));
 }
 
 /// The message of a refusal, if the last decode on this thread stopped at a value nested
@@ -250,9 +273,16 @@ impl<'de> Visitor<'de> for Nested {
             2 => Stat::Int(v.newtype_variant()?),
             3 => Stat::Float(v.newtype_variant()?),
             4 => Stat::Text(v.newtype_variant()?),
-            5 => Stat::List(v.newtype_variant_seed(List(self.down()?))?),
-            6 => Stat::Object(v.newtype_variant_seed(Entries(self.down()?))?),
-            _ => v.tuple_variant(2, DecimalParts)?,
+            5 => Stat::List(v.newtype_variant_seed(Seq(self.down()?))?),
+            6 => {
+                let entry = Pair(PhantomData::<String>, self.down()?);
+                Stat::Object(v.newtype_variant_seed(Seq(entry))?)
+            }
+            _ => {
+                let (units, scale) =
+                    v.tuple_variant(2, Pair(PhantomData::<i64>, PhantomData::<u8>))?;
+                Stat::Decimal(units, scale)
+            }
         })
     }
 }
@@ -290,25 +320,25 @@ impl Visitor<'_> for TagVisitor {
     }
 }
 
-/// A list's items, each one level further down.
-struct List(Nested);
+/// A sequence whose items are each read with the seed `.0`.
+struct Seq<S>(S);
 
-impl<'de> DeserializeSeed<'de> for List {
-    type Value = Vec<Stat>;
+impl<'de, S: DeserializeSeed<'de> + Copy> DeserializeSeed<'de> for Seq<S> {
+    type Value = Vec<S::Value>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Stat>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for List {
-    type Value = Vec<Stat>;
+impl<'de, S: DeserializeSeed<'de> + Copy> Visitor<'de> for Seq<S> {
+    type Value = Vec<S::Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of values")
+        f.write_str("a list")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Stat>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         // The length a peer claims is not trusted for the allocation.
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
         while let Some(item) = seq.next_element_seed(self.0)? {
@@ -318,80 +348,34 @@ impl<'de> Visitor<'de> for List {
     }
 }
 
-/// An object's keys and values, the values one level further down.
-struct Entries(Nested);
+/// Two items in a row, read with the seeds `.0` and `.1`: an object's key and value, a
+/// decimal's units and scale.
+#[derive(Clone, Copy)]
+struct Pair<A, B>(A, B);
 
-impl<'de> DeserializeSeed<'de> for Entries {
-    type Value = Vec<(String, Stat)>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Entries {
-    type Value = Vec<(String, Stat)>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of keys and values")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-        while let Some(entry) = seq.next_element_seed(Entry(self.0))? {
-            entries.push(entry);
-        }
-        Ok(entries)
-    }
-}
-
-/// One key and its value, as a pair.
-struct Entry(Nested);
-
-impl<'de> DeserializeSeed<'de> for Entry {
-    type Value = (String, Stat);
+impl<'de, A: DeserializeSeed<'de>, B: DeserializeSeed<'de>> DeserializeSeed<'de> for Pair<A, B> {
+    type Value = (A::Value, B::Value);
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_tuple(2, self)
     }
 }
 
-impl<'de> Visitor<'de> for Entry {
-    type Value = (String, Stat);
+impl<'de, A: DeserializeSeed<'de>, B: DeserializeSeed<'de>> Visitor<'de> for Pair<A, B> {
+    type Value = (A::Value, B::Value);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a key and its value")
+        f.write_str("two items")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let key = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let value = seq
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let first = seq
             .next_element_seed(self.0)?
-            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
-        Ok((key, value))
-    }
-}
-
-/// A decimal's units and scale.
-struct DecimalParts;
-
-impl<'de> Visitor<'de> for DecimalParts {
-    type Value = Stat;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a decimal's units and scale")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Stat, A::Error> {
-        let units = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let scale = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
-        Ok(Stat::Decimal(units, scale))
+            .ok_or_else(|| de::Error::invalid_length(0, &"two items"))?;
+        let second = seq
+            .next_element_seed(self.1)?
+            .ok_or_else(|| de::Error::invalid_length(1, &"two items"))?;
+        Ok((first, second))
     }
 }
 
@@ -449,5 +433,31 @@ mod tests {
         let deep = deep.replace('[', r#"{"List":["#).replace(']', "]}");
         let e = serde_json::from_str::<Stat>(&deep).unwrap_err();
         assert!(e.to_string().contains("nested deeper than 32"), "{e}");
+    }
+
+    #[test]
+    fn a_board_cuts_a_value_nested_too_deep_so_the_host_reads_it() {
+        let mut deep = Value::from(7);
+        for i in 0..MAX_NESTING + 8 {
+            deep = if i % 2 == 0 {
+                Value::Array(vec![deep])
+            } else {
+                serde_json::json!({ "k": deep })
+            };
+        }
+        let stat = Stat::from(&deep);
+        let bytes = postcard::to_allocvec(&stat).unwrap();
+        let back = postcard::from_bytes::<Stat>(&bytes).expect("read whole");
+        assert_eq!(back, stat);
+        // Kept down to the limit, then cut.
+        let mut v = &Value::from(back);
+        for _ in 0..MAX_NESTING {
+            v = match v {
+                Value::Array(a) => &a[0],
+                Value::Object(m) => &m["k"],
+                other => panic!("cut too early: {other}"),
+            };
+        }
+        assert_eq!(v, &Value::from(CUT));
     }
 }
