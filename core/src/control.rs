@@ -488,7 +488,9 @@ pub async fn act<H: Host>(host: &H, verb: Verb, patterns: &[String], dry_run: bo
         by_unit(&mut results);
         return Response::Actions { results };
     }
-    // What goes down with them, as it stands before anything is done.
+    // What goes down with them, as it stands before anything is done. Worked out here and in
+    // the dry run apart, not once above both: kept in the future across the awaits, even an
+    // empty Vec costs a board 164 B of flash.
     let knocked = if H::UNITS {
         knock_on(host, verb, &s.units)
     } else {

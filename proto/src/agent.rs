@@ -390,7 +390,6 @@ mod tests {
                         link::encode(&(id, hello), &mut out).unwrap();
                     } else {
                         out = nested_reply(Some(id), 1000, Stat::Int(7));
-                        out.push(0);
                     }
                     line.write_all(&out).unwrap();
                 }
